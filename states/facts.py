@@ -1,0 +1,239 @@
+"""The pathway snapshot: every fact the log has recorded, folded into one frozen value.
+
+The snapshot is what guards judge and what `hsct pathway show` prints. It is a pure function
+of the log (see `states.fold`), stored beside the pathway row only so that a load does not
+replay the whole log; invariant I1 checks that replaying gives the same value.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from states.vocabulary import DonorType, GraftSource, Locus, Phase, Route
+
+
+class Frozen(BaseModel):
+    """Base of every fact: immutable and closed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabMethod(StrEnum):
+    AUTOMATED = "automated"
+    MANUAL_DIFFERENTIAL = "manual_differential"
+
+
+class HlaResult(StrEnum):
+    """Per-locus comparison of donor and recipient."""
+
+    MATCH = "match"
+    ALLELE_MISMATCH = "allele_mismatch"
+    ANTIGEN_MISMATCH = "antigen_mismatch"
+
+
+class DsaResult(StrEnum):
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+    NOT_TESTED = "not_tested"
+
+
+class LabValue(Frozen):
+    """One blood count sample (ANC and/or platelets, x10^9/L)."""
+
+    at: AwareDatetime
+    anc_x10e9_per_l: float | None = None
+    platelets_x10e9_per_l: float | None = None
+    method: LabMethod = LabMethod.AUTOMATED
+    sequence: int = 0
+
+
+class Transfusion(Frozen):
+    at: AwareDatetime
+    product: Literal["platelets", "red_cells"]
+    sequence: int = 0
+
+
+class DonorCandidate(Frozen):
+    """A donor or a cord unit under consideration (HLA per locus, DSA, cord doses)."""
+
+    donor_ref: str
+    donor_type: DonorType
+    hla: dict[Locus, HlaResult] = Field(default_factory=dict)
+    dsa: DsaResult = DsaResult.NOT_TESTED
+    desensitization_plan: bool = False
+    justification: str | None = None
+    haplotype_shared: bool = False
+    tnc_x10e7_per_kg: float | None = None
+    cd34_x10e5_per_kg: float | None = None
+    attached_segment: bool = False
+    segment_typed: bool = False
+
+
+class IdmResult(Frozen):
+    """A donor infectious-disease marker panel: when the specimen was drawn and the result."""
+
+    donor_ref: str
+    drawn_on: date
+    result: Literal["negative", "positive"]
+
+
+class Product(Frozen):
+    """A collected cellular product (one mobilization episode or harvest is one product)."""
+
+    product_id: str
+    graft_source: GraftSource
+    collected_at: AwareDatetime
+    cd34_x10e6_per_kg: float | None = None
+    tnc_x10e7_per_kg: float | None = None
+    donor_ref: str | None = None
+    episode_id: str | None = None
+    cryopreserved: bool = False
+    infused: bool = False
+
+
+class Episode(Frozen):
+    episode_id: str
+    started_at: AwareDatetime
+    failed: bool = False
+
+
+class PlannedDose(Frozen):
+    day: int = Field(le=0, description="Day of the plan, -N..0 (a Day 0 TBI fraction is allowed)")
+    drug: str
+    dose: str
+
+
+class Regimen(Frozen):
+    name: str
+    intensity: Literal["MAC", "RIC", "NMA"]
+    plan: tuple[PlannedDose, ...] = Field(min_length=1)
+
+
+class GivenDose(Frozen):
+    at: AwareDatetime
+    drug: str
+    dose: str
+    plan_day: int
+
+
+class Chimerism(Frozen):
+    at: AwareDatetime
+    sample: Literal["peripheral_blood", "bone_marrow"]
+    lineage: Literal["myeloid", "cd3", "whole_blood"]
+    donor_pct: float
+    unit_ref: str | None = None
+
+
+class GvhdAssessment(Frozen):
+    at: AwareDatetime
+    skin_bsa_pct: float = 0.0
+    skin_bullae: bool = False
+    bilirubin_mg_per_dl: float = 0.0
+    stool_ml_per_day: float = 0.0
+    lower_gi_severe: bool = False
+    upper_gi: bool = False
+
+
+class VodAssessment(Frozen):
+    at: AwareDatetime
+    criteria: Literal["baltimore", "modified_seattle", "ebmt_adult"]
+    bilirubin_mg_per_dl: float
+    hepatomegaly: bool = False
+    ruq_pain: bool = False
+    ascites: bool = False
+    weight_gain_pct: float = 0.0
+
+
+class Infusion(Frozen):
+    at: AwareDatetime
+    kind: Literal["day0", "second_day", "boost", "dli", "rescue"]
+    products: tuple[str, ...]
+
+
+class Assessment(Frozen):
+    at: AwareDatetime
+    kind: Literal["day30", "day100", "other"]
+
+
+class PathwayFacts(Frozen):
+    """Everything known about one pathway, as of its last entry."""
+
+    phase: Phase
+    route: Route
+    donor_type: DonorType | None = None
+    graft_source: GraftSource
+    patient_ref: str = Field(repr=False)
+    hct_number: int = 1
+    previous_pathway: str | None = None
+    next_pathway: str | None = None
+    held_from: Phase | None = None
+    last_effective_at: AwareDatetime | None = None
+
+    consent_on: date | None = None
+    eligibility_documented: bool = False
+    hla_samples: tuple[str, ...] = ()
+    abo_samples: tuple[str, ...] = ()
+
+    candidates: dict[str, DonorCandidate] = Field(default_factory=dict)
+    selected_donors: tuple[str, ...] = ()
+    cleared_donors: tuple[str, ...] = ()
+    released_donors: tuple[str, ...] = ()
+    planned_collection_on: date | None = None
+    idm: tuple[IdmResult, ...] = ()
+    donor_unavailable: bool = False
+    emergency_donor: str | None = None
+
+    episodes: tuple[Episode, ...] = ()
+    products: dict[str, Product] = Field(default_factory=dict)
+
+    regimen: Regimen | None = None
+    planned_day0: date | None = None
+    doses: tuple[GivenDose, ...] = ()
+    day0: date | None = None
+    infusions: tuple[Infusion, ...] = ()
+
+    labs: tuple[LabValue, ...] = ()
+    transfusions: tuple[Transfusion, ...] = ()
+    neutrophil_recovery_on: date | None = None
+    platelet_recovery_on: date | None = None
+    graft_failure: Literal["primary", "secondary"] | None = None
+    chimerism: tuple[Chimerism, ...] = ()
+    gvhd: tuple[GvhdAssessment, ...] = ()
+    vod: tuple[VodAssessment, ...] = ()
+    relapse_on: date | None = None
+    assessments: tuple[Assessment, ...] = ()
+    adverse_events: int = 0
+    discharged: bool = False
+    day100_on: date | None = None
+    ended_on: date | None = None
+
+    @property
+    def is_allogeneic(self) -> bool:
+        return self.route is Route.ALLOGENEIC
+
+    @property
+    def current_donors(self) -> tuple[str, ...]:
+        """The donors (or cord units) this pathway now relies on: the emergency one wins."""
+        if self.emergency_donor is not None:
+            return (self.emergency_donor,)
+        return self.selected_donors
+
+    @property
+    def flags(self) -> frozenset[str]:
+        found = set()
+        if self.relapse_on is not None:
+            found.add("relapse")
+        if self.donor_unavailable:
+            found.add("donor_unavailable_after_conditioning")
+        if self.graft_failure is not None:
+            found.add(f"{self.graft_failure}_graft_failure")
+        return frozenset(found)
+
+    def stored_products(self) -> list[Product]:
+        """Cryopreserved products not yet infused."""
+        return [p for p in self.products.values() if p.cryopreserved and not p.infused]
+
