@@ -167,6 +167,7 @@ class PathwayFacts(Frozen):
     donor_type: DonorType | None = None
     graft_source: GraftSource
     patient_ref: str = Field(repr=False)
+    timezone: str = "UTC"
     hct_number: int = 1
     previous_pathway: str | None = None
     next_pathway: str | None = None

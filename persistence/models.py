@@ -1,0 +1,121 @@
+"""The two tables: `pathways` (one row per pathway, the current head) and `entries` (the log).
+
+The migration in persistence/migrations is the source of truth for the database; these
+models describe the same schema for queries and for Alembic's autogenerate, and a test
+checks that the two never drift apart. Enum-valued columns are plain strings holding the
+enum's value, so that adding a value to the vocabulary needs no schema change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from persistence.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Column widths, exported so command models can refuse an over-long value before it reaches
+# PostgreSQL (which enforces them; SQLite does not).
+ID_LENGTH = 36
+PATIENT_REF_LENGTH = 64
+ENUM_LENGTH = 32
+TRIGGER_LENGTH = 64
+ACTOR_ID_LENGTH = 128
+POLICY_VERSION_LENGTH = 128
+IDEMPOTENCY_KEY_LENGTH = 200
+HASH_LENGTH = 64
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class PathwayRow(Base):
+    """The current state of one pathway; `version` and `head_hash` guard concurrent writers."""
+
+    __tablename__ = "pathways"
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_pathways_phase", "phase"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    patient_ref: Mapped[str] = mapped_column(String(PATIENT_REF_LENGTH))
+    route: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    donor_type: Mapped[str | None] = mapped_column(String(ENUM_LENGTH))
+    graft_source: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    hct_number: Mapped[int] = mapped_column(Integer)
+    previous_pathway: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("pathways.id"))
+    phase: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    version: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    facts: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EntryRow(Base):
+    """One sealed log line. `id` is storage only: order and chain follow `sequence`.
+
+    The unique (pathway_id, sequence) constraint is also the index that serves reading a
+    pathway's log in order, and the losing side of a race on the same sequence number.
+    """
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("pathway_id", "sequence"),
+        UniqueConstraint("idempotency_key"),
+        CheckConstraint("sequence >= 1", name="sequence_positive"),
+        Index("ix_entries_recorded_at", "recorded_at"),
+        Index("ix_entries_actor_id", "actor_id"),
+        Index("ix_entries_trigger", "trigger"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    pathway_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("pathways.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    trigger: Mapped[str] = mapped_column(String(TRIGGER_LENGTH))
+    from_phase: Mapped[str | None] = mapped_column(String(ENUM_LENGTH))
+    to_phase: Mapped[str | None] = mapped_column(String(ENUM_LENGTH))
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[str] = mapped_column(String(ACTOR_ID_LENGTH))
+    actor_role: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text)
+    policy_version: Mapped[str] = mapped_column(String(POLICY_VERSION_LENGTH))
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_LENGTH))
+    corrects: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    prev_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+
+
+pathways_table = cast("Table", PathwayRow.__table__)
+entries_table = cast("Table", EntryRow.__table__)

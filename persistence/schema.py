@@ -1,0 +1,123 @@
+"""Schema revisions: the Alembic scripts shipped in this package, run without alembic.ini.
+
+A library must not surprise its host by changing a database it did not create: only an
+empty database is migrated automatically (and only when asked); anything else that is not
+at head is refused with the exact command to run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+
+from persistence.engine import masked_url
+from states.errors import SchemaOutOfDate
+
+# Not "alembic_version": a host that keeps its own Alembic history in the same schema
+# must not have it overwritten by ours.
+VERSION_TABLE = "hsct_alembic_version"
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Any constant will do: it serialises concurrent upgrades of one PostgreSQL database.
+_PG_UPGRADE_LOCK = 0x4853_4354  # "HSCT"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic Config for the packaged scripts; `connection` is the one to migrate."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The revision this version of the library needs."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise RuntimeError("no migration scripts found")
+    return head
+
+
+def _current(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision, or None when it has never been migrated."""
+    with engine.connect() as connection:
+        return _current(connection)
+
+
+def _lock(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_UPGRADE_LOCK})
+    # SQLite: the engine's BEGIN IMMEDIATE already holds the write lock.
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to `revision` in one transaction (PostgreSQL rolls all of it back on failure)."""
+    with engine.begin() as connection:
+        _lock(connection)
+        _upgrade(connection, revision)
+
+
+def _is_empty(connection: Connection) -> bool:
+    tables = set(inspect(connection).get_table_names())
+    return not (tables - {VERSION_TABLE})
+
+
+def ensure_current(engine: Engine, *, auto_upgrade_empty: bool) -> None:
+    """Return if the schema is at head; migrate an empty database if allowed; else refuse.
+
+    Raises SchemaOutOfDate naming the command to run (with the password masked), or saying
+    that the library is older than the database.
+    """
+    head = head_revision()
+    with engine.begin() as connection:
+        current = _current(connection)
+        if current == head:
+            return
+        if current is None and auto_upgrade_empty:
+            _lock(connection)
+            current = _current(connection)  # another process may have just done it
+            if current == head:
+                return
+            if current is None and _is_empty(connection):
+                _upgrade(connection, "head")
+                return
+        message = _out_of_date_message(engine, current, head)
+    raise SchemaOutOfDate(message)
+
+
+def _out_of_date_message(engine: Engine, current: str | None, head: str) -> str:
+    if current is not None and not _known(current):
+        return (
+            f"the database schema is at revision {current!r}, newer than this library "
+            f"(head {head!r}): upgrade hsct-pathway"
+        )
+    where = "has no hsct schema" if current is None else f"is at schema revision {current!r}"
+    return (
+        f"the database {where}; this library needs revision {head!r}: "
+        f"run `hsct db upgrade --db {masked_url(engine.url)}`"
+    )
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False

@@ -1,0 +1,477 @@
+"""The store: reads and appends a pathway's log inside the caller's transaction.
+
+It never begins, commits or rolls back: the service (or the host) owns the unit of work.
+Writes are Core statements built once at import, executed on the session's connection,
+with no ORM unit of work and no extra SELECT, because an append sits on every command's
+hot path. Driver errors are translated here into the library's own exceptions.
+
+After any exception from a write the caller must roll back: on PostgreSQL the transaction
+is aborted, and on every backend part of the write may already be in it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from persistence.chain import (
+    BODY_FIELDS,
+    body_from_fields,
+    canonical_json,
+    hash_body,
+    seal_with_body,
+)
+from persistence.models import entries_table as E
+from persistence.models import pathways_table as P
+from persistence.types import UTCDateTime
+from states.entry import GENESIS_HASH, Draft, Entry
+from states.errors import ConcurrencyConflict, HsctError, UnknownPathway
+from states.vocabulary import DonorType, GraftSource, Phase, Route
+
+__all__ = [
+    "DuplicateIdempotencyKey",
+    "PathwayRecord",
+    "StorageError",
+    "Store",
+    "translate_error",
+    "translate_errors",
+]
+
+
+class DuplicateIdempotencyKey(ConcurrencyConflict):
+    """Another transaction stored an entry with this idempotency key first.
+
+    Roll back, then look the key up with `Store.entry_by_idempotency_key`: the same command
+    gets the stored result back, a different one is an IdempotencyMisuse.
+    """
+
+    def __init__(self, pathway_id: str) -> None:
+        super().__init__(pathway_id, "idempotency key already recorded")
+
+
+class StorageError(HsctError):
+    """A database error with no more specific meaning for the library.
+
+    The message names the error class, SQLSTATE and schema objects only, never values.
+    `connection_invalidated` is true when the connection was lost: after a failed commit
+    the outcome of that transaction is then unknown until the pathway is reloaded.
+    """
+
+    def __init__(self, detail: str, *, sqlstate: str | None = None, connection_invalidated: bool = False) -> None:
+        self.sqlstate = sqlstate
+        self.connection_invalidated = connection_invalidated
+        super().__init__(f"database error: {detail}")
+
+    @classmethod
+    def from_dbapi(cls, exc: DBAPIError) -> StorageError:
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        parts = [type(orig).__name__]
+        if isinstance(sqlstate, str):
+            parts.append(f"SQLSTATE {sqlstate}")
+            diag = getattr(orig, "diag", None)
+            for label in ("table_name", "column_name", "constraint_name"):
+                name = getattr(diag, label, None)
+                if name:
+                    parts.append(f"{label.removesuffix('_name')} {name}")
+        elif isinstance(orig, sqlite3.Error):
+            parts.append(str(orig))  # SQLite names columns and constraints, not values
+        else:
+            sqlstate = None
+        if exc.connection_invalidated:
+            parts.append("connection lost")
+        return cls(
+            ", ".join(parts),
+            sqlstate=sqlstate if isinstance(sqlstate, str) else None,
+            connection_invalidated=exc.connection_invalidated,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PathwayRecord:
+    """A pathway row as plain values (not the ORM object, so nothing lazy-loads or flushes)."""
+
+    id: str
+    patient_ref: str
+    route: Route
+    donor_type: DonorType | None
+    graft_source: GraftSource
+    hct_number: int
+    previous_pathway: str | None
+    phase: Phase
+    version: int
+    head_hash: str
+    facts: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- error translation -------------------------------------------------------------------
+
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_PG_CONFLICT_STATES = {
+    "40001": "serialization failure",
+    "40P01": "deadlock detected",
+    "55P03": "lock not available",
+}
+_CONFLICT_CONSTRAINTS = {"uq_entries_pathway_id_sequence", "pk_pathways"}
+_PATHWAY_FOREIGN_KEYS = {"fk_entries_pathway_id_pathways", "fk_pathways_previous_pathway_pathways"}
+
+
+def translate_error(
+    exc: DBAPIError, pathway_id: str = "", *, missing_pathway: str | None = None
+) -> HsctError:
+    """The library's error for a driver error. Its message never carries a bound value.
+
+    Busy/locked SQLite, PostgreSQL serialization failures, deadlocks and lock timeouts, and a
+    lost race on a sequence number are ConcurrencyConflict; a duplicate idempotency key is
+    DuplicateIdempotencyKey; a foreign key naming no pathway is UnknownPathway; anything else
+    is StorageError (PostgreSQL's own message is not kept: its DETAIL quotes row values).
+    """
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str):
+        if sqlstate in _PG_CONFLICT_STATES:
+            return ConcurrencyConflict(pathway_id, _PG_CONFLICT_STATES[sqlstate])
+        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+        if sqlstate == "23505":
+            if constraint == "uq_entries_idempotency_key":
+                return DuplicateIdempotencyKey(pathway_id)
+            if constraint in _CONFLICT_CONSTRAINTS:
+                return ConcurrencyConflict(pathway_id, f"unique constraint {constraint}")
+        if sqlstate == "23503" and constraint in _PATHWAY_FOREIGN_KEYS:
+            return UnknownPathway(missing_pathway or pathway_id)
+    elif isinstance(orig, sqlite3.Error):
+        message = str(orig)
+        code = getattr(orig, "sqlite_errorcode", 0) & 0xFF
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in message:
+            return ConcurrencyConflict(pathway_id, "the database is busy")
+        if isinstance(orig, sqlite3.IntegrityError):
+            if "UNIQUE constraint failed: entries.idempotency_key" in message:
+                return DuplicateIdempotencyKey(pathway_id)
+            if (
+                "UNIQUE constraint failed: entries.pathway_id, entries.sequence" in message
+                or "UNIQUE constraint failed: pathways.id" in message
+            ):
+                return ConcurrencyConflict(pathway_id, "unique constraint on the chain position")
+            if "FOREIGN KEY constraint failed" in message:
+                return UnknownPathway(missing_pathway or pathway_id)
+    return StorageError.from_dbapi(exc)
+
+
+def _reraise(exc: DBAPIError, pathway_id: str = "", missing_pathway: str | None = None) -> NoReturn:
+    # `from None`: the driver's message stays reachable as __context__ but is not printed
+    # under the library's error, because PostgreSQL's DETAIL quotes the offending row.
+    raise translate_error(exc, pathway_id, missing_pathway=missing_pathway) from None
+
+
+@contextmanager
+def translate_errors(pathway_id: str = "") -> Iterator[None]:
+    """Translate driver errors raised in the block, e.g. around the service's `commit()`."""
+    try:
+        yield
+    except DBAPIError as exc:
+        _reraise(exc, pathway_id)
+
+
+# --- statements, built once ----------------------------------------------------------------
+
+_INSERT_PATHWAY = insert(P).inline()
+_INSERT_ENTRY = insert(E).inline()
+
+_ADVANCE_VALUES: dict[str, Any] = {
+    "version": bindparam("b_version"),
+    "head_hash": bindparam("b_new_head"),
+    "phase": bindparam("b_phase"),
+    "updated_at": bindparam("b_now", type_=UTCDateTime()),
+}
+_ADVANCE_WHERE = (
+    P.c.id == bindparam("b_id"),
+    P.c.version == bindparam("b_expected"),
+    P.c.head_hash == bindparam("b_head"),
+)
+_ADVANCE = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES)
+_ADVANCE_WITH_FACTS = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES, facts=bindparam("b_facts"))
+
+_SELECT_PATHWAY = select(*P.c).where(P.c.id == bindparam("b_id"))
+
+_ENTRY_COLUMNS = [E.c[name] for name in (*BODY_FIELDS, "sequence", "prev_hash", "hash")]
+_SELECT_ENTRIES = select(*_ENTRY_COLUMNS).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
+_later = E.alias("later")
+_FIRST_RECORDED_AFTER = (
+    select(func.min(_later.c.sequence))
+    .where(
+        _later.c.pathway_id == bindparam("b_id"),
+        _later.c.recorded_at > bindparam("b_until", type_=UTCDateTime()),
+    )
+    .scalar_subquery()
+)
+_SELECT_ENTRIES_UNTIL = _SELECT_ENTRIES.where(E.c.sequence < func.coalesce(_FIRST_RECORDED_AFTER, 2**31 - 1))
+_SELECT_BY_KEY = select(*_ENTRY_COLUMNS).where(E.c.idempotency_key == bindparam("b_key"))
+_SELECT_BODIES = (
+    select(*_ENTRY_COLUMNS, E.c.body).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
+)
+_SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    # Checked here, not only in UTCDateTime, so the caller gets a plain ValueError rather
+    # than SQLAlchemy's StatementError wrapping it.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return value
+
+
+def _entry_params(entry: Entry, body: bytes) -> dict[str, Any]:
+    return {
+        "pathway_id": entry.pathway_id,
+        "sequence": entry.sequence,
+        "kind": entry.kind.value,
+        "trigger": entry.trigger,
+        "from_phase": None if entry.from_phase is None else entry.from_phase.value,
+        "to_phase": None if entry.to_phase is None else entry.to_phase.value,
+        "effective_at": entry.effective_at,
+        "recorded_at": entry.recorded_at,
+        "actor_id": entry.actor_id,
+        "actor_role": entry.actor_role.value,
+        "reason": entry.reason,
+        "payload": canonical_json(entry.payload).decode("utf-8"),
+        "reasons": canonical_json(entry.reasons).decode("utf-8"),
+        "policy_version": entry.policy_version,
+        "idempotency_key": entry.idempotency_key,
+        "corrects": entry.corrects,
+        "body": body,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+def _row_fields(row: RowMapping) -> dict[str, Any]:
+    fields = dict(row)
+    fields["payload"] = json.loads(row["payload"])
+    fields["reasons"] = json.loads(row["reasons"])
+    return fields
+
+
+def _entry_from_row(row: RowMapping) -> Entry:
+    return Entry.model_validate(_row_fields(row))
+
+
+def _record_from_row(row: RowMapping) -> PathwayRecord:
+    return PathwayRecord(
+        id=row["id"],
+        patient_ref=row["patient_ref"],
+        route=Route(row["route"]),
+        donor_type=None if row["donor_type"] is None else DonorType(row["donor_type"]),
+        graft_source=GraftSource(row["graft_source"]),
+        hct_number=row["hct_number"],
+        previous_pathway=row["previous_pathway"],
+        phase=Phase(row["phase"]),
+        version=row["version"],
+        head_hash=row["head_hash"],
+        facts=row["facts"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class Store:
+    """Pathways and their entries, in the transaction of the session it is given."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def _connection(self) -> Connection:
+        # Core on the session's own connection: same transaction, no flush, no identity map.
+        return self._session.connection()
+
+    # --- writes ------------------------------------------------------------------------
+
+    def insert_pathway(
+        self,
+        *,
+        pathway_id: str,
+        patient_ref: str,
+        route: Route,
+        donor_type: DonorType | None,
+        graft_source: GraftSource,
+        hct_number: int,
+        previous_pathway: str | None,
+        phase: Phase,
+        facts_json: str,
+        first: Draft,
+        now: datetime,
+    ) -> Entry:
+        """Create the pathway row (version 1) and its first entry, sealed on GENESIS_HASH.
+
+        An unknown `previous_pathway` raises UnknownPathway naming it; an existing id raises
+        ConcurrencyConflict.
+        """
+        if first.pathway_id != pathway_id:
+            raise ValueError("the first entry belongs to another pathway")
+        _aware(now, "now")
+        entry, body = seal_with_body(first, 1, GENESIS_HASH)
+        try:
+            connection = self._connection()
+            connection.execute(
+                _INSERT_PATHWAY,
+                {
+                    "id": pathway_id,
+                    "patient_ref": patient_ref,
+                    "route": Route(route).value,
+                    "donor_type": None if donor_type is None else DonorType(donor_type).value,
+                    "graft_source": GraftSource(graft_source).value,
+                    "hct_number": hct_number,
+                    "previous_pathway": previous_pathway,
+                    "phase": Phase(phase).value,
+                    "version": 1,
+                    "head_hash": entry.hash,
+                    "facts": facts_json,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            connection.execute(_INSERT_ENTRY, _entry_params(entry, body))
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id, missing_pathway=previous_pathway)
+        return entry
+
+    def append(
+        self,
+        pathway_id: str,
+        draft: Draft,
+        *,
+        expected_version: int,
+        head_hash: str,
+        phase: Phase,
+        facts_json: str | None,
+        now: datetime,
+    ) -> Entry:
+        """Seal `draft` after the head the caller loaded, and move the pathway row forward.
+
+        The row is updated first, guarded by (version, head_hash): a stale caller gets
+        ConcurrencyConflict before anything is written, and on PostgreSQL concurrent
+        appenders queue on the row lock instead of racing on the unique sequence.
+        `facts_json=None` leaves the stored snapshot as it is.
+        """
+        if draft.pathway_id != pathway_id:
+            raise ValueError("the entry belongs to another pathway")
+        _aware(now, "now")
+        entry, body = seal_with_body(draft, expected_version + 1, head_hash)
+        params: dict[str, Any] = {
+            "b_id": pathway_id,
+            "b_expected": expected_version,
+            "b_head": head_hash,
+            "b_version": entry.sequence,
+            "b_new_head": entry.hash,
+            "b_phase": Phase(phase).value,
+            "b_now": now,
+        }
+        if facts_json is not None:
+            params["b_facts"] = facts_json
+        try:
+            connection = self._connection()
+            result = connection.execute(_ADVANCE if facts_json is None else _ADVANCE_WITH_FACTS, params)
+            if result.rowcount != 1:
+                raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
+            connection.execute(_INSERT_ENTRY, _entry_params(entry, body))
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id)
+        return entry
+
+    # --- reads -------------------------------------------------------------------------
+
+    def load(self, pathway_id: str) -> PathwayRecord | None:
+        try:
+            row = self._connection().execute(_SELECT_PATHWAY, {"b_id": pathway_id}).mappings().first()
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id)
+        return None if row is None else _record_from_row(row)
+
+    def entries(self, pathway_id: str, *, until_recorded: datetime | None = None) -> list[Entry]:
+        """The pathway's log in sequence order, as it stood at `until_recorded` if given.
+
+        "As it stood" is the longest prefix of the chain recorded at or before that time:
+        ordering follows sequence numbers, never clocks, so an entry stamped early by a
+        skewed clock does not appear before the entries it was chained after.
+        """
+        try:
+            connection = self._connection()
+            if until_recorded is None:
+                result = connection.execute(_SELECT_ENTRIES, {"b_id": pathway_id})
+            else:
+                result = connection.execute(
+                    _SELECT_ENTRIES_UNTIL,
+                    {"b_id": pathway_id, "b_until": _aware(until_recorded, "until_recorded")},
+                )
+            rows = result.mappings().all()
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id)
+        return [_entry_from_row(row) for row in rows]
+
+    def entry_by_idempotency_key(self, key: str) -> Entry | None:
+        try:
+            row = self._connection().execute(_SELECT_BY_KEY, {"b_key": key}).mappings().first()
+        except DBAPIError as exc:
+            _reraise(exc)
+        return None if row is None else _entry_from_row(row)
+
+    def pathway_ids(self, phase: Phase | None = None) -> list[str]:
+        """Ids in creation order, optionally only those in `phase`."""
+        statement = _SELECT_IDS if phase is None else _SELECT_IDS.where(P.c.phase == Phase(phase).value)
+        try:
+            return list(self._connection().execute(statement).scalars().all())
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    def verify_pathway(self, pathway_id: str) -> int | None:
+        """Audit one pathway as stored: the first bad sequence number, or None when intact.
+
+        Stricter than `chain.verify_entries`: it works on the raw columns (a tampered value
+        that is not even a valid enum is reported, not raised), checks the stored `body` is
+        the bytes the columns canonicalise to, and checks the pathway row's version and head
+        against the log. Raises UnknownPathway when there is no such pathway.
+        """
+        try:
+            connection = self._connection()
+            head = connection.execute(_SELECT_PATHWAY, {"b_id": pathway_id}).mappings().first()
+            rows = connection.execute(_SELECT_BODIES, {"b_id": pathway_id}).mappings().all()
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id)
+        if head is None:
+            raise UnknownPathway(pathway_id)
+        prev_hash = GENESIS_HASH
+        for position, row in enumerate(rows, start=1):
+            if row["sequence"] != position or row["prev_hash"] != prev_hash:
+                return position
+            try:
+                body = body_from_fields(_row_fields(row), position, prev_hash)
+            except (TypeError, ValueError):
+                return position
+            if bytes(row["body"]) != body or hash_body(body) != row["hash"]:
+                return position
+            prev_hash = row["hash"]
+        count = len(rows)
+        version: int = head["version"]
+        if version != count:
+            return min(version, count) + 1
+        if head["head_hash"] != prev_hash:
+            return max(count, 1)
+        return None

@@ -1,0 +1,90 @@
+"""The fold: a pathway's snapshot is a pure function of its log.
+
+`replay` rebuilds the snapshot from entries; corrections substitute their values into the
+entry they correct (that entry stays as written in the log). Refusals change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import Field
+
+from states.chart import CHART
+from states.days import clinical_date
+from states.entry import Draft, Entry
+from states.facts import PathwayFacts
+from states.payloads import Ctx, Refer
+from states.vocabulary import EntryKind, Phase
+
+
+class Opening(Refer):
+    """The first entry's payload: the referral plus what the library adds (timezone, HCT link)."""
+
+    timezone: str = "UTC"
+    hct_number: int = Field(1, ge=1)
+    previous_pathway: str | None = None
+
+
+def opening_facts(opening: Opening, phase: Phase) -> PathwayFacts:
+    return PathwayFacts(
+        phase=phase,
+        route=opening.route,
+        donor_type=opening.donor_type,
+        graft_source=opening.graft_source,
+        patient_ref=opening.patient_ref,
+        timezone=opening.timezone,
+        hct_number=opening.hct_number,
+        previous_pathway=opening.previous_pathway,
+    )
+
+
+def apply_entry(
+    facts: PathwayFacts | None, entry: Draft, sequence: int, payload: Mapping[str, Any] | None = None
+) -> PathwayFacts:
+    """One step of the fold; `payload` overrides the entry's own (a corrected value)."""
+    values = entry.payload if payload is None else payload
+    if facts is None:
+        assert entry.to_phase is not None
+        return opening_facts(Opening.model_validate(values), entry.to_phase).model_copy(
+            update={"last_effective_at": entry.effective_at}
+        )
+    if entry.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):
+        return facts
+    command = CHART.commands[entry.trigger]
+    model = command.payload.model_validate(values)
+    ctx = Ctx(at=entry.effective_at, on=clinical_date(entry.effective_at, facts.timezone), sequence=sequence)
+    updated = model.apply(facts, ctx)
+    changes: dict[str, Any] = {}
+    if entry.kind is EntryKind.TRANSITION and entry.to_phase is not None:
+        changes["phase"] = entry.to_phase
+    last = facts.last_effective_at
+    if last is None or entry.effective_at > last:
+        changes["last_effective_at"] = entry.effective_at
+    return updated.model_copy(update=changes) if changes else updated
+
+
+def corrected_payloads(entries: Iterable[Entry]) -> dict[int, dict[str, Any]]:
+    """Sequence -> payload with every correction (in log order) merged in."""
+    originals: dict[int, dict[str, Any]] = {}
+    merged: dict[int, dict[str, Any]] = {}
+    for entry in entries:
+        originals[entry.sequence] = entry.payload
+        if entry.kind is EntryKind.CORRECTION:
+            target = int(entry.payload["sequence"])
+            base = merged.get(target, originals.get(target, {}))
+            merged[target] = {**base, **entry.payload["changes"]}
+    return merged
+
+
+def replay(entries: Iterable[Entry]) -> PathwayFacts:
+    """The snapshot after `entries` (in sequence order), corrections applied."""
+    ordered = sorted(entries, key=lambda e: e.sequence)
+    corrections = corrected_payloads(ordered)
+    facts: PathwayFacts | None = None
+    for entry in ordered:
+        facts = apply_entry(facts, entry, entry.sequence, corrections.get(entry.sequence))
+    if facts is None:
+        raise ValueError("a pathway's log has at least its opening entry")
+    return facts

@@ -1,0 +1,509 @@
+"""Guards: pure functions of an `Attempt` returning a `Verdict` with reason codes.
+
+Every guard is total (it may be asked in any phase: a refusal lists every failing rule, not
+only the first) and reads its numbers from the policy. Each reason code is documented with its
+rule and source in docs/reason-codes.md. The chart (`states.chart`) names guards by key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from states import hla, recovery
+from states.days import clinical_date, day_number
+from states.facts import PathwayFacts, Product
+from states.payloads import (
+    ClearDonor,
+    DeclareGraftFailure,
+    Infuse,
+    RecordCollection,
+    RecordConditioningDose,
+    Resume,
+    SelectDonor,
+    SelectEmergencyDonor,
+    StartConditioning,
+    StartSubsequentTransplant,
+)
+from states.verdict import PASS, Attempt, Verdict, combine, refuse
+from states.vocabulary import DonorType, GraftSource, Phase
+
+Guard = Callable[[Attempt], Verdict]
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def consent_recorded(a: Attempt) -> Verdict:
+    return PASS if a.facts.consent_on is not None else refuse("consent_missing")
+
+
+def eligibility_documented(a: Attempt) -> Verdict:
+    return PASS if a.facts.eligibility_documented else refuse("eligibility_missing")
+
+
+def allogeneic_typing_complete(a: Attempt) -> Verdict:
+    """Allogeneic: HLA and ABO/Rh each typed on two independently drawn samples [F:FACT-B6]."""
+    if not a.facts.is_allogeneic:
+        return PASS
+    reasons = []
+    if len(a.facts.hla_samples) < 2:
+        reasons.append("hla_typing_incomplete")
+    if len(a.facts.abo_samples) < 2:
+        reasons.append("abo_typing_incomplete")
+    return refuse(*reasons)
+
+
+def route_allogeneic(a: Attempt) -> Verdict:
+    return PASS if a.facts.is_allogeneic else refuse("route_not_allogeneic")
+
+
+# --- donors --------------------------------------------------------------------------------
+
+
+def donor_meets_policy(a: Attempt) -> Verdict:
+    """The selected donor (or cord units) meets the donor rules for the pathway's donor type."""
+    assert isinstance(a.payload, SelectDonor)
+    facts, policy = a.facts, a.policy
+    unknown = [ref for ref in a.payload.donor_refs if ref not in facts.candidates]
+    if unknown:
+        return refuse("donor_candidate_unknown")
+    candidates = [facts.candidates[ref] for ref in a.payload.donor_refs]
+    if any(c.donor_type is not facts.donor_type for c in candidates):
+        return refuse("donor_type_mismatch")
+    if facts.donor_type is DonorType.CORD_BLOOD:
+        return refuse(
+            *hla.cord_selection_reasons(
+                candidates,
+                single_min_tnc_x10e7_per_kg=policy.cord_single_min_tnc_x10e7_per_kg,
+                single_min_cd34_x10e5_per_kg=policy.cord_single_min_cd34_x10e5_per_kg,
+                double_min_tnc_x10e7_per_kg=policy.cord_double_min_tnc_x10e7_per_kg,
+                max_hla_mismatches=policy.cord_max_hla_mismatches,
+            )
+        )
+    if len(candidates) > 1:
+        return refuse("donor_count_invalid")
+    return refuse(
+        *hla.donor_rule_reasons(
+            candidates[0],
+            min_matches_8=policy.min_matches_8,
+            mismatched_unrelated_min_matches_8=policy.mismatched_unrelated_min_matches_8,
+            cord_max_hla_mismatches=policy.cord_max_hla_mismatches,
+        )
+    )
+
+
+def donor_selected(a: Attempt) -> Verdict:
+    """`clear_donor` needs a selected donor; inside conditioning only the emergency donor."""
+    if a.facts.phase is Phase.CONDITIONING and a.facts.emergency_donor is None:
+        return refuse("emergency_donor_not_selected")
+    return PASS if a.facts.current_donors else refuse("donor_not_selected")
+
+
+def _planned_collection(a: Attempt) -> object:
+    payload = a.payload
+    if isinstance(payload, (ClearDonor, Resume)) and payload.planned_collection_on is not None:
+        return payload.planned_collection_on
+    return a.facts.planned_collection_on
+
+
+def _is_cord(facts: PathwayFacts, donor_ref: str) -> bool:
+    candidate = facts.candidates.get(donor_ref)
+    return candidate is not None and candidate.donor_type is DonorType.CORD_BLOOD
+
+
+def _needs_idm(facts: PathwayFacts, donor_ref: str) -> bool:
+    """Banked cord units and stored products carry no live donor to test."""
+    return not _is_cord(facts, donor_ref) and donor_ref not in facts.products
+
+
+def _idm_reasons(a: Attempt, donor_ref: str, collection_on: object) -> tuple[str, ...]:
+    """Donor IDM drawn no more than `idm_window_days` before collection [F:CFR-1271.80]."""
+    from datetime import date
+
+    if not isinstance(collection_on, date):
+        return ("planned_collection_date_missing",)
+    results = [r for r in a.facts.idm if r.donor_ref == donor_ref and r.drawn_on <= collection_on]
+    if not results:
+        return ("donor_idm_missing",)
+    latest = max(results, key=lambda r: r.drawn_on)
+    reasons = []
+    if latest.drawn_on < collection_on - timedelta(days=a.policy.idm_window_days):
+        reasons.append("donor_idm_stale")
+    eligibility = a.payload.eligibility if isinstance(a.payload, ClearDonor) else "eligible"
+    if latest.result == "positive" and eligibility == "eligible":
+        reasons.append("donor_idm_positive")
+    return tuple(reasons)
+
+
+def donor_idm_current(a: Attempt) -> Verdict:
+    collection_on = _planned_collection(a)
+    return refuse(
+        *(
+            reason
+            for ref in a.facts.current_donors
+            if _needs_idm(a.facts, ref)
+            for reason in _idm_reasons(a, ref, collection_on)
+        )
+    )
+
+
+def cord_segments_typed(a: Attempt) -> Verdict:
+    """Every cord unit needs confirmatory typing on an attached segment [F:CORD-SEL]."""
+    for ref in a.facts.current_donors:
+        candidate = a.facts.candidates.get(ref)
+        if candidate and candidate.donor_type is DonorType.CORD_BLOOD and not candidate.segment_typed:
+            return refuse("cord_segment_typing_missing")
+    return PASS
+
+
+def resume_evidence_current(a: Attempt) -> Verdict:
+    """On resume with a new collection date, the donor IDM must cover it."""
+    assert isinstance(a.payload, Resume)
+    if a.payload.planned_collection_on is None or not a.facts.is_allogeneic:
+        return PASS
+    return donor_idm_current(a)
+
+
+def emergency_donor_known(a: Attempt) -> Verdict:
+    assert isinstance(a.payload, SelectEmergencyDonor)
+    reasons = []
+    if not a.facts.donor_unavailable:
+        reasons.append("donor_unavailable_not_reported")
+    ref = a.payload.donor_ref
+    if ref not in a.facts.candidates and ref not in {p.product_id for p in a.facts.stored_products()}:
+        reasons.append("donor_candidate_unknown")
+    return refuse(*reasons)
+
+
+# --- collection ---------------------------------------------------------------------------
+
+
+def _stored_cd34(facts: PathwayFacts) -> float:
+    return sum(p.cd34_x10e6_per_kg or 0.0 for p in facts.stored_products())
+
+
+def _dose_meets_target(product: Product, a: Attempt) -> bool:
+    if product.graft_source is GraftSource.BONE_MARROW and product.tnc_x10e7_per_kg is not None:
+        return product.tnc_x10e7_per_kg / 10 >= a.policy.min_tnc_marrow_x10e8_per_kg
+    return (product.cd34_x10e6_per_kg or 0.0) >= a.policy.min_cd34_allogeneic_x10e6_per_kg
+
+
+def _cleared_products(a: Attempt) -> list[Product]:
+    cleared = set(a.facts.cleared_donors)
+    return [p for p in a.facts.stored_products() if p.donor_ref in cleared]
+
+
+def collection_sufficient(a: Attempt) -> Verdict:
+    """Autologous: stored CD34+ sum >= minimum [F:RUSSELL-2013]; allogeneic: a stored product
+    from the current cleared donor meets the target dose."""
+    if not a.facts.is_allogeneic:
+        enough = _stored_cd34(a.facts) >= a.policy.min_cd34_autologous_x10e6_per_kg
+        return PASS if enough else refuse("insufficient_cd34_dose")
+    products = _cleared_products(a)
+    if not products:
+        return refuse("no_cryopreserved_product_from_cleared_donor")
+    if not any(_dose_meets_target(p, a) for p in products):
+        return refuse("allogeneic_dose_below_target")
+    return PASS
+
+
+def _must_cryopreserve(a: Attempt) -> bool:
+    f = a.facts
+    if f.donor_type is DonorType.CORD_BLOOD:
+        return False
+    return a.policy.cryopreserve_before_conditioning or f.graft_source in a.policy.cryopreserved_graft_sources
+
+
+def collection_donor_current(a: Attempt) -> Verdict:
+    """An allogeneic product comes from the current, cleared donor whose IDM covers the day."""
+    assert isinstance(a.payload, RecordCollection)
+    reasons: list[str] = []
+    if a.payload.product_id in a.facts.products:
+        reasons.append("product_id_duplicate")
+    if not a.facts.is_allogeneic:
+        return refuse(*reasons)
+    donor = a.payload.donor_ref or (a.facts.current_donors[0] if a.facts.current_donors else None)
+    if donor is None or donor not in a.facts.current_donors:
+        return refuse(*reasons, "donor_not_current")
+    if donor not in a.facts.cleared_donors:
+        reasons.append("donor_not_cleared")
+    if _needs_idm(a.facts, donor):
+        reasons.extend(_idm_reasons(a, donor, a.on))
+    return refuse(*reasons)
+
+
+def product_known(a: Attempt) -> Verdict:
+    product_id = getattr(a.payload, "product_id", None)
+    product = a.facts.products.get(product_id or "")
+    if product is None:
+        return refuse("product_unknown")
+    return refuse("product_already_cryopreserved") if product.cryopreserved else PASS
+
+
+# --- conditioning and infusion ----------------------------------------------------------------
+
+
+def graft_secured(a: Attempt) -> Verdict:
+    """Conditioning is the point of no return: the graft must be secured for the route [S; ref. 6]."""
+    f = a.facts
+    if not f.is_allogeneic:
+        enough = _stored_cd34(f) >= a.policy.min_cd34_autologous_x10e6_per_kg
+        return PASS if enough else refuse("insufficient_cd34_dose")
+    if not f.current_donors:
+        return refuse("donor_not_selected", "donor_not_cleared")
+    reasons: list[str] = []
+    if not set(f.current_donors) <= set(f.cleared_donors):
+        reasons.append("donor_not_cleared")
+    if f.donor_type is DonorType.CORD_BLOOD:
+        reasons.extend(cord_segments_typed(a).reasons)
+    elif _must_cryopreserve(a) and not _cleared_products(a):
+        reasons.append("product_not_cryopreserved")
+    return refuse(*reasons)
+
+
+def regimen_plausible(a: Attempt) -> Verdict:
+    assert isinstance(a.payload, StartConditioning)
+    return refuse("planned_day0_in_past") if a.payload.planned_day0 < a.on else PASS
+
+
+def dose_in_plan(a: Attempt) -> Verdict:
+    assert isinstance(a.payload, RecordConditioningDose)
+    plan = a.facts.regimen.plan if a.facts.regimen else ()
+    planned = any(d.day == a.payload.plan_day and d.drug == a.payload.drug for d in plan)
+    return PASS if planned else refuse("dose_not_in_plan")
+
+
+def conditioning_complete(a: Attempt) -> Verdict:
+    """Every planned dose given; a Day 0 fraction (e.g. 2 Gy TBI) must precede the infusion."""
+    regimen = a.facts.regimen
+    if regimen is None:
+        return refuse("conditioning_incomplete")
+    planned = Counter((d.day, d.drug) for d in regimen.plan)
+    given = Counter((d.plan_day, d.drug) for d in a.facts.doses if d.plan_day < 0 or d.at < a.at)
+    missing = planned - given
+    return refuse("conditioning_incomplete") if missing else PASS
+
+
+def _infused_ids(a: Attempt) -> tuple[str, ...]:
+    assert isinstance(a.payload, Infuse)
+    return a.payload.products
+
+
+def products_belong(a: Attempt) -> Verdict:
+    """Every product is this pathway's, not yet infused, from the current cleared donor."""
+    f = a.facts
+    reasons: list[str] = []
+    cleared = set(f.cleared_donors)
+    for pid in _infused_ids(a):
+        product = f.products.get(pid)
+        if product is None:
+            if not (_is_cord(f, pid) and pid in f.current_donors):
+                reasons.append("product_unknown")
+            elif pid not in cleared:
+                reasons.append("donor_not_cleared")
+            continue
+        if product.infused:
+            reasons.append("product_already_infused")
+        if f.is_allogeneic and product.donor_ref not in cleared and pid not in cleared:
+            reasons.append("product_not_from_cleared_donor")
+    return refuse(*reasons)
+
+
+def label_matches_patient(a: Attempt) -> Verdict:
+    assert isinstance(a.payload, Infuse)
+    return PASS if a.payload.label_recipient_ref == a.facts.patient_ref else refuse("recipient_label_mismatch")
+
+
+def identity_verified(a: Attempt) -> Verdict:
+    """Two distinct qualified staff verify identity at the bedside [F:NMDP-CLEAR]."""
+    assert isinstance(a.payload, Infuse)
+    verifiers = a.payload.verifiers
+    reasons = []
+    if len({v.id for v in verifiers}) < 2:
+        reasons.append("identity_verification_incomplete")
+    if any(v.role not in a.policy.infusion_verifier_roles for v in verifiers):
+        reasons.append("verifier_not_qualified")
+    return refuse(*reasons)
+
+
+def fresh_product_in_time(a: Attempt) -> Verdict:
+    """A fresh allogeneic product is infused within `fresh_product_max_hours` [F:NMDP-48H]."""
+    limit = timedelta(hours=a.policy.fresh_product_max_hours)
+    for pid in _infused_ids(a):
+        product = a.facts.products.get(pid)
+        if product and a.facts.is_allogeneic and not product.cryopreserved and a.at - product.collected_at > limit:
+            return refuse("fresh_product_too_old")
+    return PASS
+
+
+def stored_product_available(a: Attempt) -> Verdict:
+    """A rescue infuses a stored backup or a same-donor boost collected for it."""
+    for pid in _infused_ids(a):
+        product = a.facts.products.get(pid)
+        if product is None or product.infused:
+            return refuse("no_stored_product_available")
+    return PASS
+
+
+# --- engraftment, graft failure, Day +100 --------------------------------------------------------
+
+
+def _labs_until(a: Attempt) -> list:  # type: ignore[type-arg]
+    return [lab for lab in a.facts.labs if lab.at <= a.at]
+
+
+def _neutrophil_recovery(a: Attempt) -> object:
+    if a.facts.day0 is None:
+        return None
+    p = a.policy
+    return recovery.neutrophil_recovery(
+        _labs_until(a),
+        a.facts.day0,
+        a.facts.timezone,
+        anc_x10e9_per_l=p.anc_recovery_x10e9_per_l,
+        consecutive_values=p.recovery_consecutive_values,
+        nadir_anc_x10e9_per_l=p.anc_nadir_x10e9_per_l,
+    )
+
+
+def neutrophil_recovery_met(a: Attempt) -> Verdict:
+    """First of 3 values >= 0.5 on different days after the nadir [F:CIBMTR-ANC]."""
+    found = _neutrophil_recovery(a)
+    if found is None:
+        return refuse("neutrophil_recovery_not_met")
+    return Verdict(derived={"recovery_on": found})
+
+
+def platelet_recovery_met(a: Attempt) -> Verdict:
+    """First of 3 values >= 20 with no platelet transfusion in the 7 days [F:CIBMTR-PLT]."""
+    p = a.policy
+    if a.facts.day0 is None:
+        return refuse("platelet_recovery_not_met")
+    found = recovery.platelet_recovery(
+        _labs_until(a),
+        [t for t in a.facts.transfusions if t.at <= a.at],
+        a.facts.day0,
+        platelets_x10e9_per_l=p.platelet_recovery_x10e9_per_l,
+        consecutive_values=p.recovery_consecutive_values,
+        transfusion_free_days=p.platelet_transfusion_free_days,
+        tz=a.facts.timezone,
+    )
+    if found is None:
+        return refuse("platelet_recovery_not_met")
+    return Verdict(derived={"recovery_on": found})
+
+
+def graft_failure_criteria(a: Attempt) -> Verdict:
+    """Primary: no recovery by Day +30 (PBSC/marrow) or +42 (cord) [F:ASTCT]; secondary: recovery
+    reached, then ANC < 0.5 on 3 consecutive days [F:CIBMTR-SUBSEQ]."""
+    assert isinstance(a.payload, DeclareGraftFailure)
+    f, p = a.facts, a.policy
+    if f.day0 is None:
+        return refuse("day0_not_set")
+    if a.payload.kind == "primary":
+        reasons = [] if f.phase is Phase.AWAITING_ENGRAFTMENT else ["graft_failure_kind_phase_mismatch"]
+        if _neutrophil_recovery(a) is not None:
+            reasons.append("neutrophil_recovery_reached")
+        if day_number(a.on, f.day0) < p.primary_graft_failure_day[f.graft_source]:
+            reasons.append("primary_graft_failure_too_early")
+        return refuse(*reasons)
+    reasons = [] if f.phase is Phase.FOLLOW_UP else ["graft_failure_kind_phase_mismatch"]
+    recovered = f.neutrophil_recovery_on
+    failed = (
+        recovery.secondary_graft_failure(
+            _labs_until(a),
+            recovered,
+            f.timezone,
+            anc_x10e9_per_l=p.anc_recovery_x10e9_per_l,
+            consecutive_days=p.secondary_graft_failure_days,
+        )
+        if recovered is not None
+        else None
+    )
+    if failed is None:
+        reasons.append("secondary_graft_failure_not_met")
+    return refuse(*reasons)
+
+
+def day100_ready(a: Attempt) -> Verdict:
+    """Day +100 assessment in the CIBMTR window (85..115) with its evidence [F:CIBMTR-CONTACT]."""
+    f, p = a.facts, a.policy
+    if f.day0 is None:
+        return refuse("day0_not_set")
+    reasons = []
+    low, high = p.day100_window
+    if not low <= day_number(a.on, f.day0) <= high:
+        reasons.append("outside_day100_window")
+    if f.neutrophil_recovery_on is None:
+        reasons.append("engraftment_not_recorded")
+    if f.is_allogeneic:
+        since = f.day0 + timedelta(days=p.day100_evidence_from_day)
+
+        def recent(items: Iterable[object]) -> bool:
+            return any(clinical_date(i.at, f.timezone) >= since for i in items)  # type: ignore[attr-defined]
+
+        if not recent(f.gvhd):
+            reasons.append("gvhd_status_missing")
+        if not recent(f.chimerism):
+            reasons.append("chimerism_missing")
+    return refuse(*reasons)
+
+
+def relapse_not_before_day0(a: Attempt) -> Verdict:
+    day0 = a.facts.day0
+    return refuse("relapse_before_day0") if day0 is None or a.on < day0 else PASS
+
+
+def subsequent_transplant_allowed(a: Attempt) -> Verdict:
+    """After graft failure, or after a recorded relapse [F:CIBMTR-SUBSEQ]."""
+    assert isinstance(a.payload, StartSubsequentTransplant)
+    f = a.facts
+    if a.payload.reason == "graft_failure":
+        return PASS if f.phase is Phase.GRAFT_FAILURE else refuse("graft_failure_not_declared")
+    return PASS if f.relapse_on is not None else refuse("relapse_not_recorded")
+
+
+def not_before_previous_entry(a: Attempt) -> Verdict:
+    last = a.facts.last_effective_at
+    return refuse("effective_time_before_previous_entry") if last is not None and a.at < last else PASS
+
+
+GUARDS: dict[str, Guard] = {
+    fn.__name__: fn
+    for fn in (
+        consent_recorded,
+        eligibility_documented,
+        allogeneic_typing_complete,
+        route_allogeneic,
+        donor_meets_policy,
+        donor_selected,
+        donor_idm_current,
+        cord_segments_typed,
+        resume_evidence_current,
+        emergency_donor_known,
+        collection_sufficient,
+        collection_donor_current,
+        product_known,
+        graft_secured,
+        regimen_plausible,
+        dose_in_plan,
+        conditioning_complete,
+        products_belong,
+        label_matches_patient,
+        identity_verified,
+        fresh_product_in_time,
+        stored_product_available,
+        neutrophil_recovery_met,
+        platelet_recovery_met,
+        graft_failure_criteria,
+        day100_ready,
+        relapse_not_before_day0,
+        subsequent_transplant_allowed,
+        not_before_previous_entry,
+    )
+}
+
+
+def run_guards(names: Iterable[str], attempt: Attempt) -> Verdict:
+    return combine(GUARDS[name](attempt) for name in names)

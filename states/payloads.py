@@ -1,0 +1,590 @@
+"""Command payloads: one closed, frozen model per trigger and event of PATHWAY.md.
+
+Each model validates what a caller sends (units in field names, aware datetimes, bounded
+doses) and knows what its fact does to the snapshot (`apply`). Guards live in
+`states.guards`; whether a command may run in a phase lives in `states.chart`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from states.facts import (
+    Assessment,
+    Chimerism,
+    DonorCandidate,
+    DsaResult,
+    Episode,
+    GivenDose,
+    GvhdAssessment,
+    HlaResult,
+    IdmResult,
+    Infusion,
+    LabMethod,
+    LabValue,
+    PathwayFacts,
+    PlannedDose,
+    Product,
+    Regimen,
+    Transfusion,
+    VodAssessment,
+)
+from states.vocabulary import DonorType, GraftSource, Locus, Phase, Role, Route
+
+Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+"""An opaque identifier (product, donor, sample, episode): no spaces, at most 64 characters."""
+
+PatientRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{3,63}$")]
+"""A pseudonymous patient reference supplied by the host (never a name or record number)."""
+
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+Drug = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+DoseText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?\s*[A-Za-z%µ/0-9.]+( [A-Za-z/]+)*$")]
+Pct = Annotated[float, Field(ge=0, le=100)]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where an entry sits: its effective time, clinical date and sequence number."""
+
+    at: datetime
+    on: date
+    sequence: int
+
+
+class Payload(BaseModel):
+    """Base of every payload: closed, frozen, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Fields the library fills in (derived facts); a caller may not send them.
+    derived_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        """What this fact does to the snapshot (the phase itself is moved by the fold)."""
+        return facts
+
+
+def _upd(facts: PathwayFacts, **changes: Any) -> PathwayFacts:
+    return facts.model_copy(update=changes)
+
+
+# --- referral and evaluation -------------------------------------------------------------
+
+
+class Refer(Payload):
+    patient_ref: PatientRef = Field(repr=False)
+    route: Route
+    donor_type: DonorType | None = None
+    graft_source: GraftSource
+    diagnosis: Code | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Refer:
+        # Raised as pydantic errors whose type is the reason code (see workflow.validation).
+        from pydantic_core import PydanticCustomError
+
+        if self.route is Route.AUTOLOGOUS and self.donor_type is not None:
+            raise PydanticCustomError("donor_type_for_autologous", "an autologous route has no donor_type")
+        if self.route is Route.ALLOGENEIC and self.donor_type is None:
+            raise PydanticCustomError("donor_type_missing", "an allogeneic route needs a donor_type")
+        if self.route is Route.AUTOLOGOUS and self.graft_source is GraftSource.CORD_BLOOD:
+            raise PydanticCustomError("graft_source_inconsistent", "cord blood is never autologous")
+        cord_type = self.donor_type is DonorType.CORD_BLOOD
+        if cord_type != (self.graft_source is GraftSource.CORD_BLOOD) and self.route is Route.ALLOGENEIC:
+            raise PydanticCustomError(
+                "graft_source_inconsistent", "donor_type cord_blood goes with graft_source cord_blood only"
+            )
+        return self
+
+
+class Empty(Payload):
+    """A trigger that carries nothing but its actor and time."""
+
+
+class RecordConsent(Payload):
+    consent_version: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, consent_on=ctx.on)
+
+
+class RecordEligibility(Payload):
+    eligible: bool = True
+    evidence: Text
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, eligibility_documented=self.eligible)
+
+
+class RecordTyping(Payload):
+    """An HLA or ABO/Rh typing of the patient on one sample (two independent samples needed)."""
+
+    sample_id: Ref
+
+
+class RecordHlaTyping(RecordTyping):
+    loci: tuple[Locus, ...] = (Locus.A, Locus.B, Locus.C, Locus.DRB1, Locus.DQB1)
+    resolution: Literal["high", "low"] = "high"
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, hla_samples=_add_unique(facts.hla_samples, self.sample_id))
+
+
+class RecordAboTyping(RecordTyping):
+    abo: Literal["A", "B", "AB", "O"]
+    rh: Literal["positive", "negative"]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, abo_samples=_add_unique(facts.abo_samples, self.sample_id))
+
+
+def _add_unique(values: tuple[str, ...], value: str) -> tuple[str, ...]:
+    return values if value in values else (*values, value)
+
+
+# --- donors ------------------------------------------------------------------------------
+
+
+class RecordDonorCandidate(Payload):
+    """A donor or cord unit, or new results for one already recorded (fields merge)."""
+
+    donor_ref: Ref
+    donor_type: DonorType
+    hla: dict[Locus, HlaResult] | None = None
+    dsa: DsaResult | None = None
+    desensitization_plan: bool | None = None
+    justification: Text | None = None
+    haplotype_shared: bool | None = None
+    tnc_x10e7_per_kg: Annotated[float, Field(gt=0, le=100)] | None = None
+    cd34_x10e5_per_kg: Annotated[float, Field(gt=0, le=1000)] | None = None
+    attached_segment: bool | None = None
+    segment_typed: bool | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        known = facts.candidates.get(self.donor_ref)
+        base = known.model_dump() if known else {}
+        news = self.model_dump(exclude_none=True)
+        candidate = DonorCandidate.model_validate({**base, **news})
+        return _upd(facts, candidates={**facts.candidates, self.donor_ref: candidate})
+
+
+class SelectDonor(Payload):
+    donor_refs: tuple[Ref, ...] = Field(min_length=1, max_length=2)
+    planned_collection_on: date | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(
+            facts,
+            selected_donors=self.donor_refs,
+            cleared_donors=(),
+            planned_collection_on=self.planned_collection_on,
+        )
+
+
+class ReleaseDonor(Payload):
+    reason: Literal["donor_withdrew", "unsuitable", "unavailable", "other"]
+    note: Text | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(
+            facts,
+            released_donors=facts.released_donors + facts.selected_donors,
+            selected_donors=(),
+            cleared_donors=(),
+            planned_collection_on=None,
+        )
+
+
+class ClearDonor(Payload):
+    """Donor eligibility determined (21 CFR 1271.50) and the donor cleared for collection."""
+
+    eligibility: Literal["eligible", "ineligible_related_exception", "ineligible_urgent_need"] = "eligible"
+    planned_collection_on: date | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(
+            facts,
+            cleared_donors=facts.current_donors,
+            planned_collection_on=self.planned_collection_on or facts.planned_collection_on,
+        )
+
+
+class RecordDonorIdm(Payload):
+    donor_ref: Ref
+    drawn_on: date
+    result: Literal["negative", "positive"]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        idm = IdmResult(donor_ref=self.donor_ref, drawn_on=self.drawn_on, result=self.result)
+        return _upd(facts, idm=(*facts.idm, idm))
+
+
+class ReportDonorUnavailable(Payload):
+    reason: Text
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, donor_unavailable=True, cleared_donors=())
+
+
+class SelectEmergencyDonor(Payload):
+    """An alternative graft after `report_donor_unavailable`: a donor, cord unit or stored product."""
+
+    donor_ref: Ref
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, emergency_donor=self.donor_ref, cleared_donors=())
+
+
+# --- collection ----------------------------------------------------------------------------
+
+
+class StartMobilization(Payload):
+    episode_id: Ref
+    agents: tuple[Literal["g_csf", "plerixafor", "chemotherapy"], ...] = Field(min_length=1)
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, episodes=(*facts.episodes, Episode(episode_id=self.episode_id, started_at=ctx.at)))
+
+
+class ReportMobilizationFailure(Payload):
+    episode_id: Ref
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        episodes = tuple(
+            e.model_copy(update={"failed": True}) if e.episode_id == self.episode_id else e for e in facts.episodes
+        )
+        return _upd(facts, episodes=episodes)
+
+
+class RecordCollection(Payload):
+    """A collected product; its effective time is the (first) collection day."""
+
+    product_id: Ref
+    graft_source: GraftSource | None = None
+    cd34_x10e6_per_kg: Annotated[float, Field(ge=0, le=100)] | None = None
+    tnc_x10e7_per_kg: Annotated[float, Field(ge=0, le=1000)] | None = None
+    viability_pct: Pct | None = None
+    episode_id: Ref | None = None
+    donor_ref: Ref | None = None
+
+    @model_validator(mode="after")
+    def _has_dose(self) -> RecordCollection:
+        if self.cd34_x10e6_per_kg is None and self.tnc_x10e7_per_kg is None:
+            from pydantic_core import PydanticCustomError
+
+            raise PydanticCustomError("dose_missing", "give cd34_x10e6_per_kg and/or tnc_x10e7_per_kg")
+        return self
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        donor = self.donor_ref
+        if donor is None and facts.is_allogeneic and facts.current_donors:
+            donor = facts.current_donors[0]
+        product = Product(
+            product_id=self.product_id,
+            graft_source=self.graft_source or facts.graft_source,
+            collected_at=ctx.at,
+            cd34_x10e6_per_kg=self.cd34_x10e6_per_kg,
+            tnc_x10e7_per_kg=self.tnc_x10e7_per_kg,
+            donor_ref=donor,
+            episode_id=self.episode_id,
+        )
+        return _upd(facts, products={**facts.products, self.product_id: product})
+
+
+class CryopreserveProduct(Payload):
+    product_id: Ref
+    bags: Annotated[int, Field(ge=1, le=50)]
+    location: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        product = facts.products[self.product_id].model_copy(update={"cryopreserved": True})
+        return _upd(facts, products={**facts.products, self.product_id: product})
+
+
+class CompleteCollection(Empty):
+    pass
+
+
+# --- holds, withdrawal, death ----------------------------------------------------------------
+
+
+class WithReason(Payload):
+    reason: Text
+
+
+class Hold(WithReason):
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, held_from=facts.phase)
+
+
+class Resume(Payload):
+    planned_collection_on: date | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(
+            facts,
+            held_from=None,
+            planned_collection_on=self.planned_collection_on or facts.planned_collection_on,
+        )
+
+
+class Withdraw(WithReason):
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, ended_on=ctx.on, held_from=None)
+
+
+class RecordDeath(Payload):
+    cause: Code | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, ended_on=ctx.on)
+
+
+# --- conditioning and infusion ---------------------------------------------------------------
+
+
+class StartConditioning(Payload):
+    regimen: Regimen
+    planned_day0: date
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, regimen=self.regimen, planned_day0=self.planned_day0)
+
+
+class RecordConditioningDose(Payload):
+    drug: Drug
+    dose: DoseText
+    plan_day: Annotated[int, Field(ge=-30, le=0)]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        given = GivenDose(at=ctx.at, drug=self.drug, dose=self.dose, plan_day=self.plan_day)
+        return _upd(facts, doses=(*facts.doses, given))
+
+
+class Verifier(Payload):
+    id: Ref
+    role: Role
+
+
+class Infuse(Payload):
+    """Day 0: the products infused, the label check and the two-person identity verification."""
+
+    products: tuple[Ref, ...] = Field(min_length=1, max_length=4)
+    label_recipient_ref: PatientRef = Field(repr=False)
+    verifiers: tuple[Verifier, ...] = Field(min_length=2, max_length=2)
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _infused(facts, ctx, self.products, "day0")
+
+
+def _infused(facts: PathwayFacts, ctx: Ctx, ids: tuple[str, ...], kind: str) -> PathwayFacts:
+    products = dict(facts.products)
+    for pid in ids:
+        if pid in products:
+            products[pid] = products[pid].model_copy(update={"infused": True})
+    infusion = Infusion.model_validate({"at": ctx.at, "kind": kind, "products": ids})
+    changes: dict[str, Any] = {"products": products, "infusions": (*facts.infusions, infusion)}
+    if kind == "day0":
+        changes["day0"] = ctx.on
+    return _upd(facts, **changes)
+
+
+class RescueInfusion(Infuse):
+    """A stored autologous backup or a same-donor boost after graft failure: Day 0 stays."""
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(_infused(facts, ctx, self.products, "rescue"), graft_failure=None)
+
+
+class RecordInfusion(Payload):
+    """A further infusion of the same HCT: a second infusion day, a boost or a DLI."""
+
+    kind: Literal["second_day", "boost", "dli"]
+    products: tuple[Ref, ...] = Field(min_length=1, max_length=4)
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _infused(facts, ctx, self.products, self.kind)
+
+
+# --- engraftment and follow-up -------------------------------------------------------------
+
+
+class RecordLab(Payload):
+    anc_x10e9_per_l: Annotated[float, Field(ge=0, le=200)] | None = None
+    platelets_x10e9_per_l: Annotated[float, Field(ge=0, le=3000)] | None = None
+    method: LabMethod = LabMethod.AUTOMATED
+
+    @model_validator(mode="after")
+    def _some_value(self) -> RecordLab:
+        if self.anc_x10e9_per_l is None and self.platelets_x10e9_per_l is None:
+            from pydantic_core import PydanticCustomError
+
+            raise PydanticCustomError("lab_value_missing", "give anc_x10e9_per_l and/or platelets_x10e9_per_l")
+        return self
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        lab = LabValue(
+            at=ctx.at,
+            anc_x10e9_per_l=self.anc_x10e9_per_l,
+            platelets_x10e9_per_l=self.platelets_x10e9_per_l,
+            method=self.method,
+            sequence=ctx.sequence,
+        )
+        return _upd(facts, labs=(*facts.labs, lab))
+
+
+class RecordTransfusion(Payload):
+    product: Literal["platelets", "red_cells"]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        given = Transfusion(at=ctx.at, product=self.product, sequence=ctx.sequence)
+        return _upd(facts, transfusions=(*facts.transfusions, given))
+
+
+class ConfirmRecovery(Payload):
+    """The caller may state the date it believes; the entry records the derived one."""
+
+    claimed_on: date | None = None
+    recovery_on: date | None = Field(None, description="Derived by the library; never sent by a caller.")
+
+    derived_fields: ClassVar[frozenset[str]] = frozenset({"recovery_on"})
+
+
+class ConfirmEngraftment(ConfirmRecovery):
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, neutrophil_recovery_on=self.recovery_on)
+
+
+class ConfirmPlateletEngraftment(ConfirmRecovery):
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, platelet_recovery_on=self.recovery_on)
+
+
+class DeclareGraftFailure(Payload):
+    kind: Literal["primary", "secondary"]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, graft_failure=self.kind)
+
+
+class RecordChimerism(Payload):
+    sample: Literal["peripheral_blood", "bone_marrow"]
+    lineage: Literal["myeloid", "cd3", "whole_blood"]
+    donor_pct: Pct
+    unit_ref: Ref | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        value = Chimerism(at=ctx.at, **self.model_dump())
+        return _upd(facts, chimerism=(*facts.chimerism, value))
+
+
+class RecordGvhdAssessment(Payload):
+    skin_bsa_pct: Pct = 0.0
+    skin_bullae: bool = False
+    bilirubin_mg_per_dl: Annotated[float, Field(ge=0, le=100)] = 0.0
+    stool_ml_per_day: Annotated[float, Field(ge=0, le=20000)] = 0.0
+    lower_gi_severe: bool = False
+    upper_gi: bool = False
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        value = GvhdAssessment(at=ctx.at, **self.model_dump())
+        return _upd(facts, gvhd=(*facts.gvhd, value))
+
+
+class RecordVodAssessment(Payload):
+    criteria: Literal["baltimore", "modified_seattle", "ebmt_adult"]
+    bilirubin_mg_per_dl: Annotated[float, Field(ge=0, le=100)]
+    hepatomegaly: bool = False
+    ruq_pain: bool = False
+    ascites: bool = False
+    weight_gain_pct: Annotated[float, Field(ge=-50, le=100)] = 0.0
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        value = VodAssessment(at=ctx.at, **self.model_dump())
+        return _upd(facts, vod=(*facts.vod, value))
+
+
+class ReportRelapse(Payload):
+    method: Code
+    evidence: Text | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, relapse_on=facts.relapse_on or ctx.on)
+
+
+class RecordAdverseEvent(Payload):
+    type: Code
+    grade: Annotated[int, Field(ge=1, le=5)]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, adverse_events=facts.adverse_events + 1)
+
+
+class Discharge(Empty):
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, discharged=True)
+
+
+class Readmit(Empty):
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, discharged=False)
+
+
+class RecordAssessment(Payload):
+    kind: Literal["day30", "day100", "other"]
+    disease_status: Code | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, assessments=(*facts.assessments, Assessment(at=ctx.at, kind=self.kind)))
+
+
+class CompleteDay100(Payload):
+    disease_status: Code | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, day100_on=ctx.on)
+
+
+class StartSubsequentTransplant(Payload):
+    """Closes this pathway's HCT and opens a linked one with its own Day 0 and hct_number."""
+
+    reason: Literal["graft_failure", "relapse"]
+    route: Route
+    donor_type: DonorType | None = None
+    graft_source: GraftSource
+    begin_in: Literal["evaluation", "donor_search"] = "evaluation"
+    last_contact_on: date | None = None
+    new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
+
+    derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id"})
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StartSubsequentTransplant:
+        from pydantic_core import PydanticCustomError
+
+        if (self.route is Route.ALLOGENEIC) != (self.donor_type is not None):
+            raise PydanticCustomError("donor_type_inconsistent", "donor_type is given for allogeneic routes only")
+        if self.begin_in == "donor_search" and self.route is Route.AUTOLOGOUS:
+            raise PydanticCustomError("begin_in_inconsistent", "an autologous transplant has no donor search")
+        return self
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, next_pathway=self.new_pathway_id, ended_on=self.last_contact_on or ctx.on)
+
+    @property
+    def begin_phase(self) -> Phase:
+        return Phase(self.begin_in)
+
+
+class CorrectEntry(Payload):
+    """Corrects an earlier entry's values; the earlier entry is never changed."""
+
+    sequence: Annotated[int, Field(ge=1)]
+    changes: dict[str, Any] = Field(min_length=1)
+    reason: Text

@@ -1,0 +1,193 @@
+"""The transplant program's policy: every threshold, window and role table the guards use.
+
+Defaults come from ../shared/domain/HSCT_REFERENCE.md; each field names its source in
+`json_schema_extra["source"]` ([F:..] a sourced fact, [S] our suggestion). A program loads its
+own values from a TOML or YAML file (read by `workflow.policy_files`; this module does no I/O). The policy's version (declared, or a content hash) is
+stored on every log entry so an auditor can tell which rules judged each step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from states.errors import PolicyError
+from states.vocabulary import GraftSource, Role
+
+
+def _src(source: str) -> dict[str, Any]:
+    return {"source": source}
+
+
+P = Role.TRANSPLANT_PHYSICIAN
+C = Role.TRANSPLANT_COORDINATOR
+REG = Role.DONOR_REGISTRY
+COL = Role.COLLECTION_FACILITY
+PRO = Role.PROCESSING_FACILITY
+RN = Role.INFUSION_NURSE
+LAB = Role.LABORATORY
+QM = Role.QUALITY_MANAGER
+SYS = Role.SYSTEM
+
+# Who may fire what (PATHWAY.md "Roles"): only a physician starts conditioning, declares
+# engraftment or graft failure; laboratory values come from the laboratory or a system feed;
+# the quality manager corrects with a reason but never moves a patient. [S]
+DEFAULT_ROLES: dict[str, frozenset[Role]] = {
+    "refer": frozenset({P, C}),
+    "begin_evaluation": frozenset({P, C}),
+    "complete_evaluation": frozenset({P}),
+    "select_donor": frozenset({P}),
+    "release_donor": frozenset({P, C, REG}),
+    "clear_donor": frozenset({P, REG}),
+    "complete_collection": frozenset({P, C, COL, PRO}),
+    "hold": frozenset({P, C}),
+    "resume": frozenset({P, C}),
+    "start_conditioning": frozenset({P}),
+    "infuse": frozenset({P, RN}),
+    "confirm_engraftment": frozenset({P}),
+    "declare_graft_failure": frozenset({P}),
+    "rescue_infusion": frozenset({P, RN}),
+    "complete_day100": frozenset({P}),
+    "start_subsequent_transplant": frozenset({P}),
+    "withdraw": frozenset({P, C}),
+    "record_death": frozenset({P, C, SYS}),
+    "record_consent": frozenset({P, C}),
+    "record_eligibility": frozenset({P}),
+    "record_hla_typing": frozenset({LAB, SYS}),
+    "record_abo_typing": frozenset({LAB, SYS}),
+    "record_donor_candidate": frozenset({P, C, REG, LAB}),
+    "record_donor_idm": frozenset({LAB, REG, COL, SYS}),
+    "start_mobilization": frozenset({P, COL}),
+    "report_mobilization_failure": frozenset({P, COL}),
+    "record_collection": frozenset({COL, PRO}),
+    "cryopreserve_product": frozenset({PRO}),
+    "record_conditioning_dose": frozenset({P, RN}),
+    "report_donor_unavailable": frozenset({P, C, REG}),
+    "select_emergency_donor": frozenset({P}),
+    "record_lab": frozenset({LAB, SYS}),
+    "record_transfusion": frozenset({RN, SYS}),
+    "confirm_platelet_engraftment": frozenset({P}),
+    "record_chimerism": frozenset({LAB, SYS}),
+    "record_gvhd_assessment": frozenset({P}),
+    "record_vod_assessment": frozenset({P}),
+    "report_relapse": frozenset({P}),
+    "record_infusion": frozenset({P, RN}),
+    "record_adverse_event": frozenset({P, RN}),
+    "discharge": frozenset({P, C}),
+    "readmit": frozenset({P, C}),
+    "record_assessment": frozenset({P}),
+    "correct_entry": frozenset({QM, P, C, LAB}),
+}
+
+
+class Policy(BaseModel):
+    """One program's rules. Frozen and closed: an unknown key in a policy file is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str | None = Field(None, description="Declared version; a content hash when absent.")
+    timezone: str = Field("UTC", json_schema_extra=_src("PATHWAY.md Words: Day N"))
+
+    # Collection and doses
+    min_cd34_autologous_x10e6_per_kg: float = Field(2.0, gt=0, json_schema_extra=_src("F:RUSSELL-2013"))
+    min_cd34_allogeneic_x10e6_per_kg: float = Field(
+        2.0, gt=0, json_schema_extra=_src("S: program target dose for an allogeneic PBSC product")
+    )
+    min_tnc_marrow_x10e8_per_kg: float = Field(2.0, gt=0, json_schema_extra=_src("F:BM-HARVEST"))
+    cryopreserve_before_conditioning: bool = Field(
+        False, json_schema_extra=_src("F:NMDP-CRYO, F:JMDP-CRYO (a program or registry mandate)")
+    )
+    cryopreserved_graft_sources: frozenset[GraftSource] = Field(
+        frozenset(), json_schema_extra=_src("S: allogeneic graft sources this program freezes")
+    )
+
+    # Donors
+    idm_window_days: int = Field(30, gt=0, json_schema_extra=_src("F:CFR-1271.80, F:FACT-B6"))
+    fresh_product_max_hours: float = Field(48, gt=0, json_schema_extra=_src("F:NMDP-48H"))
+    min_matches_8: int = Field(
+        8, ge=0, le=8, json_schema_extra=_src("PATHWAY.md Donor rules: matched sibling and unrelated 8/8")
+    )
+    mismatched_unrelated_min_matches_8: int = Field(7, ge=0, le=8, json_schema_extra=_src("F:PIDALA-2014, F:MDRI"))
+    cord_single_min_tnc_x10e7_per_kg: float = Field(2.5, gt=0, json_schema_extra=_src("F:CORD-SEL"))
+    cord_single_min_cd34_x10e5_per_kg: float = Field(1.5, gt=0, json_schema_extra=_src("F:CORD-SEL"))
+    cord_double_min_tnc_x10e7_per_kg: float = Field(1.5, gt=0, json_schema_extra=_src("F:CORD-SEL"))
+    cord_max_hla_mismatches: int = Field(2, ge=0, json_schema_extra=_src("F:CORD-SEL, F:DEHN-2019"))
+
+    # Engraftment and graft failure
+    anc_recovery_x10e9_per_l: float = Field(0.5, gt=0, json_schema_extra=_src("F:CIBMTR-ANC"))
+    anc_nadir_x10e9_per_l: float = Field(0.1, gt=0, json_schema_extra=_src("S: nadir, ref. section 0"))
+    recovery_consecutive_values: int = Field(3, ge=1, json_schema_extra=_src("F:CIBMTR-ANC, F:CIBMTR-PLT"))
+    platelet_recovery_x10e9_per_l: float = Field(20, gt=0, json_schema_extra=_src("F:CIBMTR-PLT"))
+    platelet_transfusion_free_days: int = Field(7, ge=1, json_schema_extra=_src("F:CIBMTR-PLT"))
+    primary_graft_failure_day: dict[GraftSource, int] = Field(
+        default_factory=lambda: {GraftSource.PBSC: 30, GraftSource.BONE_MARROW: 30, GraftSource.CORD_BLOOD: 42},
+        json_schema_extra=_src("F:ASTCT"),
+    )
+    secondary_graft_failure_days: int = Field(3, ge=1, json_schema_extra=_src("F:CIBMTR-SUBSEQ"))
+    engraftment_expected_by_day: int = Field(28, gt=0, json_schema_extra=_src("PATHWAY.md Milestones"))
+
+    # Follow-up
+    day100_window: tuple[int, int] = Field((85, 115), json_schema_extra=_src("F:CIBMTR-CONTACT"))
+    day100_evidence_from_day: int = Field(85, json_schema_extra=_src("F:CIBMTR-CONTACT"))
+
+    # Time
+    future_tolerance_minutes: int = Field(
+        5, ge=0, json_schema_extra=_src("S: clock skew allowed for an effective time ahead of now")
+    )
+
+    roles: dict[str, frozenset[Role]] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
+    infusion_verifier_roles: frozenset[Role] = Field(
+        frozenset({P, RN}), json_schema_extra=_src("F:NMDP-CLEAR, FACT-JACIE chain of identity")
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _complete_roles(cls, value: dict[str, frozenset[Role]]) -> dict[str, frozenset[Role]]:
+        unknown = sorted(set(value) - set(DEFAULT_ROLES))
+        if unknown:
+            raise ValueError(f"role table names unknown triggers or events: {', '.join(unknown)}")
+        return {**DEFAULT_ROLES, **value}
+
+    @model_validator(mode="after")
+    def _windows(self) -> Policy:
+        low, high = self.day100_window
+        if low > high:
+            raise ValueError("day100_window must be (first day, last day) with first <= last")
+        missing = set(GraftSource) - set(self.primary_graft_failure_day)
+        if missing:
+            raise ValueError(f"primary_graft_failure_day lacks {', '.join(sorted(missing))}")
+        return self
+
+    @property
+    def version_id(self) -> str:
+        """The declared version, else a short content hash: stored on every entry."""
+        if self.version:
+            return self.version
+        body = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=sorted)
+        return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def may(self, role: Role, command: str) -> bool:
+        return role in self.roles.get(command, frozenset())
+
+
+def policy_from_mapping(data: Any, *, origin: str = "policy") -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise PolicyError(f"{origin}: {detail}") from exc

@@ -1,0 +1,191 @@
+"""Engraftment facts derived from lab events: nadir, neutrophil and platelet recovery, and
+secondary graft failure (HSCT_REFERENCE.md §0; PATHWAY.md "Derived clinical facts").
+
+Every threshold is a keyword argument the caller takes from the policy; nothing here has a
+default. Lab values and transfusions are placed on calendar dates in the program timezone
+(`states.days.clinical_date`); the inputs may arrive in any order and are sorted by time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from states.days import clinical_date
+from states.facts import LabMethod, LabValue, Transfusion
+
+__all__ = ["nadir", "neutrophil_recovery", "platelet_recovery", "secondary_graft_failure"]
+
+
+def _anc_by_day(labs: Iterable[LabValue], tz: str) -> dict[date, list[LabValue]]:
+    """Labs carrying an ANC, grouped by clinical date, each day's values in time order."""
+    days: dict[date, list[LabValue]] = defaultdict(list)
+    for lab in sorted(labs, key=lambda v: (v.at, v.sequence)):
+        if lab.anc_x10e9_per_l is not None:
+            days[clinical_date(lab.at, tz)].append(lab)
+    return days
+
+
+def _anc(lab: LabValue) -> float:
+    value = lab.anc_x10e9_per_l
+    if value is None:  # pragma: no cover - filtered out by _anc_by_day
+        raise ValueError("lab value without an ANC")
+    return value
+
+
+def _indeterminate(lab: LabValue, threshold: float) -> bool:
+    """An automated ANC reading exactly at the threshold: the manual differential decides.
+
+    [F:CIBMTR-ANC]: "If an automated ANC reads exactly 0.5, calculate it from the manual
+    differential." Such a value neither counts towards recovery nor restarts the count.
+    """
+    return lab.method is LabMethod.AUTOMATED and _anc(lab) == threshold
+
+
+def nadir(labs: Iterable[LabValue], day0: date, tz: str, *, nadir_anc_x10e9_per_l: float) -> date | None:
+    """The post-transplant ANC nadir date (HSCT_REFERENCE.md §0 modelling note, [F:CIBMTR-ANC]).
+
+    The first clinical date on or after Day 0 with an ANC below `nadir_anc_x10e9_per_l`; if no
+    value is below it, the date of the lowest ANC on or after Day 0 (the earliest, on a tie).
+    None when no ANC was drawn on or after Day 0.
+    """
+    days = {d: values for d, values in _anc_by_day(labs, tz).items() if d >= day0}
+    if not days:
+        return None
+    ordered = sorted(days)
+    for d in ordered:
+        if any(_anc(v) < nadir_anc_x10e9_per_l for v in days[d]):
+            return d
+    lowest = min(_anc(v) for d in ordered for v in days[d])
+    return next(d for d in ordered if any(_anc(v) == lowest for v in days[d]))
+
+
+def neutrophil_recovery(
+    labs: Iterable[LabValue],
+    day0: date,
+    tz: str,
+    *,
+    anc_x10e9_per_l: float,
+    consecutive_values: int,
+    nadir_anc_x10e9_per_l: float,
+) -> date | None:
+    """The neutrophil recovery (engraftment) date [F:CIBMTR-ANC], endorsed by [F:ASTCT].
+
+    The first of `consecutive_values` consecutive lab values obtained on different days with
+    ANC >= `anc_x10e9_per_l`, counting only days strictly after the nadir (see `nadir`), so
+    values seen before the nadir never count. Days need not be adjacent: with gaps the count
+    goes on as long as no value in between falls below the threshold.
+
+    - A day counts once, however many values it has; any value below the threshold on a day
+      restarts the count (that day does not count).
+    - An automated value exactly at the threshold is indeterminate: it neither counts nor
+      restarts. A manual-differential value at the threshold counts.
+    - Labs without an ANC are ignored.
+    """
+    if consecutive_values < 1:
+        raise ValueError("consecutive_values must be at least 1")
+    bottom = nadir(labs, day0, tz, nadir_anc_x10e9_per_l=nadir_anc_x10e9_per_l)
+    if bottom is None:
+        return None
+    days = _anc_by_day(labs, tz)
+    run: list[date] = []
+    for d in sorted(days):
+        if d <= bottom:
+            continue
+        values = days[d]
+        if any(_anc(v) < anc_x10e9_per_l for v in values):
+            run = []
+        elif any(not _indeterminate(v, anc_x10e9_per_l) for v in values):
+            run.append(d)
+            if len(run) == consecutive_values:
+                return run[0]
+    return None
+
+
+def platelet_recovery(
+    labs: Iterable[LabValue],
+    transfusions: Iterable[Transfusion],
+    day0: date,
+    *,
+    tz: str,
+    platelets_x10e9_per_l: float,
+    consecutive_values: int,
+    transfusion_free_days: int,
+) -> date | None:
+    """The platelet recovery date [F:CIBMTR-PLT], [F:ASTCT].
+
+    The first of `consecutive_values` consecutive values on different days with platelets
+    >= `platelets_x10e9_per_l` and no platelet transfusion on days d-(transfusion_free_days-1)
+    .. d, d being the value's day (HSCT_REFERENCE.md §0 note: a transfusion on Day 0 lets Day 7
+    qualify). A value that fails either condition restarts the count; so does a platelet
+    transfusion. Red-cell transfusions do not matter; labs without a platelet count are ignored.
+
+    Only days after the post-transplant fall count: counting starts at the first day on or
+    after Day 0 with a platelet count below the threshold or a platelet transfusion. A patient
+    whose platelets never fell below the threshold and who was never transfused has no
+    recovery date (CIBMTR's "not applicable" answer), so None is returned.
+    """
+    if consecutive_values < 1:
+        raise ValueError("consecutive_values must be at least 1")
+    if transfusion_free_days < 1:
+        raise ValueError("transfusion_free_days must be at least 1")
+    counts: dict[date, list[float]] = defaultdict(list)
+    for lab in sorted(labs, key=lambda v: (v.at, v.sequence)):
+        if lab.platelets_x10e9_per_l is not None:
+            counts[clinical_date(lab.at, tz)].append(lab.platelets_x10e9_per_l)
+    transfused = {clinical_date(t.at, tz) for t in transfusions if t.product == "platelets"}
+    window = timedelta(days=transfusion_free_days - 1)
+
+    fallen = False
+    run: list[date] = []
+    for d in sorted(d for d in set(counts) | transfused if d >= day0):
+        values = counts.get(d, [])
+        if d in transfused or any(v < platelets_x10e9_per_l for v in values):
+            fallen = True
+            run = []
+        elif not fallen or not values:
+            continue
+        elif any(d - window <= t <= d for t in transfused):
+            run = []
+        else:
+            run.append(d)
+            if len(run) == consecutive_values:
+                return run[0]
+    return None
+
+
+def secondary_graft_failure(
+    labs: Iterable[LabValue],
+    recovery_on: date,
+    tz: str,
+    *,
+    anc_x10e9_per_l: float,
+    consecutive_days: int,
+) -> date | None:
+    """The first date of a secondary graft failure after neutrophil recovery [F:CIBMTR-SUBSEQ].
+
+    After recovery on `recovery_on`, the first date of `consecutive_days` consecutive calendar
+    days each with ANC < `anc_x10e9_per_l` (only days strictly after `recovery_on` count). A day
+    is low when it has an ANC below the threshold and none at or above it; an automated value
+    exactly at the threshold is indeterminate and is ignored on a day that has other values,
+    but a day with no confirmed low value (or with no ANC at all) breaks the run.
+    """
+    if consecutive_days < 1:
+        raise ValueError("consecutive_days must be at least 1")
+    days = _anc_by_day(labs, tz)
+    run: list[date] = []
+    for d in sorted(days):
+        if d <= recovery_on:
+            continue
+        values = [v for v in days[d] if not _indeterminate(v, anc_x10e9_per_l)]
+        low = bool(values) and all(_anc(v) < anc_x10e9_per_l for v in values)
+        if not low:
+            run = []
+            continue
+        if run and d - run[-1] != timedelta(days=1):
+            run = []
+        run.append(d)
+        if len(run) == consecutive_days:
+            return run[0]
+    return None

@@ -1,0 +1,62 @@
+"""Builders shared by the persistence tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from persistence.store import Store
+from states.entry import Draft
+from states.vocabulary import EntryKind, Phase, Role
+
+T0 = datetime(2026, 2, 4, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def draft(pathway_id: str, **overrides: Any) -> Draft:
+    """A valid draft; tests override what they look at."""
+    fields: dict[str, Any] = {
+        "pathway_id": pathway_id,
+        "kind": EntryKind.EVENT,
+        "trigger": "record_lab",
+        "from_phase": None,
+        "to_phase": None,
+        "effective_at": T0,
+        "recorded_at": T0,
+        "actor_id": "lab-1",
+        "actor_role": Role.LABORATORY,
+        "payload": {},
+        "policy_version": "default-1",
+    }
+    fields.update(overrides)
+    return Draft(**fields)
+
+
+def new_pathway(store: Store, pathway_id: str | None = None, **overrides: Any) -> str:
+    """Insert a pathway in `referred` with its `refer` entry; returns its id (not committed)."""
+    pid = pathway_id or str(uuid.uuid4())
+    first = draft(
+        pid,
+        kind=EntryKind.TRANSITION,
+        trigger="refer",
+        to_phase=Phase.REFERRED,
+        actor_id="dr-ross",
+        actor_role=Role.TRANSPLANT_PHYSICIAN,
+        payload={"diagnosis": "multiple_myeloma"},
+    )
+    args: dict[str, Any] = {
+        "pathway_id": pid,
+        "patient_ref": "PT-8F3A21",
+        "route": "autologous",
+        "donor_type": None,
+        "graft_source": "pbsc",
+        "hct_number": 1,
+        "previous_pathway": None,
+        "phase": Phase.REFERRED,
+        "facts_json": "{}",
+        "first": first,
+        "now": T0,
+    }
+    args.update(overrides)
+    store.insert_pathway(**args)
+    return pid

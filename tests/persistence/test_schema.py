@@ -1,0 +1,127 @@
+"""Migrations shipped in the package, run programmatically, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
+
+from persistence.engine import create_engine
+from persistence.models import Base
+from persistence.schema import (
+    VERSION_TABLE,
+    _out_of_date_message,
+    alembic_config,
+    current_revision,
+    ensure_current,
+    head_revision,
+    upgrade,
+)
+from states.errors import SchemaOutOfDate
+from tests.persistence.conftest import Backend
+
+
+def _tables(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def _triggers(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        else:
+            query = (
+                "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE c.relname = 'entries' AND c.relnamespace = current_schema()::regnamespace "
+                "AND NOT t.tgisinternal"
+            )
+        return set(connection.exec_driver_sql(query).scalars())
+
+
+def test_upgrade_creates_the_schema_at_head(backend: Backend) -> None:
+    engine = backend.engine()
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision() == "0001"
+    assert _tables(engine) == {"pathways", "entries", VERSION_TABLE}
+    expected = (
+        {"entries_no_update", "entries_no_delete"}
+        if backend.name == "sqlite"
+        else {"entries_append_only", "entries_no_truncate"}
+    )
+    assert _triggers(engine) == expected
+
+
+def test_models_match_the_migrated_database(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_ensure_current_refuses_an_empty_database_unless_allowed(backend: Backend) -> None:
+    engine = backend.engine()
+    with pytest.raises(SchemaOutOfDate, match=r"run `hsct db upgrade --db ") as raised:
+        ensure_current(engine, auto_upgrade_empty=False)
+    assert engine.url.render_as_string(hide_password=True) in str(raised.value)
+    assert _tables(engine) == set()  # nothing was touched
+
+    ensure_current(engine, auto_upgrade_empty=True)
+    assert current_revision(engine) == head_revision()
+    ensure_current(engine, auto_upgrade_empty=False)  # at head: a no-op
+
+
+def test_ensure_current_never_migrates_a_database_it_did_not_create(backend: Backend) -> None:
+    engine = backend.engine()
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE host_table (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(SchemaOutOfDate, match="hsct db upgrade"):
+        ensure_current(engine, auto_upgrade_empty=True)
+    assert _tables(engine) == {"host_table"}
+
+
+def test_ensure_current_refuses_a_schema_newer_than_the_library(backend: Backend) -> None:
+    engine = backend.engine()
+    upgrade(engine)
+    with engine.begin() as connection:  # a revision this library does not know
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    with pytest.raises(SchemaOutOfDate, match=r"newer than this library"):
+        ensure_current(engine, auto_upgrade_empty=True)
+
+
+def test_ensure_current_names_upgrade_for_a_known_older_revision(backend: Backend) -> None:
+    engine = backend.engine()
+    upgrade(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+        # The version table stays, empty: a known state older than head ...
+        connection.execute(text("CREATE TABLE host_table (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(SchemaOutOfDate, match=r"has no hsct schema.*run `hsct db upgrade --db "):
+        ensure_current(engine, auto_upgrade_empty=True)
+
+
+def test_error_message_masks_the_password() -> None:
+    engine = create_engine("postgresql+psycopg://hsct:s3cret-canary@db.example/hsct")  # never connects
+    try:
+        message = _out_of_date_message(engine, None, head_revision())
+    finally:
+        engine.dispose()
+    assert message.endswith("run `hsct db upgrade --db postgresql+psycopg://hsct:***@db.example/hsct`")
+    assert "s3cret-canary" not in message
+
+
+def test_downgrade_and_upgrade_again(backend: Backend) -> None:
+    engine = backend.engine()
+    upgrade(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+    assert _tables(engine) == {VERSION_TABLE}
+    assert current_revision(engine) is None
+    ensure_current(engine, auto_upgrade_empty=True)  # only our empty version table: still "empty"
+    assert current_revision(engine) == head_revision()
+    assert {"entries", "pathways"} <= _tables(engine)

@@ -1,0 +1,576 @@
+"""The embedding API: the one place where loading, judging, firing and appending meet.
+
+caller -> validate (closed pydantic models) -> unit of work -> load snapshot and chain head ->
+judge (role, phase, guards; pure) -> fire the shared machine -> append the entry and move the
+pathway row (version-checked) in one transaction -> commit -> result. A refusal is an entry
+too: committed in the service's own transaction, or left in the host's when the host passes
+its Session (then a SAVEPOINT keeps a failed command from touching the host's other work).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from persistence.engine import create_engine
+from persistence.schema import ensure_current
+from persistence.store import PathwayRecord, Store, translate_errors
+from states.actor import Actor
+from states.chart import CHART, Command
+from states.days import clinical_date, day_label, day_number
+from states.entry import Draft, Entry
+from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refused, UnknownPathway
+from states.facts import PathwayFacts
+from states.fold import Opening, apply_entry, replay
+from states.judge import judge
+from states.payloads import CorrectEntry, Payload, Refer, StartSubsequentTransplant
+from states.policy import Policy
+from states.recovery import neutrophil_recovery, platelet_recovery
+from states.vocabulary import EntryKind, Phase
+from workflow.clock import Clock, SystemClock
+from workflow.engine import PathwayEngine
+from workflow.validation import aware, validated
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+Listener = Callable[[Entry, PathwayFacts], None]
+"""Called inside the transaction after an entry is appended; raising undoes the command."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a successful command did."""
+
+    pathway_id: str
+    phase: Phase
+    entry: Entry
+    day_label: str | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A dry-run answer: would `command` pass now (reasons when not)."""
+
+    command: str
+    passed: bool
+    reasons: tuple[str, ...] = ()
+    needs_payload: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A pathway as of a moment: phase, Day numbering, donors, products, labs and flags."""
+
+    pathway_id: str
+    version: int
+    facts: PathwayFacts
+    at: datetime
+    day: int | None
+    day_label: str | None
+    neutrophil_recovery_on: date | None
+    platelet_recovery_on: date | None
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def phase(self) -> Phase:
+        return self.facts.phase
+
+    @property
+    def day0(self) -> date | None:
+        return self.facts.day0
+
+    @property
+    def planned_day0(self) -> date | None:
+        return self.facts.planned_day0
+
+    def day_of(self, on: date) -> int | None:
+        anchor = self.facts.day0 or self.facts.planned_day0
+        return None if anchor is None else day_number(on, anchor)
+
+
+@dataclass
+class _Outcome:
+    result: Result | None = None
+    refusal: Refused | None = None
+
+
+class PathwayService:
+    """Refer patients and move their pathways; every attempt is a chained log entry."""
+
+    def __init__(
+        self,
+        engine: Engine | str,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        listeners: Sequence[Listener] = (),
+        auto_upgrade: bool | None = None,
+    ) -> None:
+        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        self.policy = policy or Policy()
+        self.clock = clock or SystemClock()
+        self.listeners = list(listeners)
+        self._machine = PathwayEngine()
+        if auto_upgrade is None:
+            auto_upgrade = self.engine.dialect.name == "sqlite"
+        ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
+
+    # --- units of work -------------------------------------------------------------------
+
+    @contextmanager
+    def _unit(self, session: Session | None) -> Iterator[Store]:
+        """Own transaction (commit here) or the host's (a SAVEPOINT inside it, no commit)."""
+        with translate_errors():
+            if session is None:
+                with Session(self.engine) as own, own.begin():
+                    yield Store(own)
+            else:
+                with session.begin_nested():
+                    yield Store(session)
+
+    @contextmanager
+    def _reading(self, session: Session | None) -> Iterator[Store]:
+        with translate_errors():
+            if session is not None:
+                yield Store(session)
+                return
+            with Session(self.engine) as own, own.begin():
+                yield Store(own)
+
+    # --- commands ----------------------------------------------------------------------
+
+    def refer(
+        self,
+        payload: Refer | Mapping[str, Any],
+        *,
+        actor: Actor | Mapping[str, Any],
+        at: datetime,
+        idempotency_key: str | None = None,
+        session: Session | None = None,
+    ) -> Result:
+        """Open a pathway in `referred`. A refused referral raises without writing: there is
+        no pathway yet whose log could hold it (docs/decisions.md)."""
+        refer = validated(Refer, payload, command="refer")
+        who = validated(Actor, actor, command="refer", prefix="actor")
+        at = aware(at, command="refer")
+        if not self.policy.may(who.role, "refer"):
+            raise Refused("-", "refer", ("role_not_permitted",), None)
+        opening = Opening(**refer.model_dump(), timezone=self.policy.timezone)
+        with self._unit(session) as store:
+            replay_hit = self._replayed(store, idempotency_key, "refer", None, refer.model_dump(mode="json"), who)
+            if replay_hit is not None:
+                return replay_hit
+            return self._open(store, opening, Phase.REFERRED, "refer", who, at, idempotency_key)
+
+    def fire(
+        self,
+        pathway_id: str,
+        command: str,
+        payload: Payload | Mapping[str, Any] | None = None,
+        *,
+        actor: Actor | Mapping[str, Any],
+        at: datetime,
+        idempotency_key: str | None = None,
+        session: Session | None = None,
+    ) -> Result:
+        """Fire a trigger or record an event. Raises `Refused` (after logging the refusal),
+        `InvalidCommand` (nothing written), `UnknownPathway`, `ConcurrencyConflict`."""
+        spec = self._command(command)
+        body = validated(spec.payload, payload, command=command)
+        self._reject_derived(spec, payload, command)
+        who = validated(Actor, actor, command=command, prefix="actor")
+        at = aware(at, command=command)
+        outcome = _Outcome()
+        with self._unit(session) as store:
+            record = self._load(store, pathway_id)
+            replay_hit = self._replayed(
+                store, idempotency_key, command, pathway_id, body.model_dump(mode="json"), who
+            )
+            if replay_hit is not None:
+                return replay_hit
+            self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
+        if outcome.refusal is not None:
+            raise outcome.refusal
+        assert outcome.result is not None
+        return outcome.result
+
+    def _attempt(
+        self,
+        store: Store,
+        record: PathwayRecord,
+        spec: Command,
+        body: Payload,
+        who: Actor,
+        at: datetime,
+        key: str | None,
+        outcome: _Outcome,
+    ) -> None:
+        facts = PathwayFacts.model_validate_json(record.facts)
+        now = self.clock.now()
+        judgement = judge(
+            spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=self.policy
+        )
+        reasons = judgement.verdict.reasons
+        if not reasons and isinstance(body, CorrectEntry):
+            reasons = self._correction_problems(store, record, body)
+        if reasons:
+            entry = store.append(
+                record.id,
+                self._draft(record.id, EntryKind.REFUSAL, spec.name, facts.phase, facts.phase, at, now, who, body, key,
+                            reasons=reasons),
+                expected_version=record.version,
+                head_hash=record.head_hash,
+                phase=facts.phase,
+                facts_json=None,
+                now=now,
+            )
+            logger.info("refused %s on pathway %s: %s", spec.name, record.id, ",".join(reasons))
+            outcome.refusal = Refused(record.id, spec.name, reasons, entry.sequence)
+            return
+        if judgement.verdict.derived:
+            body = body.model_copy(update=dict(judgement.verdict.derived))
+        if isinstance(body, StartSubsequentTransplant):
+            body = self._open_subsequent(store, record, facts, body, who, at, key)
+        phase = facts.phase
+        if spec.changes_phase:
+            phase = self._machine.fire(facts.phase, spec.name, facts, self.policy)
+            if phase is not judgement.destination:
+                raise RuntimeError(f"engine and chart disagree on {spec.name} from {facts.phase}")
+        kind = (
+            EntryKind.CORRECTION
+            if isinstance(body, CorrectEntry)
+            else EntryKind.TRANSITION if spec.changes_phase else EntryKind.EVENT
+        )
+        draft = self._draft(record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key)
+        sequence = record.version + 1
+        if kind is EntryKind.CORRECTION:
+            new_facts = replay([*store.entries(record.id), _provisional(draft, sequence)])
+        else:
+            new_facts = apply_entry(facts, draft, sequence)
+        entry = store.append(
+            record.id,
+            draft,
+            expected_version=record.version,
+            head_hash=record.head_hash,
+            phase=new_facts.phase,
+            facts_json=new_facts.model_dump_json(),
+            now=now,
+        )
+        for listener in self.listeners:
+            listener(entry, new_facts)
+        logger.info("%s %s on pathway %s (seq %d)", kind.value, spec.name, record.id, entry.sequence)
+        outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
+
+    def _open(
+        self,
+        store: Store,
+        opening: Opening,
+        phase: Phase,
+        trigger: str,
+        who: Actor,
+        at: datetime,
+        key: str | None,
+    ) -> Result:
+        pathway_id = str(uuid.uuid4())
+        now = self.clock.now()
+        draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
+        facts = apply_entry(None, draft, 1)
+        entry = store.insert_pathway(
+            pathway_id=pathway_id,
+            patient_ref=opening.patient_ref,
+            route=opening.route,
+            donor_type=opening.donor_type,
+            graft_source=opening.graft_source,
+            hct_number=opening.hct_number,
+            previous_pathway=opening.previous_pathway,
+            phase=phase,
+            facts_json=facts.model_dump_json(),
+            first=draft,
+            now=now,
+        )
+        for listener in self.listeners:
+            listener(entry, facts)
+        logger.info("opened pathway %s in %s", pathway_id, phase.value)
+        return Result(pathway_id, phase, entry, None)
+
+    def _open_subsequent(
+        self,
+        store: Store,
+        record: PathwayRecord,
+        facts: PathwayFacts,
+        body: StartSubsequentTransplant,
+        who: Actor,
+        at: datetime,
+        key: str | None,
+    ) -> StartSubsequentTransplant:
+        """The linked pathway of the next HCT: own Day 0, hct_number + 1, same patient."""
+        opening = Opening(
+            patient_ref=facts.patient_ref,
+            route=body.route,
+            donor_type=body.donor_type,
+            graft_source=body.graft_source,
+            timezone=facts.timezone,
+            hct_number=facts.hct_number + 1,
+            previous_pathway=record.id,
+        )
+        child_key = None if key is None else f"{key}#subsequent"
+        opened = self._open(store, opening, body.begin_phase, "start_subsequent_transplant", who, at, child_key)
+        return body.model_copy(update={"new_pathway_id": opened.pathway_id})
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _draft(
+        self,
+        pathway_id: str,
+        kind: EntryKind,
+        trigger: str,
+        source: Phase | None,
+        dest: Phase | None,
+        at: datetime,
+        now: datetime,
+        who: Actor,
+        body: Payload,
+        key: str | None,
+        *,
+        reasons: tuple[str, ...] = (),
+    ) -> Draft:
+        return Draft(
+            pathway_id=pathway_id,
+            kind=kind,
+            trigger=trigger,
+            from_phase=source,
+            to_phase=dest,
+            effective_at=at,
+            recorded_at=now,
+            actor_id=who.id,
+            actor_role=who.role,
+            reason=getattr(body, "reason", None) if isinstance(getattr(body, "reason", None), str) else None,
+            payload=body.model_dump(mode="json", exclude_none=True),
+            reasons=reasons,
+            policy_version=self.policy.version_id,
+            idempotency_key=key,
+            corrects=body.sequence if isinstance(body, CorrectEntry) else None,
+        )
+
+    @staticmethod
+    def _command(name: str) -> Command:
+        spec = CHART.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise InvalidCommand(str(name)[:64], [FieldProblem("do", "unknown_command", "not a trigger or event")])
+        return spec
+
+    @staticmethod
+    def _reject_derived(spec: Command, payload: object, command: str) -> None:
+        sent = set(payload) if isinstance(payload, Mapping) else set()
+        if isinstance(payload, Payload):
+            sent = {k for k in spec.payload.derived_fields if getattr(payload, k) is not None}
+        clash = sorted(sent & spec.payload.derived_fields)
+        if clash:
+            raise InvalidCommand(
+                command,
+                [FieldProblem(f"with.{name}", "derived_field", "is derived by the library") for name in clash],
+            )
+
+    @staticmethod
+    def _load(store: Store, pathway_id: str) -> PathwayRecord:
+        record = store.load(pathway_id) if isinstance(pathway_id, str) else None
+        if record is None:
+            raise UnknownPathway(str(pathway_id)[:64])
+        return record
+
+    def _replayed(
+        self,
+        store: Store,
+        key: str | None,
+        command: str,
+        pathway_id: str | None,
+        payload: Mapping[str, Any],
+        who: Actor,
+    ) -> Result | None:
+        """The stored result of an earlier command with the same idempotency key."""
+        if key is None:
+            return None
+        entry = store.entry_by_idempotency_key(key)
+        if entry is None:
+            return None
+        spec = CHART.get(command)
+        derived = spec.payload.derived_fields if spec else frozenset()
+        stored = {k: v for k, v in entry.payload.items() if k not in derived}
+        if command == "refer":
+            stored = {k: v for k, v in stored.items() if k in Refer.model_fields}
+        same = (
+            entry.trigger == command
+            and (pathway_id is None or entry.pathway_id == pathway_id)
+            and entry.actor_id == who.id
+            and stored == {k: v for k, v in payload.items() if v is not None}
+        )
+        if not same:
+            import hashlib
+
+            raise IdempotencyMisuse(hashlib.sha256(key.encode()).hexdigest())
+        if entry.kind is EntryKind.REFUSAL:
+            raise Refused(entry.pathway_id, command, entry.reasons, entry.sequence)
+        facts = replay(store.entries(entry.pathway_id))
+        return Result(entry.pathway_id, entry.to_phase or facts.phase, entry, _label(facts, entry.effective_at), True)
+
+    def _correction_problems(self, store: Store, record: PathwayRecord, body: CorrectEntry) -> tuple[str, ...]:
+        """A correction names an earlier non-refusal entry and keeps its payload valid."""
+        entries = store.entries(record.id)
+        target = next((e for e in entries if e.sequence == body.sequence), None)
+        if target is None:
+            return ("corrected_entry_unknown",)
+        if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):
+            return ("entry_not_correctable",)
+        model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
+        merged = {**target.payload, **body.changes}
+        unknown = set(body.changes) - set(model.model_fields)
+        if unknown or model.derived_fields & set(body.changes):
+            return ("correction_field_unknown",)
+        try:
+            model.model_validate(merged)
+        except ValueError:
+            return ("correction_invalid",)
+        return ()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def can_fire(
+        self,
+        pathway_id: str,
+        command: str,
+        payload: Payload | Mapping[str, Any] | None = None,
+        *,
+        actor: Actor | Mapping[str, Any],
+        at: datetime | None = None,
+        session: Session | None = None,
+    ) -> Availability:
+        """Would this command pass now? Nothing is written."""
+        spec = self._command(command)
+        body = validated(spec.payload, payload, command=command)
+        who = validated(Actor, actor, command=command, prefix="actor")
+        when = aware(at, command=command) if at is not None else self.clock.now()
+        with self._reading(session) as store:
+            facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+        verdict = judge(
+            spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=self.clock.now(), policy=self.policy
+        ).verdict
+        return Availability(command, verdict.passed, verdict.reasons)
+
+    def available(
+        self,
+        pathway_id: str,
+        *,
+        actor: Actor | Mapping[str, Any],
+        at: datetime | None = None,
+        session: Session | None = None,
+    ) -> list[Availability]:
+        """Every command the actor may use in the current phase, judged without a payload
+        where the command needs none (`needs_payload` otherwise)."""
+        who = validated(Actor, actor, command="available", prefix="actor")
+        when = aware(at, command="available") if at is not None else self.clock.now()
+        with self._reading(session) as store:
+            facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+        answers = []
+        for spec in CHART.commands.values():
+            if facts.phase not in spec.phases() or not self.policy.may(who.role, spec.name):
+                continue
+            try:
+                body = spec.payload.model_validate({})
+            except ValueError:
+                answers.append(Availability(spec.name, True, (), needs_payload=True))
+                continue
+            verdict = judge(
+                spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=when, policy=self.policy
+            ).verdict
+            answers.append(Availability(spec.name, verdict.passed, verdict.reasons))
+        return answers
+
+    def snapshot(self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None) -> Snapshot:
+        """The pathway now (stored snapshot), labelled for `at` (default: the clock)."""
+        when = aware(at, command="snapshot") if at is not None else self.clock.now()
+        with self._reading(session) as store:
+            record = self._load(store, pathway_id)
+        return self._snapshot(record.id, record.version, PathwayFacts.model_validate_json(record.facts), when)
+
+    def state_at(self, pathway_id: str, at: datetime, *, session: Session | None = None) -> Snapshot:
+        """What was known at `at`: the log replayed up to entries recorded by then."""
+        when = aware(at, command="state_at")
+        with self._reading(session) as store:
+            self._load(store, pathway_id)
+            entries = store.entries(pathway_id, until_recorded=when)
+        if not entries:
+            raise UnknownPathway(pathway_id)
+        return self._snapshot(pathway_id, len(entries), replay(entries), when)
+
+    def history(self, pathway_id: str, *, session: Session | None = None) -> list[Entry]:
+        with self._reading(session) as store:
+            self._load(store, pathway_id)
+            return store.entries(pathway_id)
+
+    def pathway_ids(self, *, phase: Phase | None = None, session: Session | None = None) -> list[str]:
+        with self._reading(session) as store:
+            return store.pathway_ids(phase)
+
+    def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:
+        p = self.policy
+        labs = [lab for lab in facts.labs if lab.at <= at]
+        neutro = (
+            neutrophil_recovery(
+                labs,
+                facts.day0,
+                facts.timezone,
+                anc_x10e9_per_l=p.anc_recovery_x10e9_per_l,
+                consecutive_values=p.recovery_consecutive_values,
+                nadir_anc_x10e9_per_l=p.anc_nadir_x10e9_per_l,
+            )
+            if facts.day0
+            else None
+        )
+        plt = (
+            platelet_recovery(
+                labs,
+                [t for t in facts.transfusions if t.at <= at],
+                facts.day0,
+                platelets_x10e9_per_l=p.platelet_recovery_x10e9_per_l,
+                consecutive_values=p.recovery_consecutive_values,
+                transfusion_free_days=p.platelet_transfusion_free_days,
+                tz=facts.timezone,
+            )
+            if facts.day0
+            else None
+        )
+        anchor = facts.day0 or facts.planned_day0
+        day = None if anchor is None else day_number(clinical_date(at, facts.timezone), anchor)
+        return Snapshot(
+            pathway_id=pathway_id,
+            version=version,
+            facts=facts,
+            at=at,
+            day=day,
+            day_label=None if day is None else day_label(day),
+            neutrophil_recovery_on=neutro,
+            platelet_recovery_on=plt,
+            flags=facts.flags,
+        )
+
+
+def _label(facts: PathwayFacts, at: datetime) -> str | None:
+    anchor = facts.day0 or facts.planned_day0
+    if anchor is None:
+        return None
+    return day_label(day_number(clinical_date(at, facts.timezone), anchor))
+
+
+def _provisional(draft: Draft, sequence: int) -> Entry:
+    """An unsealed stand-in for the entry being appended, so the fold can include it."""
+    return Entry(**draft.model_dump(), sequence=sequence, prev_hash="", hash="")
