@@ -237,4 +237,3 @@ class PathwayFacts(Frozen):
     def stored_products(self) -> list[Product]:
         """Cryopreserved products not yet infused."""
         return [p for p in self.products.values() if p.cryopreserved and not p.infused]
-

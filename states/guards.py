@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import date, timedelta
 
 from states import hla, recovery
 from states.days import clinical_date, day_number
-from states.facts import PathwayFacts, Product
+from states.facts import LabValue, PathwayFacts, Product
 from states.payloads import (
     ClearDonor,
     DeclareGraftFailure,
@@ -100,7 +100,7 @@ def donor_selected(a: Attempt) -> Verdict:
     return PASS if a.facts.current_donors else refuse("donor_not_selected")
 
 
-def _planned_collection(a: Attempt) -> object:
+def _planned_collection(a: Attempt) -> date | None:
     payload = a.payload
     if isinstance(payload, (ClearDonor, Resume)) and payload.planned_collection_on is not None:
         return payload.planned_collection_on
@@ -117,11 +117,9 @@ def _needs_idm(facts: PathwayFacts, donor_ref: str) -> bool:
     return not _is_cord(facts, donor_ref) and donor_ref not in facts.products
 
 
-def _idm_reasons(a: Attempt, donor_ref: str, collection_on: object) -> tuple[str, ...]:
+def _idm_reasons(a: Attempt, donor_ref: str, collection_on: date | None) -> tuple[str, ...]:
     """Donor IDM drawn no more than `idm_window_days` before collection [F:CFR-1271.80]."""
-    from datetime import date
-
-    if not isinstance(collection_on, date):
+    if collection_on is None:
         return ("planned_collection_date_missing",)
     results = [r for r in a.facts.idm if r.donor_ref == donor_ref and r.drawn_on <= collection_on]
     if not results:
@@ -349,11 +347,11 @@ def stored_product_available(a: Attempt) -> Verdict:
 # --- engraftment, graft failure, Day +100 --------------------------------------------------------
 
 
-def _labs_until(a: Attempt) -> list:  # type: ignore[type-arg]
+def _labs_until(a: Attempt) -> list[LabValue]:
     return [lab for lab in a.facts.labs if lab.at <= a.at]
 
 
-def _neutrophil_recovery(a: Attempt) -> object:
+def _neutrophil_recovery(a: Attempt) -> date | None:
     if a.facts.day0 is None:
         return None
     p = a.policy
@@ -440,12 +438,9 @@ def day100_ready(a: Attempt) -> Verdict:
     if f.is_allogeneic:
         since = f.day0 + timedelta(days=p.day100_evidence_from_day)
 
-        def recent(items: Iterable[object]) -> bool:
-            return any(clinical_date(i.at, f.timezone) >= since for i in items)  # type: ignore[attr-defined]
-
-        if not recent(f.gvhd):
+        if not any(clinical_date(g.at, f.timezone) >= since for g in f.gvhd):
             reasons.append("gvhd_status_missing")
-        if not recent(f.chimerism):
+        if not any(clinical_date(c.at, f.timezone) >= since for c in f.chimerism):
             reasons.append("chimerism_missing")
     return refuse(*reasons)
 

@@ -124,9 +124,9 @@ def _dedupe(reasons: list[str]) -> tuple[str, ...]:
 def donor_rule_reasons(
     candidate: DonorCandidate,
     *,
-    min_matches_8_sibling: int,
-    min_matches_8_unrelated: int,
-    min_matches_8_mismatched: int,
+    min_matches_8: int,
+    mismatched_unrelated_min_matches_8: int,
+    cord_max_hla_mismatches: int,
 ) -> tuple[str, ...]:
     """Why `candidate` fails the donor rule of its donor type (empty tuple: acceptable).
 
@@ -134,22 +134,19 @@ def donor_rule_reasons(
 
     - every type: a result at each of A, B, C, DRB1, else `hla_typing_incomplete` (the grade
       checks below are then skipped; checks that do not need the grade still run);
-    - `matched_sibling`: x/8 >= `min_matches_8_sibling` (8), else `hla_match_insufficient`
-      [F:MSD-HLA];
-    - `matched_unrelated`: x/8 >= `min_matches_8_unrelated` (8), else `hla_match_insufficient`
-      [F:PIDALA-2014];
-    - `mismatched_unrelated`: x/8 >= `min_matches_8_mismatched` (7), else
-      `hla_match_insufficient`; below `min_matches_8_unrelated` (a real mismatch) it also needs
-      a written justification (`mismatch_justification_missing`) and a negative DSA
-      (`dsa_not_negative`) [F:MDRI], HSCT_REFERENCE.md §1.3 [S];
+    - `matched_sibling`, `matched_unrelated`: x/8 >= `min_matches_8` (8), else
+      `hla_match_insufficient` [F:MSD-HLA], [F:PIDALA-2014];
+    - `mismatched_unrelated`: x/8 >= `mismatched_unrelated_min_matches_8` (7), else
+      `hla_match_insufficient`; below `min_matches_8` (a real mismatch) it also needs a written
+      justification (`mismatch_justification_missing`) and a negative DSA (`dsa_not_negative`)
+      [F:MDRI], HSCT_REFERENCE.md §1.3 [S];
     - `haploidentical`: haplotype shared (`haplotype_not_shared`) and DSA negative or a recorded
-      desensitization plan (`dsa_not_negative`) [F:HAPLO-BAC], [F:EBMT-DSA].
-
-    Cord blood units are judged as a selection (single or double unit) by
-    `cord_selection_reasons`; passing one here raises ValueError.
+      desensitization plan (`dsa_not_negative`) [F:HAPLO-BAC], [F:EBMT-DSA];
+    - `cord_blood` (one unit on its own): at most `cord_max_hla_mismatches` (2) mismatches
+      counted over the same 8 alleles (`cord_unit_hla_mismatch_excess`) and an attached segment
+      (`cord_unit_segment_missing`) [F:CORD-SEL]. The dose rule depends on how many units are
+      selected together: `cord_selection_reasons` judges the selection.
     """
-    if candidate.donor_type is DonorType.CORD_BLOOD:
-        raise ValueError("cord blood units are judged by cord_selection_reasons")
     reasons: list[str] = []
     typed = not missing_loci(candidate.hla, LOCI_8)
     if not typed:
@@ -157,17 +154,14 @@ def donor_rule_reasons(
     matched = grade_8(candidate.hla)[0] if typed else None
 
     match candidate.donor_type:
-        case DonorType.MATCHED_SIBLING:
-            if matched is not None and matched < min_matches_8_sibling:
-                reasons.append(HLA_MATCH_INSUFFICIENT)
-        case DonorType.MATCHED_UNRELATED:
-            if matched is not None and matched < min_matches_8_unrelated:
+        case DonorType.MATCHED_SIBLING | DonorType.MATCHED_UNRELATED:
+            if matched is not None and matched < min_matches_8:
                 reasons.append(HLA_MATCH_INSUFFICIENT)
         case DonorType.MISMATCHED_UNRELATED:
             if matched is not None:
-                if matched < min_matches_8_mismatched:
+                if matched < mismatched_unrelated_min_matches_8:
                     reasons.append(HLA_MATCH_INSUFFICIENT)
-                if matched < min_matches_8_unrelated:
+                if matched < min_matches_8:
                     if not (candidate.justification and candidate.justification.strip()):
                         reasons.append(MISMATCH_JUSTIFICATION_MISSING)
                     if candidate.dsa is not DsaResult.NEGATIVE:
@@ -177,8 +171,8 @@ def donor_rule_reasons(
                 reasons.append(HAPLOTYPE_NOT_SHARED)
             if candidate.dsa is not DsaResult.NEGATIVE and not candidate.desensitization_plan:
                 reasons.append(DSA_NOT_NEGATIVE)
-        case DonorType.CORD_BLOOD:  # pragma: no cover - handled above
-            raise ValueError("cord blood units are judged by cord_selection_reasons")
+        case DonorType.CORD_BLOOD:
+            reasons.extend(_cord_unit_reasons(candidate, max_hla_mismatches=cord_max_hla_mismatches))
         case _:  # pragma: no cover - exhaustive
             assert_never(candidate.donor_type)
     return _dedupe(reasons)

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from states.facts import (
     Assessment,
@@ -27,7 +28,6 @@ from states.facts import (
     LabMethod,
     LabValue,
     PathwayFacts,
-    PlannedDose,
     Product,
     Regimen,
     Transfusion,
@@ -86,9 +86,7 @@ class Refer(Payload):
 
     @model_validator(mode="after")
     def _consistent(self) -> Refer:
-        # Raised as pydantic errors whose type is the reason code (see workflow.validation).
-        from pydantic_core import PydanticCustomError
-
+        # Raised as pydantic errors whose type is the rule name (see workflow.validation).
         if self.route is Route.AUTOLOGOUS and self.donor_type is not None:
             raise PydanticCustomError("donor_type_for_autologous", "an autologous route has no donor_type")
         if self.route is Route.ALLOGENEIC and self.donor_type is None:
@@ -276,8 +274,6 @@ class RecordCollection(Payload):
     @model_validator(mode="after")
     def _has_dose(self) -> RecordCollection:
         if self.cd34_x10e6_per_kg is None and self.tnc_x10e7_per_kg is None:
-            from pydantic_core import PydanticCustomError
-
             raise PydanticCustomError("dose_missing", "give cd34_x10e6_per_kg and/or tnc_x10e7_per_kg")
         return self
 
@@ -423,8 +419,6 @@ class RecordLab(Payload):
     @model_validator(mode="after")
     def _some_value(self) -> RecordLab:
         if self.anc_x10e9_per_l is None and self.platelets_x10e9_per_l is None:
-            from pydantic_core import PydanticCustomError
-
             raise PydanticCustomError("lab_value_missing", "give anc_x10e9_per_l and/or platelets_x10e9_per_l")
         return self
 
@@ -566,8 +560,6 @@ class StartSubsequentTransplant(Payload):
 
     @model_validator(mode="after")
     def _consistent(self) -> StartSubsequentTransplant:
-        from pydantic_core import PydanticCustomError
-
         if (self.route is Route.ALLOGENEIC) != (self.donor_type is not None):
             raise PydanticCustomError("donor_type_inconsistent", "donor_type is given for allogeneic routes only")
         if self.begin_in == "donor_search" and self.route is Route.AUTOLOGOUS:

@@ -2,7 +2,8 @@
 
 Defaults come from ../shared/domain/HSCT_REFERENCE.md; each field names its source in
 `json_schema_extra["source"]` ([F:..] a sourced fact, [S] our suggestion). A program loads its
-own values from a TOML or YAML file (read by `workflow.policy_files`; this module does no I/O). The policy's version (declared, or a content hash) is
+own values from a TOML or YAML file (read by `workflow.policy_files`; this module does
+no I/O). The policy's version (declared, or a content hash) is
 stored on every log entry so an auditor can tell which rules judged each step.
 """
 
@@ -187,7 +188,5 @@ def policy_from_mapping(data: Any, *, origin: str = "policy") -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        detail = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise PolicyError(f"{origin}: {detail}") from exc

@@ -28,9 +28,7 @@ class Phase(StrEnum):
     DECEASED = "deceased"
 
 
-TERMINAL_PHASES: frozenset[Phase] = frozenset(
-    {Phase.DAY100_COMPLETE, Phase.WITHDRAWN, Phase.DECEASED}
-)
+TERMINAL_PHASES: frozenset[Phase] = frozenset({Phase.DAY100_COMPLETE, Phase.WITHDRAWN, Phase.DECEASED})
 
 # Phases before the point of no return (conditioning), in chart order.
 PRE_CONDITIONING_PHASES: tuple[Phase, ...] = (

@@ -9,6 +9,7 @@ its Session (then a SAVEPOINT keeps a failed command from touching the host's ot
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -193,9 +194,7 @@ class PathwayService:
         outcome = _Outcome()
         with self._unit(session) as store:
             record = self._load(store, pathway_id)
-            replay_hit = self._replayed(
-                store, idempotency_key, command, pathway_id, body.model_dump(mode="json"), who
-            )
+            replay_hit = self._replayed(store, idempotency_key, command, pathway_id, body.model_dump(mode="json"), who)
             if replay_hit is not None:
                 return replay_hit
             self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
@@ -217,17 +216,26 @@ class PathwayService:
     ) -> None:
         facts = PathwayFacts.model_validate_json(record.facts)
         now = self.clock.now()
-        judgement = judge(
-            spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=self.policy
-        )
+        judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=self.policy)
         reasons = judgement.verdict.reasons
         if not reasons and isinstance(body, CorrectEntry):
             reasons = self._correction_problems(store, record, body)
         if reasons:
             entry = store.append(
                 record.id,
-                self._draft(record.id, EntryKind.REFUSAL, spec.name, facts.phase, facts.phase, at, now, who, body, key,
-                            reasons=reasons),
+                self._draft(
+                    record.id,
+                    EntryKind.REFUSAL,
+                    spec.name,
+                    facts.phase,
+                    facts.phase,
+                    at,
+                    now,
+                    who,
+                    body,
+                    key,
+                    reasons=reasons,
+                ),
                 expected_version=record.version,
                 head_hash=record.head_hash,
                 phase=facts.phase,
@@ -249,7 +257,9 @@ class PathwayService:
         kind = (
             EntryKind.CORRECTION
             if isinstance(body, CorrectEntry)
-            else EntryKind.TRANSITION if spec.changes_phase else EntryKind.EVENT
+            else EntryKind.TRANSITION
+            if spec.changes_phase
+            else EntryKind.EVENT
         )
         draft = self._draft(record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key)
         sequence = record.version + 1
@@ -354,7 +364,7 @@ class PathwayService:
             recorded_at=now,
             actor_id=who.id,
             actor_role=who.role,
-            reason=getattr(body, "reason", None) if isinstance(getattr(body, "reason", None), str) else None,
+            reason=_reason_of(body),
             payload=body.model_dump(mode="json", exclude_none=True),
             reasons=reasons,
             policy_version=self.policy.version_id,
@@ -415,8 +425,6 @@ class PathwayService:
             and stored == {k: v for k, v in payload.items() if v is not None}
         )
         if not same:
-            import hashlib
-
             raise IdempotencyMisuse(hashlib.sha256(key.encode()).hexdigest())
         if entry.kind is EntryKind.REFUSAL:
             raise Refused(entry.pathway_id, command, entry.reasons, entry.sequence)
@@ -574,3 +582,9 @@ def _label(facts: PathwayFacts, at: datetime) -> str | None:
 def _provisional(draft: Draft, sequence: int) -> Entry:
     """An unsealed stand-in for the entry being appended, so the fold can include it."""
     return Entry(**draft.model_dump(), sequence=sequence, prev_hash="", hash="")
+
+
+def _reason_of(body: Payload) -> str | None:
+    """The free-text or coded reason a payload gives (holds, withdrawals, corrections)."""
+    reason = getattr(body, "reason", None)
+    return reason if isinstance(reason, str) else None

@@ -26,9 +26,8 @@ from states.hla import (
 )
 from states.vocabulary import DonorType, Locus
 
-MIN_MATCHES_8_SIBLING = 8
-MIN_MATCHES_8_UNRELATED = 8
-MIN_MATCHES_8_MISMATCHED = 7
+MIN_MATCHES_8 = 8
+MMUD_MIN_MATCHES_8 = 7
 SINGLE_MIN_TNC = 2.5
 SINGLE_MIN_CD34 = 1.5
 DOUBLE_MIN_TNC = 1.5
@@ -51,9 +50,9 @@ def candidate(donor_type: DonorType, hla: dict[Locus, HlaResult] | None = None, 
 def rules(c: DonorCandidate) -> tuple[str, ...]:
     return donor_rule_reasons(
         c,
-        min_matches_8_sibling=MIN_MATCHES_8_SIBLING,
-        min_matches_8_unrelated=MIN_MATCHES_8_UNRELATED,
-        min_matches_8_mismatched=MIN_MATCHES_8_MISMATCHED,
+        min_matches_8=MIN_MATCHES_8,
+        mismatched_unrelated_min_matches_8=MMUD_MIN_MATCHES_8,
+        cord_max_hla_mismatches=MAX_CORD_MISMATCHES,
     )
 
 
@@ -190,7 +189,7 @@ def test_haploidentical_rules() -> None:
     assert rules(candidate(DonorType.HAPLOIDENTICAL, haplo, **shared)) == ("dsa_not_negative",)
 
 
-@pytest.mark.parametrize("donor_type", [t for t in DonorType if t is not DonorType.CORD_BLOOD])
+@pytest.mark.parametrize("donor_type", list(DonorType))
 @pytest.mark.parametrize("missing", list(LOCI_8))
 def test_missing_locus_is_incomplete_typing_for_every_donor_type(
     donor_type: DonorType, missing: Locus
@@ -214,9 +213,12 @@ def test_missing_dqb1_is_not_incomplete_for_the_8_locus_rules() -> None:
     assert rules(candidate(DonorType.MATCHED_UNRELATED, hla)) == ()
 
 
-def test_cord_units_are_judged_as_a_selection_not_one_by_one() -> None:
-    with pytest.raises(ValueError, match="cord_selection_reasons"):
-        rules(candidate(DonorType.CORD_BLOOD, attached_segment=True))
+def test_cord_unit_rules_in_donor_rule_reasons() -> None:
+    assert rules(candidate(DonorType.CORD_BLOOD, typed(A=AG, DRB1=AL), attached_segment=True)) == ()
+    assert rules(candidate(DonorType.CORD_BLOOD, typed(A=AG, B=AG, DRB1=AL), attached_segment=True)) == (
+        "cord_unit_hla_mismatch_excess",
+    )
+    assert rules(candidate(DonorType.CORD_BLOOD)) == ("cord_unit_segment_missing",)
 
 
 # --- cord selection (S14) -----------------------------------------------------------------------
@@ -305,3 +307,8 @@ def test_several_reasons_are_all_reported_once() -> None:
         "cord_unit_hla_mismatch_excess",
         "cord_unit_segment_missing",
     )
+
+
+def test_mismatched_unrelated_labelled_donor_at_8_of_8_needs_no_justification() -> None:
+    # Justification and DSA are required below 8/8 only (HSCT_REFERENCE.md §1.3 [S]).
+    assert rules(candidate(DonorType.MISMATCHED_UNRELATED)) == ()
