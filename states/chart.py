@@ -230,6 +230,7 @@ _EVENTS: tuple[Command, ...] = (
         (Ph.GRAFT_FAILURE, Ph.FOLLOW_UP, Ph.DAY100_COMPLETE),
         "subsequent_transplant_allowed",
     ),
+    _event("record_registry_form", pl.RecordRegistryForm, tuple(Phase)),
     _event("correct_entry", pl.CorrectEntry, tuple(Phase)),
 )
 

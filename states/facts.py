@@ -192,6 +192,7 @@ class PathwayFacts(Frozen):
     products: dict[str, Product] = Field(default_factory=dict)
 
     regimen: Regimen | None = None
+    conditioning_started_on: date | None = None
     planned_day0: date | None = None
     doses: tuple[GivenDose, ...] = ()
     day0: date | None = None
@@ -210,6 +211,7 @@ class PathwayFacts(Frozen):
     adverse_events: int = 0
     discharged: bool = False
     day100_on: date | None = None
+    forms: tuple[str, ...] = ()
     ended_on: date | None = None
 
     @property

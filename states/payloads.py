@@ -350,7 +350,7 @@ class StartConditioning(Payload):
     planned_day0: date
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, regimen=self.regimen, planned_day0=self.planned_day0)
+        return _upd(facts, regimen=self.regimen, planned_day0=self.planned_day0, conditioning_started_on=ctx.on)
 
 
 class RecordConditioningDose(Payload):
@@ -572,6 +572,15 @@ class StartSubsequentTransplant(Payload):
     @property
     def begin_phase(self) -> Phase:
         return Phase(self.begin_in)
+
+
+class RecordRegistryForm(Payload):
+    """A registry form sent (CIBMTR Pre-TED 2400 by Day 0; Post-TED 2450 at Day +100)."""
+
+    form: Literal["pre_transplant", "post_transplant_day100"]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, forms=_add_unique(facts.forms, self.form))
 
 
 class CorrectEntry(Payload):

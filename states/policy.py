@@ -81,6 +81,7 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     "discharge": frozenset({P, C}),
     "readmit": frozenset({P, C}),
     "record_assessment": frozenset({P}),
+    "record_registry_form": frozenset({C, QM, SYS}),
     "correct_entry": frozenset({QM, P, C, LAB}),
 }
 
@@ -135,6 +136,15 @@ class Policy(BaseModel):
     day100_window: tuple[int, int] = Field((85, 115), json_schema_extra=_src("F:CIBMTR-CONTACT"))
     day100_evidence_from_day: int = Field(85, json_schema_extra=_src("F:CIBMTR-CONTACT"))
 
+    day30_window: tuple[int, int] = Field((28, 35), json_schema_extra=_src("S: Day +30 assessment, ref. section 4"))
+    pre_transplant_form_opens_days: int = Field(
+        14, ge=0, json_schema_extra=_src("F:CIBMTR-2400: sent up to 2 weeks before conditioning, due Day 0")
+    )
+    post_transplant_form_day: int = Field(100, gt=0, json_schema_extra=_src("F:CIBMTR-2450"))
+    registry_form_overdue_after_days: int = Field(
+        120, ge=0, json_schema_extra=_src("F:CIBMTR-2450 (older manual: past due 120 days after the time point)")
+    )
+
     # Time
     future_tolerance_minutes: int = Field(
         5, ge=0, json_schema_extra=_src("S: clock skew allowed for an effective time ahead of now")
@@ -164,9 +174,10 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _windows(self) -> Policy:
-        low, high = self.day100_window
-        if low > high:
-            raise ValueError("day100_window must be (first day, last day) with first <= last")
+        for name in ("day100_window", "day30_window"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name} must be (first day, last day) with first <= last")
         missing = set(GraftSource) - set(self.primary_graft_failure_day)
         if missing:
             raise ValueError(f"primary_graft_failure_day lacks {', '.join(sorted(missing))}")

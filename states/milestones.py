@@ -1,0 +1,129 @@
+"""Milestones and deadlines: what is due or overdue for a pathway on a given clinical date.
+
+A pure function of the snapshot, the policy and the date. Names are public API (scenario
+files assert them under `due` / `overdue`); docs/milestones.md lists each with its rule and
+source. A milestone is `due` while its window is open and `overdue` once it has passed
+unmet; a met milestone is neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+from states.days import clinical_date, day_number
+from states.facts import PathwayFacts
+from states.policy import Policy
+from states.recovery import neutrophil_recovery
+from states.vocabulary import TERMINAL_PHASES, DonorType, Phase
+
+Status = Literal["due", "overdue"]
+
+
+@dataclass(frozen=True)
+class Milestone:
+    name: str
+    status: Status
+    due_on: date
+    detail: str = ""
+
+
+def _window(name: str, today: date, opens: date, closes: date | None, detail: str = "") -> Iterator[Milestone]:
+    """`due` from `opens` to `closes` inclusive, `overdue` after `closes` (never, when None)."""
+    if today < opens:
+        return
+    if closes is None or today <= closes:
+        yield Milestone(name, "due", opens, detail)
+    else:
+        yield Milestone(name, "overdue", closes, detail)
+
+
+def _recovered(facts: PathwayFacts, policy: Policy, today: date) -> bool:
+    if facts.neutrophil_recovery_on is not None:
+        return True
+    if facts.day0 is None:
+        return False
+    labs = [lab for lab in facts.labs if clinical_date(lab.at, facts.timezone) <= today]
+    found = neutrophil_recovery(
+        labs,
+        facts.day0,
+        facts.timezone,
+        anc_x10e9_per_l=policy.anc_recovery_x10e9_per_l,
+        consecutive_values=policy.recovery_consecutive_values,
+        nadir_anc_x10e9_per_l=policy.anc_nadir_x10e9_per_l,
+    )
+    return found is not None
+
+
+def _after_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
+    day0 = facts.day0
+    if day0 is None:
+        return
+    day = day_number(today, day0)
+    pre_engraftment = facts.phase is Phase.AWAITING_ENGRAFTMENT
+    if pre_engraftment and not _recovered(facts, policy, today):
+        by = day0 + timedelta(days=policy.engraftment_expected_by_day)
+        if today > by:
+            yield Milestone("neutrophil_recovery_day28", "overdue", by, "no neutrophil recovery yet")
+        threshold = policy.primary_graft_failure_day[facts.graft_source]
+        if day >= threshold:
+            yield Milestone(
+                "primary_graft_failure_review", "due", day0 + timedelta(days=threshold), "threshold day reached"
+            )
+    if facts.phase in (Phase.AWAITING_ENGRAFTMENT, Phase.FOLLOW_UP):
+        if not any(a.kind == "day30" for a in facts.assessments):
+            low, high = policy.day30_window
+            yield from _window("day30_assessment", today, day0 + timedelta(days=low), day0 + timedelta(days=high))
+        if facts.day100_on is None:
+            low, high = policy.day100_window
+            yield from _window("day100_assessment", today, day0 + timedelta(days=low), day0 + timedelta(days=high))
+    if "post_transplant_day100" not in facts.forms:
+        opens = day0 + timedelta(days=policy.post_transplant_form_day)
+        closes = opens + timedelta(days=policy.registry_form_overdue_after_days)
+        yield from _window("post_transplant_form_day100", today, opens, closes)
+
+
+def _before_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
+    planned = facts.planned_day0
+    if planned is not None and facts.day0 is None and facts.regimen is not None:
+        given = [(d.plan_day, d.drug) for d in facts.doses]
+        for dose in facts.regimen.plan:
+            on = planned + timedelta(days=dose.day)
+            if (dose.day, dose.drug) in given:
+                given.remove((dose.day, dose.drug))
+            elif on < today:
+                yield Milestone("conditioning_dose", "overdue", on, f"{dose.drug} planned for day {dose.day}")
+    started = facts.conditioning_started_on
+    anchor = facts.day0 or planned
+    if "pre_transplant" not in facts.forms and started is not None and anchor is not None:
+        opens = started - timedelta(days=policy.pre_transplant_form_opens_days)
+        yield from _window("pre_transplant_form", today, opens, anchor)
+    yield from _donor_idm(facts, policy, today)
+
+
+def _donor_idm(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
+    """Donor IDM must be drawn within the window before the planned collection [F:CFR-1271.80]."""
+    collection = facts.planned_collection_on
+    if collection is None or facts.day0 is not None or collection < today:
+        return
+    collected = {p.donor_ref for p in facts.products.values()}
+    for ref in facts.current_donors:
+        candidate = facts.candidates.get(ref)
+        if ref in collected or (candidate is not None and candidate.donor_type is DonorType.CORD_BLOOD):
+            continue
+        drawn = [r.drawn_on for r in facts.idm if r.donor_ref == ref]
+        oldest_valid = collection - timedelta(days=policy.idm_window_days)
+        if not drawn or max(drawn) < oldest_valid:
+            yield Milestone(
+                "donor_idm_repeat", "due", oldest_valid, f"donor {ref} needs IDM drawn on/after {oldest_valid}"
+            )
+
+
+def milestones(facts: PathwayFacts, policy: Policy, today: date) -> list[Milestone]:
+    """Every open milestone of the pathway on `today` (a clinical date)."""
+    if facts.phase in TERMINAL_PHASES and facts.phase is not Phase.DAY100_COMPLETE:
+        return []
+    found = [*_before_infusion(facts, policy, today), *_after_infusion(facts, policy, today)]
+    return sorted(found, key=lambda m: (m.due_on, m.name))
