@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from states.entry import GENESIS_HASH, Draft, Entry
 
@@ -39,21 +39,19 @@ BODY_FIELDS: tuple[str, ...] = (
     "corrects",
 )
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def format_datetime(value: datetime) -> str:
     """ISO-8601 in UTC with microseconds and "Z": one spelling per instant, whatever the zone.
 
-    Formatted by hand because strftime does not zero-pad years before 1000 on every platform.
+    (`isoformat` always pads the year to four digits, unlike strftime on some platforms.)
     """
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime in a hashed value; every time must be timezone-aware")
-    v = value.astimezone(UTC)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
-    )
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def to_json_value(obj: Any) -> Any:
@@ -62,12 +60,22 @@ def to_json_value(obj: Any) -> Any:
     Dict keys must be strings: json.dumps would stringify int keys but sort them as numbers,
     and the parsed copy would then sort differently and no longer hash the same.
     """
+    kind = type(obj)
+    if kind in _PLAIN:  # the common case first: this runs on every append
+        return obj
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in obj.items():
+            out[_key(key)] = item if type(item) in _PLAIN else to_json_value(item)
+        return out
+    if kind is list or kind is tuple:
+        return [item if type(item) in _PLAIN else to_json_value(item) for item in obj]
     if isinstance(obj, Enum):
         return to_json_value(obj.value)
     if isinstance(obj, str):
         return str(obj)
-    if isinstance(obj, bool) or obj is None:
-        return obj
+    if isinstance(obj, bool):
+        return bool(obj)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
@@ -79,28 +87,33 @@ def to_json_value(obj: Any) -> Any:
     if isinstance(obj, date):
         return obj.isoformat()
     if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in obj.items():
-            if isinstance(key, Enum):
-                key = key.value
-            if not isinstance(key, str):
-                raise TypeError(f"canonical JSON object keys must be strings, not {type(key).__name__}")
-            out[str(key)] = to_json_value(item)
-        return out
+        return to_json_value(dict(obj))
     if isinstance(obj, list | tuple):
-        return [to_json_value(item) for item in obj]
+        return to_json_value(list(obj))
     raise TypeError(f"{type(obj).__name__} has no canonical JSON form")
+
+
+def _key(key: Any) -> str:
+    if type(key) is str:
+        return key
+    if isinstance(key, Enum):
+        key = key.value
+    if not isinstance(key, str):
+        raise TypeError(f"canonical JSON object keys must be strings, not {type(key).__name__}")
+    return str(key)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _dumps(value: Any) -> str:
+    """json.dumps with the canonical settings, for a value already reduced by to_json_value."""
+    return _ENCODER.encode(value)
 
 
 def canonical_json(obj: Any) -> bytes:
     """The one byte sequence for a value: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        to_json_value(obj),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")
+    return _dumps(to_json_value(obj)).encode("utf-8")
 
 
 def body_from_fields(fields: Mapping[str, Any], sequence: int, prev_hash: str) -> bytes:
@@ -120,21 +133,38 @@ def hash_body(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+class Sealed(NamedTuple):
+    """A sealed entry with the exact text the store writes: body, payload and reasons JSON."""
+
+    entry: Entry
+    body: bytes
+    payload_json: str
+    reasons_json: str
+
+
 def seal(draft: Draft, sequence: int, prev_hash: str) -> Entry:
     """Chain a draft after `prev_hash`. Validation is skipped: the Draft was validated already."""
-    return seal_with_body(draft, sequence, prev_hash)[0]
+    return seal_with_body(draft, sequence, prev_hash).entry
 
 
-def seal_with_body(draft: Draft, sequence: int, prev_hash: str) -> tuple[Entry, bytes]:
-    """Seal, and also return the body, so that the store writes the very bytes that were hashed."""
+def seal_with_body(draft: Draft, sequence: int, prev_hash: str) -> Sealed:
+    """Seal, and also return the serialised forms, each computed once.
+
+    Same bytes as `entry_body` (a test holds them equal), reduced field by field because it
+    runs on every append.
+    """
     if sequence < 1:
         raise ValueError("sequence numbers start at 1")
-    body = entry_body(draft, sequence, prev_hash)
     fields = {name: draft.__dict__[name] for name in BODY_FIELDS}
-    entry = Entry.model_construct(
-        **fields, sequence=sequence, prev_hash=prev_hash, hash=hashlib.sha256(body).hexdigest()
-    )
-    return entry, body
+    body_values = {name: value if type(value) in _PLAIN else to_json_value(value) for name, value in fields.items()}
+    body_values["sequence"] = sequence
+    body_values["prev_hash"] = prev_hash
+    body = _dumps(body_values).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    # Validated, not model_construct: as fast here, and a Draft built with model_construct
+    # elsewhere still cannot smuggle a malformed value into a sealed Entry.
+    entry = Entry(**fields, sequence=sequence, prev_hash=prev_hash, hash=digest)
+    return Sealed(entry, body, _dumps(body_values["payload"]), _dumps(body_values["reasons"]))
 
 
 def verify_entries(entries: Iterable[Entry]) -> int | None:

@@ -6,11 +6,13 @@ Only SQLite and PostgreSQL are accepted because the append-only triggers exist o
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
 import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -81,4 +83,12 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, file_db: bool) ->
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs once per transaction on the write path, and the
+        # full SQLAlchemy execution path would cost more than the statement. Errors are still
+        # wrapped as SQLAlchemy's, so the store translates them like any other.
+        try:
+            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                "BEGIN IMMEDIATE", (), exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
+            ) from exc

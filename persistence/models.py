@@ -93,9 +93,7 @@ class EntryRow(Base):
         Index("ix_entries_trigger", "trigger"),
     )
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     pathway_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("pathways.id"))
     sequence: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(ENUM_LENGTH))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from persistence.chain import (
     BODY_FIELDS,
+    Sealed,
     body_from_fields,
-    canonical_json,
     hash_body,
     seal_with_body,
 )
@@ -129,9 +129,7 @@ _CONFLICT_CONSTRAINTS = {"uq_entries_pathway_id_sequence", "pk_pathways"}
 _PATHWAY_FOREIGN_KEYS = {"fk_entries_pathway_id_pathways", "fk_pathways_previous_pathway_pathways"}
 
 
-def translate_error(
-    exc: DBAPIError, pathway_id: str = "", *, missing_pathway: str | None = None
-) -> HsctError:
+def translate_error(exc: DBAPIError, pathway_id: str = "", *, missing_pathway: str | None = None) -> HsctError:
     """The library's error for a driver error. Its message never carries a bound value.
 
     Busy/locked SQLite, PostgreSQL serialization failures, deadlocks and lock timeouts, and a
@@ -219,10 +217,9 @@ _FIRST_RECORDED_AFTER = (
 )
 _SELECT_ENTRIES_UNTIL = _SELECT_ENTRIES.where(E.c.sequence < func.coalesce(_FIRST_RECORDED_AFTER, 2**31 - 1))
 _SELECT_BY_KEY = select(*_ENTRY_COLUMNS).where(E.c.idempotency_key == bindparam("b_key"))
-_SELECT_BODIES = (
-    select(*_ENTRY_COLUMNS, E.c.body).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
-)
+_SELECT_BODIES = select(*_ENTRY_COLUMNS, E.c.body).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
 _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
+_SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
 
 
 def _aware(value: datetime, name: str) -> datetime:
@@ -233,7 +230,8 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-def _entry_params(entry: Entry, body: bytes) -> dict[str, Any]:
+def _entry_params(sealed: Sealed) -> dict[str, Any]:
+    entry = sealed.entry
     return {
         "pathway_id": entry.pathway_id,
         "sequence": entry.sequence,
@@ -246,12 +244,12 @@ def _entry_params(entry: Entry, body: bytes) -> dict[str, Any]:
         "actor_id": entry.actor_id,
         "actor_role": entry.actor_role.value,
         "reason": entry.reason,
-        "payload": canonical_json(entry.payload).decode("utf-8"),
-        "reasons": canonical_json(entry.reasons).decode("utf-8"),
+        "payload": sealed.payload_json,
+        "reasons": sealed.reasons_json,
         "policy_version": entry.policy_version,
         "idempotency_key": entry.idempotency_key,
         "corrects": entry.corrects,
-        "body": body,
+        "body": sealed.body,
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
     }
@@ -327,7 +325,8 @@ class Store:
         if first.pathway_id != pathway_id:
             raise ValueError("the first entry belongs to another pathway")
         _aware(now, "now")
-        entry, body = seal_with_body(first, 1, GENESIS_HASH)
+        sealed = seal_with_body(first, 1, GENESIS_HASH)
+        entry = sealed.entry
         try:
             connection = self._connection()
             connection.execute(
@@ -348,7 +347,7 @@ class Store:
                     "updated_at": now,
                 },
             )
-            connection.execute(_INSERT_ENTRY, _entry_params(entry, body))
+            connection.execute(_INSERT_ENTRY, _entry_params(sealed))
         except DBAPIError as exc:
             _reraise(exc, pathway_id, missing_pathway=previous_pathway)
         return entry
@@ -374,7 +373,8 @@ class Store:
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
         _aware(now, "now")
-        entry, body = seal_with_body(draft, expected_version + 1, head_hash)
+        sealed = seal_with_body(draft, expected_version + 1, head_hash)
+        entry = sealed.entry
         params: dict[str, Any] = {
             "b_id": pathway_id,
             "b_expected": expected_version,
@@ -391,7 +391,7 @@ class Store:
             result = connection.execute(_ADVANCE if facts_json is None else _ADVANCE_WITH_FACTS, params)
             if result.rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
-            connection.execute(_INSERT_ENTRY, _entry_params(entry, body))
+            connection.execute(_INSERT_ENTRY, _entry_params(sealed))
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return entry
@@ -441,6 +441,15 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc)
 
+    def snapshots(self, *, exclude_phases: Iterable[Phase] = ()) -> list[tuple[str, str]]:
+        """(id, stored snapshot JSON) of every pathway not in `exclude_phases`, in one query."""
+        excluded = [Phase(p).value for p in exclude_phases]
+        statement = _SELECT_SNAPSHOTS.where(P.c.phase.not_in(excluded)) if excluded else _SELECT_SNAPSHOTS
+        try:
+            return [(row.id, row.facts) for row in self._connection().execute(statement)]
+        except DBAPIError as exc:
+            _reraise(exc)
+
     def verify_pathway(self, pathway_id: str) -> int | None:
         """Audit one pathway as stored: the first bad sequence number, or None when intact.
 
@@ -465,7 +474,10 @@ class Store:
                 body = body_from_fields(_row_fields(row), position, prev_hash)
             except (TypeError, ValueError):
                 return position
-            if bytes(row["body"]) != body or hash_body(body) != row["hash"]:
+            stored = row["body"]
+            if not isinstance(stored, bytes | memoryview) or bytes(stored) != body:
+                return position
+            if hash_body(body) != row["hash"]:
                 return position
             prev_hash = row["hash"]
         count = len(rows)

@@ -32,10 +32,11 @@ from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refus
 from states.facts import PathwayFacts
 from states.fold import Opening, apply_entry, replay
 from states.judge import judge
+from states.milestones import Milestone, milestones
 from states.payloads import CorrectEntry, Payload, Refer, StartSubsequentTransplant
 from states.policy import Policy
 from states.recovery import neutrophil_recovery, platelet_recovery
-from states.vocabulary import EntryKind, Phase
+from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
 from workflow.clock import Clock, SystemClock
 from workflow.engine import PathwayEngine
 from workflow.validation import aware, validated
@@ -528,6 +529,39 @@ class PathwayService:
     def pathway_ids(self, *, phase: Phase | None = None, session: Session | None = None) -> list[str]:
         with self._reading(session) as store:
             return store.pathway_ids(phase)
+
+    def milestones(
+        self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None
+    ) -> list[Milestone]:
+        """What is due or overdue on the pathway at `at` (default: the clock)."""
+        when = aware(at, command="milestones") if at is not None else self.clock.now()
+        with self._reading(session) as store:
+            facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+        return milestones(facts, self.policy, clinical_date(when, facts.timezone))
+
+    def due(self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None) -> list[Milestone]:
+        return [m for m in self.milestones(pathway_id, at=at, session=session) if m.status == "due"]
+
+    def overdue(
+        self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None
+    ) -> list[Milestone]:
+        return [m for m in self.milestones(pathway_id, at=at, session=session) if m.status == "overdue"]
+
+    def all_milestones(
+        self, *, at: datetime | None = None, session: Session | None = None
+    ) -> dict[str, list[Milestone]]:
+        """Open milestones of every pathway still in care (one query for all pathways)."""
+        when = aware(at, command="milestones") if at is not None else self.clock.now()
+        closed = TERMINAL_PHASES - {Phase.DAY100_COMPLETE}
+        with self._reading(session) as store:
+            rows = store.snapshots(exclude_phases=closed)
+        found = {}
+        for pathway_id, facts_json in rows:
+            facts = PathwayFacts.model_validate_json(facts_json)
+            open_items = milestones(facts, self.policy, clinical_date(when, facts.timezone))
+            if open_items:
+                found[pathway_id] = open_items
+        return found
 
     def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:
         p = self.policy

@@ -20,6 +20,7 @@ from persistence.chain import (
     entry_body,
     format_datetime,
     seal,
+    seal_with_body,
     verify_entries,
 )
 from states.entry import GENESIS_HASH, Draft, Entry
@@ -95,8 +96,7 @@ json_values = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
     | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
 
@@ -109,6 +109,17 @@ def test_canonical_json_is_stable_through_a_parse(value: Any) -> None:
 
 
 # --- the body and the seal ------------------------------------------------------------------
+
+
+@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5), reasons=st.lists(st.text(max_size=5)))
+def test_the_fast_seal_writes_exactly_the_documented_body(payload: dict[str, Any], reasons: list[str]) -> None:
+    d = draft("p-1", payload=payload, reasons=tuple(reasons), reason="r", corrects=3, from_phase=Phase.REFERRED)
+    sealed = seal_with_body(d, 4, "ab" * 32)
+    assert sealed.body == entry_body(d, 4, "ab" * 32)
+    assert sealed.entry.hash == hashlib.sha256(sealed.body).hexdigest()
+    assert sealed.payload_json.encode() == canonical_json(payload)
+    assert sealed.reasons_json.encode() == canonical_json(reasons)
+    assert verify_entries([seal(d, 1, GENESIS_HASH)]) is None
 
 
 def test_body_fields_are_exactly_the_draft_fields() -> None:
@@ -175,9 +186,7 @@ def test_changed_content_is_caught() -> None:
 
 def test_changed_time_by_one_microsecond_is_caught() -> None:
     entries = chain(3)
-    entries[1] = entries[1].model_copy(
-        update={"effective_at": entries[1].effective_at + timedelta(microseconds=1)}
-    )
+    entries[1] = entries[1].model_copy(update={"effective_at": entries[1].effective_at + timedelta(microseconds=1)})
     assert verify_entries(entries) == 2
 
 

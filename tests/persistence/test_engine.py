@@ -48,7 +48,7 @@ def test_plain_postgresql_url_means_psycopg_and_parameters_are_hidden() -> None:
     try:
         assert engine.url.drivername == "postgresql+psycopg"
         assert engine.hide_parameters is True
-        assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
+        assert engine.pool._pre_ping is True
     finally:
         engine.dispose()
 

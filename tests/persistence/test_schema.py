@@ -58,9 +58,7 @@ def test_upgrade_creates_the_schema_at_head(backend: Backend) -> None:
 
 def test_models_match_the_migrated_database(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
-        )
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "version_table": VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
 
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import StatementError
 
 from persistence.types import UTCDateTime
@@ -24,10 +25,10 @@ def times_engine(backend: Backend) -> Engine:
     return engine
 
 
-@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
-def test_binding_a_naive_datetime_raises(dialect: object) -> None:
+@pytest.mark.parametrize("dialect", [SQLiteDialect_pysqlite(), PGDialect_psycopg()])  # type: ignore[no-untyped-call]
+def test_binding_a_naive_datetime_raises(dialect: Dialect) -> None:
     with pytest.raises(ValueError, match="naive datetime refused"):
-        UTCDateTime().process_bind_param(datetime(2026, 2, 4, 12, 0), dialect)  # type: ignore[arg-type]
+        UTCDateTime().process_bind_param(datetime(2026, 2, 4, 12, 0), dialect)
 
 
 def test_naive_datetime_is_refused_by_a_real_insert(times_engine: Engine) -> None:
@@ -67,5 +68,5 @@ def test_comparisons_happen_in_utc(times_engine: Engine) -> None:
 
 
 def test_none_passes_through() -> None:
-    assert UTCDateTime().process_bind_param(None, sqlite.dialect()) is None
-    assert UTCDateTime().process_result_value(None, sqlite.dialect()) is None
+    assert UTCDateTime().process_bind_param(None, SQLiteDialect_pysqlite()) is None
+    assert UTCDateTime().process_result_value(None, SQLiteDialect_pysqlite()) is None
