@@ -289,16 +289,18 @@ class Store:
 
     __slots__ = ("_session",)
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Connection) -> None:
         self._session = session
 
     @property
-    def session(self) -> Session:
+    def session(self) -> Session | Connection:
         return self._session
 
     def _connection(self) -> Connection:
         # Core on the session's own connection: same transaction, no flush, no identity map.
-        return self._session.connection()
+        # A bare Connection (the service's own unit of work) skips the ORM session entirely.
+        session = self._session
+        return session if isinstance(session, Connection) else session.connection()
 
     # --- writes ------------------------------------------------------------------------
 

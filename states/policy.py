@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -183,9 +184,9 @@ class Policy(BaseModel):
             raise ValueError(f"primary_graft_failure_day lacks {', '.join(sorted(missing))}")
         return self
 
-    @property
+    @cached_property
     def version_id(self) -> str:
-        """The declared version, else a short content hash: stored on every entry."""
+        """The declared version, else a short content hash: stored on every entry (computed once)."""
         if self.version:
             return self.version
         body = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=sorted)

@@ -134,7 +134,7 @@ class PathwayService:
         """Own transaction (commit here) or the host's (a SAVEPOINT inside it, no commit)."""
         with translate_errors():
             if session is None:
-                with Session(self.engine) as own, own.begin():
+                with self.engine.connect() as own, own.begin():
                     yield Store(own)
             else:
                 with session.begin_nested():
@@ -146,7 +146,7 @@ class PathwayService:
             if session is not None:
                 yield Store(session)
                 return
-            with Session(self.engine) as own, own.begin():
+            with self.engine.connect() as own, own.begin():
                 yield Store(own)
 
     # --- commands ----------------------------------------------------------------------
