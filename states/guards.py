@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from states import hla, recovery
 from states.days import clinical_date, day_number
-from states.facts import LabValue, PathwayFacts, Product
+from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
 from states.payloads import (
     ClearDonor,
     DeclareGraftFailure,
@@ -26,6 +26,7 @@ from states.payloads import (
     StartConditioning,
     StartSubsequentTransplant,
 )
+from states.policy import Policy
 from states.verdict import PASS, Attempt, Verdict, combine, refuse
 from states.vocabulary import DonorType, GraftSource, Phase
 
@@ -83,14 +84,7 @@ def donor_meets_policy(a: Attempt) -> Verdict:
         )
     if len(candidates) > 1:
         return refuse("donor_count_invalid")
-    return refuse(
-        *hla.donor_rule_reasons(
-            candidates[0],
-            min_matches_8=policy.min_matches_8,
-            mismatched_unrelated_min_matches_8=policy.mismatched_unrelated_min_matches_8,
-            cord_max_hla_mismatches=policy.cord_max_hla_mismatches,
-        )
-    )
+    return refuse(*_donor_rules(candidates[0], policy))
 
 
 def donor_selected(a: Attempt) -> Verdict:
@@ -164,14 +158,41 @@ def resume_evidence_current(a: Attempt) -> Verdict:
 
 
 def emergency_donor_known(a: Attempt) -> Verdict:
+    """After `report_donor_unavailable`: a stored product, or a donor that meets its donor rules."""
     assert isinstance(a.payload, SelectEmergencyDonor)
-    reasons = []
-    if not a.facts.donor_unavailable:
-        reasons.append("donor_unavailable_not_reported")
-    ref = a.payload.donor_ref
-    if ref not in a.facts.candidates and ref not in {p.product_id for p in a.facts.stored_products()}:
-        reasons.append("donor_candidate_unknown")
-    return refuse(*reasons)
+    payload = a.payload
+    reasons = [] if a.facts.donor_unavailable else ["donor_unavailable_not_reported"]
+    if payload.donor_ref in {p.product_id for p in a.facts.stored_products()}:
+        return refuse(*reasons)
+    if payload.candidate is not None and payload.candidate.donor_ref != payload.donor_ref:
+        return refuse(*reasons, "donor_candidate_unknown")
+    known = a.facts.candidates.get(payload.donor_ref)
+    if payload.candidate is not None:
+        merged = {**(known.model_dump() if known else {}), **payload.candidate.model_dump(exclude_none=True)}
+        known = DonorCandidate.model_validate(merged)
+    if known is None:
+        return refuse(*reasons, "donor_candidate_unknown")
+    policy = a.policy
+    if known.donor_type is DonorType.CORD_BLOOD:
+        rules = hla.cord_selection_reasons(
+            [known],
+            single_min_tnc_x10e7_per_kg=policy.cord_single_min_tnc_x10e7_per_kg,
+            single_min_cd34_x10e5_per_kg=policy.cord_single_min_cd34_x10e5_per_kg,
+            double_min_tnc_x10e7_per_kg=policy.cord_double_min_tnc_x10e7_per_kg,
+            max_hla_mismatches=policy.cord_max_hla_mismatches,
+        )
+    else:
+        rules = _donor_rules(known, policy)
+    return refuse(*reasons, *rules)
+
+
+def _donor_rules(candidate: DonorCandidate, policy: Policy) -> tuple[str, ...]:
+    return hla.donor_rule_reasons(
+        candidate,
+        min_matches_8=policy.min_matches_8,
+        mismatched_unrelated_min_matches_8=policy.mismatched_unrelated_min_matches_8,
+        cord_max_hla_mismatches=policy.cord_max_hla_mismatches,
+    )
 
 
 # --- collection ---------------------------------------------------------------------------

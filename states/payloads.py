@@ -231,11 +231,15 @@ class ReportDonorUnavailable(Payload):
 
 
 class SelectEmergencyDonor(Payload):
-    """An alternative graft after `report_donor_unavailable`: a donor, cord unit or stored product."""
+    """An alternative graft after `report_donor_unavailable`: a recorded donor or cord unit, a
+    stored product, or a new donor described in `candidate` (no donor search in conditioning)."""
 
     donor_ref: Ref
+    candidate: RecordDonorCandidate | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        if self.candidate is not None:
+            facts = self.candidate.apply(facts, ctx)
         return _upd(facts, emergency_donor=self.donor_ref, cleared_donors=())
 
 

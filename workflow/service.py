@@ -30,7 +30,9 @@ from states.days import clinical_date, day_label, day_number
 from states.entry import Draft, Entry
 from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refused, UnknownPathway
 from states.facts import PathwayFacts
+from states.flags import pathway_flags
 from states.fold import Opening, apply_entry, replay
+from states.gvhd import max_grade
 from states.judge import judge
 from states.milestones import Milestone, milestones
 from states.payloads import CorrectEntry, Payload, Refer, StartSubsequentTransplant
@@ -81,6 +83,7 @@ class Snapshot:
     day_label: str | None
     neutrophil_recovery_on: date | None
     platelet_recovery_on: date | None
+    gvhd_max_grade: int = 0
     flags: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -602,7 +605,8 @@ class PathwayService:
             day_label=None if day is None else day_label(day),
             neutrophil_recovery_on=neutro,
             platelet_recovery_on=plt,
-            flags=facts.flags,
+            gvhd_max_grade=max_grade(g for g in facts.gvhd if g.at <= at),
+            flags=pathway_flags(facts),
         )
 
 
