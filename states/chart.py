@@ -133,7 +133,6 @@ _TRIGGERS: tuple[Command, ...] = (
         "resume",
         pl.Resume,
         tuple(Edge(Ph.ON_HOLD, p, f"held_from_{p.value}") for p in PRE_CONDITIONING_PHASES),
-        "resume_evidence_current",
     ),
     _trigger(
         "start_conditioning",

@@ -7,6 +7,7 @@ entry they correct (that entry stays as written in the log). Refusals change not
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from pydantic import Field
@@ -25,10 +26,20 @@ class Opening(Refer):
     timezone: str = "UTC"
     hct_number: int = Field(1, ge=1)
     previous_pathway: str | None = None
+    # A subsequent HCT that begins in donor search carries the patient's typing and eligibility
+    # from the previous pathway and the new consent given at the link.
+    consent_version: str | None = None
+    eligibility_documented: bool = False
+    hla_samples: tuple[str, ...] = ()
+    abo_samples: tuple[str, ...] = ()
 
 
-def opening_facts(opening: Opening, phase: Phase) -> PathwayFacts:
+def opening_facts(opening: Opening, phase: Phase, on: date) -> PathwayFacts:
     return PathwayFacts(
+        consent_on=on if opening.consent_version else None,
+        eligibility_documented=opening.eligibility_documented,
+        hla_samples=opening.hla_samples,
+        abo_samples=opening.abo_samples,
         phase=phase,
         route=opening.route,
         donor_type=opening.donor_type,
@@ -47,7 +58,9 @@ def apply_entry(
     values = entry.payload if payload is None else payload
     if facts is None:
         assert entry.to_phase is not None
-        return opening_facts(Opening.model_validate(values), entry.to_phase).model_copy(
+        opening = Opening.model_validate(values)
+        on = clinical_date(entry.effective_at, opening.timezone)
+        return opening_facts(opening, entry.to_phase, on).model_copy(
             update={"last_effective_at": entry.effective_at}
         )
     if entry.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):

@@ -20,7 +20,6 @@ from states.payloads import (
     Infuse,
     RecordCollection,
     RecordConditioningDose,
-    Resume,
     SelectDonor,
     SelectEmergencyDonor,
     StartConditioning,
@@ -96,7 +95,7 @@ def donor_selected(a: Attempt) -> Verdict:
 
 def _planned_collection(a: Attempt) -> date | None:
     payload = a.payload
-    if isinstance(payload, (ClearDonor, Resume)) and payload.planned_collection_on is not None:
+    if isinstance(payload, ClearDonor) and payload.planned_collection_on is not None:
         return payload.planned_collection_on
     return a.facts.planned_collection_on
 
@@ -147,14 +146,6 @@ def cord_segments_typed(a: Attempt) -> Verdict:
         if candidate and candidate.donor_type is DonorType.CORD_BLOOD and not candidate.segment_typed:
             return refuse("cord_segment_typing_missing")
     return PASS
-
-
-def resume_evidence_current(a: Attempt) -> Verdict:
-    """On resume with a new collection date, the donor IDM must cover it."""
-    assert isinstance(a.payload, Resume)
-    if a.payload.planned_collection_on is None or not a.facts.is_allogeneic:
-        return PASS
-    return donor_idm_current(a)
 
 
 def emergency_donor_known(a: Attempt) -> Verdict:
@@ -238,7 +229,8 @@ def collection_donor_current(a: Attempt) -> Verdict:
     """An allogeneic product comes from the current, cleared donor whose IDM covers the day."""
     assert isinstance(a.payload, RecordCollection)
     reasons: list[str] = []
-    if a.payload.product_id in a.facts.products:
+    known = a.facts.products.get(a.payload.product_id)
+    if known is not None and (known.cryopreserved or known.episode_id != a.payload.episode_id):
         reasons.append("product_id_duplicate")
     if not a.facts.is_allogeneic:
         return refuse(*reasons)
@@ -496,7 +488,6 @@ GUARDS: dict[str, Guard] = {
         donor_selected,
         donor_idm_current,
         cord_segments_typed,
-        resume_evidence_current,
         emergency_donor_known,
         collection_sufficient,
         collection_donor_current,

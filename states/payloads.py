@@ -282,6 +282,15 @@ class RecordCollection(Payload):
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        earlier = facts.products.get(self.product_id)
+        if earlier is not None:  # a further apheresis day of the same episode: one product, doses add up
+            product = earlier.model_copy(
+                update={
+                    "cd34_x10e6_per_kg": _sum(earlier.cd34_x10e6_per_kg, self.cd34_x10e6_per_kg),
+                    "tnc_x10e7_per_kg": _sum(earlier.tnc_x10e7_per_kg, self.tnc_x10e7_per_kg),
+                }
+            )
+            return _upd(facts, products={**facts.products, self.product_id: product})
         donor = self.donor_ref
         if donor is None and facts.is_allogeneic and facts.current_donors:
             donor = facts.current_donors[0]
@@ -295,6 +304,12 @@ class RecordCollection(Payload):
             episode_id=self.episode_id,
         )
         return _upd(facts, products={**facts.products, self.product_id: product})
+
+
+def _sum(first: float | None, second: float | None) -> float | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return first + second
 
 
 class CryopreserveProduct(Payload):
@@ -557,6 +572,7 @@ class StartSubsequentTransplant(Payload):
     donor_type: DonorType | None = None
     graft_source: GraftSource
     begin_in: Literal["evaluation", "donor_search"] = "evaluation"
+    consent_version: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
     last_contact_on: date | None = None
     new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
 
@@ -568,6 +584,10 @@ class StartSubsequentTransplant(Payload):
             raise PydanticCustomError("donor_type_inconsistent", "donor_type is given for allogeneic routes only")
         if self.begin_in == "donor_search" and self.route is Route.AUTOLOGOUS:
             raise PydanticCustomError("begin_in_inconsistent", "an autologous transplant has no donor search")
+        if self.begin_in == "donor_search" and self.consent_version is None:
+            raise PydanticCustomError(
+                "consent_version_missing", "beginning in donor_search skips evaluation: give the new consent_version"
+            )
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:

@@ -1,0 +1,401 @@
+"""Running scenarios: every step through the embedding API, on a clock that follows the file.
+
+Each scenario gets a fresh SQLite database in a temporary folder unless `db_url` names one
+to keep (its pathways and audit log then stay there). Time:
+
+- A step's effective time is its `on`. A date alone means the start of that clinical day in
+  the scenario's timezone plus as many seconds as the step's index in the file (0, 1, 2, ...),
+  so that steps on the same day keep file order; a date-time is taken as written (naive:
+  in the scenario's timezone).
+- The clock (the recorded time) is set to each step's time, and never moves back: a step
+  dated before the previous one is late documentation, recorded now with its own, earlier,
+  effective time.
+- A `check` is evaluated as of its own `on` (Day number, recoveries from labs drawn by then) on
+  everything recorded so far; `final` at the latest time the clock reached.
+
+A `refer` step opens the pathway its name stands for; after a successful
+`start_subsequent_transplant` the name follows the linked pathway of the next HCT.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from states.days import clinical_date, day_label, day_number
+from states.errors import HsctError, InvalidCommand, Refused
+from states.gvhd import max_grade
+from states.policy import Policy
+from states.vocabulary import EntryKind
+from workflow.clock import ManualClock
+from workflow.scenario.loader import load_paths, load_scenario
+from workflow.scenario.models import (
+    ActionStep,
+    Assertions,
+    CheckStep,
+    RefusedWith,
+    Scenario,
+    ScenarioInvalid,
+    check_references,
+    effective_policy,
+    step_time,
+)
+from workflow.service import PathwayService, Snapshot
+
+__all__ = ["AssertionOutcome", "ScenarioResult", "StepRow", "run_paths", "run_scenario"]
+
+Outcome = Literal["succeeded", "refused", "invalid", "error", "checked"]
+
+SETS = frozenset({"flags", "due", "overdue"})  # compared as whole sets of names
+
+
+@dataclass(frozen=True)
+class AssertionOutcome:
+    """One assertion of a `check` or `final`: what was expected, what was found."""
+
+    key: str
+    expected: Any
+    actual: Any
+    held: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One line of the report: a step (numbered from 1) or a pathway's final assertions."""
+
+    number: int | None
+    kind: Literal["action", "check", "final"]
+    at: datetime | None
+    on: date | None
+    day_label: str | None
+    actor: str | None
+    pathway: str
+    trigger: str
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    held: bool
+    message: str = ""
+    assertions: tuple[AssertionOutcome, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """How a person refers to the row: "step 3 (start_conditioning)", "final (p1)"."""
+        if self.kind == "final":
+            return f"final ({self.pathway})"
+        return f"step {self.number} ({self.trigger})"
+
+
+@dataclass
+class ScenarioResult:
+    """The rows of one scenario and its verdict: passed when every expectation held."""
+
+    title: str
+    file: str | None
+    rows: list[StepRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(row.held for row in self.rows)
+
+    @property
+    def verdict(self) -> Literal["passed", "failed"]:
+        return "passed" if self.passed else "failed"
+
+    @property
+    def failures(self) -> list[StepRow]:
+        return [row for row in self.rows if not row.held]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (times ISO 8601, tuples as lists)."""
+
+        def row(r: StepRow) -> dict[str, Any]:
+            values = asdict(r)
+            values["at"] = r.at.isoformat() if r.at else None
+            values["on"] = r.on.isoformat() if r.on else None
+            values["reasons"] = list(r.reasons)
+            values["assertions"] = [
+                {**asdict(a), "expected": _jsonable(a.expected), "actual": _jsonable(a.actual)} for a in r.assertions
+            ]
+            return values
+
+        return {
+            "scenario": self.title,
+            "file": self.file,
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 3),
+            "steps": [row(r) for r in self.rows],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+    return value
+
+
+# --- the Python API ------------------------------------------------------------------------
+
+
+def run_scenario(
+    path_or_model: str | os.PathLike[str] | Scenario,
+    *,
+    db_url: str | None = None,
+    policy: Policy | None = None,
+    source: str | None = None,
+) -> ScenarioResult:
+    """Run one scenario (a file, or a model already built); raise `ScenarioInvalid` first if
+    the file is invalid. `policy` is the base the file's `policy` overrides apply to;
+    `source` names a model's file in the result."""
+    if isinstance(path_or_model, Scenario):
+        problems = check_references(path_or_model, file=source)
+        if problems:
+            raise ScenarioInvalid(problems)
+        return _run(path_or_model, source, db_url=db_url, policy=policy)
+    return _run(load_scenario(path_or_model), os.fspath(path_or_model), db_url=db_url, policy=policy)
+
+
+def run_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    db_url: str | None = None,
+    policy: Policy | None = None,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Run files and folders (their *.yaml / *.yml, sorted). Every file is validated before
+    the first runs: one `ScenarioInvalid` lists the problems of all invalid files."""
+    results = []
+    for path, scenario in load_paths(paths):
+        result = _run(scenario, os.fspath(path), db_url=db_url, policy=policy)
+        if on_result is not None:
+            on_result(result)
+        results.append(result)
+    return results
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _database(db_url: str | None) -> Iterator[str]:
+    if db_url is not None:
+        yield db_url
+        return
+    with tempfile.TemporaryDirectory(prefix="hsct-scenario-") as folder:
+        yield "sqlite:///" + Path(folder, "scenario.sqlite").as_posix()
+
+
+def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Policy | None) -> ScenarioResult:
+    started = time.perf_counter()
+    rules = effective_policy(scenario, policy)
+    zone = rules.timezone
+    first = step_time(scenario, 0, zone)
+    clock = ManualClock(first)
+    result = ScenarioResult(scenario.scenario, file)
+    with _database(db_url) as url:
+        service = PathwayService(url, policy=rules, clock=clock)
+        try:
+            run = _Run(scenario, service, clock, zone)
+            for index, step in enumerate(scenario.steps):
+                at = step_time(scenario, index, zone)
+                if at > clock.now():
+                    clock.set(at)
+                result.rows.append(run.step(index, step, at))
+            for name, assertions in scenario.final_by_pathway().items():
+                result.rows.append(run.final(name, assertions))
+        finally:
+            service.engine.dispose()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+class _Run:
+    """The state of one scenario run: which pathway id each scenario name stands for."""
+
+    def __init__(self, scenario: Scenario, service: PathwayService, clock: ManualClock, zone: str) -> None:
+        self.scenario = scenario
+        self.service = service
+        self.clock = clock
+        self.zone = zone
+        self.ids: dict[str, str] = {}
+
+    def step(self, index: int, step: ActionStep | CheckStep, at: datetime) -> StepRow:
+        name = self.scenario.pathway_of(step)
+        if isinstance(step, CheckStep):
+            return self._assert(index + 1, "check", name, step.check, at)
+        return self._act(index + 1, step, name, at)
+
+    def final(self, name: str, assertions: Assertions) -> StepRow:
+        return self._assert(None, "final", name, assertions, self.clock.now())
+
+    # --- actions -----------------------------------------------------------------------
+
+    def _act(self, number: int, step: ActionStep, name: str, at: datetime) -> StepRow:
+        actor = {"id": step.by, "role": self.scenario.actors[step.by].role.value}
+        pathway_id = self.ids.get(name)
+        label: str | None = None
+        reasons: tuple[str, ...] = ()
+        message = ""
+        try:
+            if step.do == "refer":
+                if pathway_id is not None:
+                    raise _StepError(f"pathway {name!r} is already referred")
+                payload = {**self.scenario.pathways[name].referral(), **step.with_}
+                done = self.service.refer(payload, actor=actor, at=at)
+                self.ids[name] = done.pathway_id
+            else:
+                if pathway_id is None:
+                    raise _StepError(f"pathway {name!r} was never opened (its referral did not succeed)")
+                done = self.service.fire(pathway_id, step.do, step.with_, actor=actor, at=at)
+                linked = done.entry.payload.get("new_pathway_id")
+                if step.do == "start_subsequent_transplant" and isinstance(linked, str):
+                    self.ids[name] = linked
+            outcome: Outcome = "succeeded"
+            label = done.day_label
+        except Refused as exc:
+            outcome, reasons = "refused", exc.reasons
+            label = self._label(name, at)
+        except InvalidCommand as exc:
+            outcome = "invalid"
+            message = "invalid command: " + "; ".join(str(p) for p in exc.problems)
+            label = self._label(name, at)
+        except (_StepError, HsctError) as exc:
+            outcome, message = "error", str(exc)
+        held, expectation = _judge_expectation(step.expect, outcome, reasons)
+        if not held:
+            message = f"{expectation}; {message}" if message else expectation
+        return StepRow(
+            number=number,
+            kind="action",
+            at=at,
+            on=clinical_date(at, self.zone),
+            day_label=label,
+            actor=step.by,
+            pathway=name,
+            trigger=step.do,
+            outcome=outcome,
+            reasons=reasons,
+            held=held,
+            message=message,
+        )
+
+    def _label(self, name: str, at: datetime) -> str | None:
+        pathway_id = self.ids.get(name)
+        if pathway_id is None:
+            return None
+        return self.service.snapshot(pathway_id, at=at).day_label
+
+    # --- assertions ----------------------------------------------------------------------
+
+    def _assert(
+        self, number: int | None, kind: Literal["check", "final"], name: str, assertions: Assertions, at: datetime
+    ) -> StepRow:
+        pathway_id = self.ids.get(name)
+        on = clinical_date(at, self.zone)
+        if pathway_id is None:
+            return StepRow(number, kind, at, on, None, None, name, kind, "error", (), False,
+                           f"pathway {name!r} was never opened (its referral did not succeed)")
+        snapshot = self.service.snapshot(pathway_id, at=at)
+        outcomes = tuple(self._evaluate(pathway_id, snapshot, assertions))
+        failed = [o for o in outcomes if not o.held]
+        return StepRow(
+            number=number,
+            kind=kind,
+            at=at,
+            on=on,
+            day_label=snapshot.day_label,
+            actor=None,
+            pathway=name,
+            trigger=kind,
+            outcome="checked",
+            reasons=(),
+            held=not failed,
+            message="; ".join(o.message for o in failed),
+            assertions=outcomes,
+        )
+
+    def _evaluate(self, pathway_id: str, snapshot: Snapshot, assertions: Assertions) -> Iterator[AssertionOutcome]:
+        history = self.service.history(pathway_id) if {"entries", "refusals"} & assertions.model_fields_set else []
+        facts = snapshot.facts
+
+        def recovery_day(on: date | None) -> int | None:
+            return None if on is None or facts.day0 is None else day_number(on, facts.day0)
+
+        actual: dict[str, Callable[[], Any]] = {
+            "phase": lambda: snapshot.phase.value,
+            "day": lambda: snapshot.day,
+            "planned_day0": lambda: facts.planned_day0,
+            "day0": lambda: facts.day0,
+            "neutrophil_recovery_day": lambda: recovery_day(snapshot.neutrophil_recovery_on),
+            "platelet_recovery_day": lambda: recovery_day(snapshot.platelet_recovery_on),
+            "gvhd_max_grade": lambda: max_grade(facts.gvhd),
+            "hct_number": lambda: facts.hct_number,
+            "entries": lambda: len(history),
+            "refusals": lambda: sum(1 for e in history if e.kind is EntryKind.REFUSAL),
+            "flags": lambda: sorted(snapshot.flags),
+            "due": lambda: sorted({m.name for m in self.service.due(pathway_id, at=snapshot.at)}),
+            "overdue": lambda: sorted({m.name for m in self.service.overdue(pathway_id, at=snapshot.at)}),
+        }
+        for key, expected in assertions.asserted().items():
+            found = actual[key]()
+            if key == "phase":
+                expected = expected.value
+            if key in SETS:
+                expected = sorted(set(expected))
+            held = found == expected
+            yield AssertionOutcome(key, expected, found, held,
+                                   "" if held else f"{key}: expected {_show(key, expected)}, got {_show(key, found)}")
+
+
+class _StepError(HsctError):
+    """A step the runner could not attempt (its pathway is not open)."""
+
+
+def _show(key: str, value: Any) -> str:
+    if value is None:
+        return "none"
+    if key in {"day", "neutrophil_recovery_day", "platelet_recovery_day"} and isinstance(value, int):
+        return f"{value} ({day_label(value)})"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+_HAPPENED = {
+    "succeeded": "it succeeded",
+    "refused": "it was refused",
+    "invalid": "the command was invalid",
+    "error": "it could not run",
+}
+
+
+def _judge_expectation(
+    expect: Literal["refused"] | RefusedWith | None, outcome: Outcome, reasons: tuple[str, ...]
+) -> tuple[bool, str]:
+    """Whether the outcome is what the step expected; if not, the mismatch in words."""
+    happened = _HAPPENED.get(outcome, outcome)
+    if reasons:
+        happened += f" ({', '.join(reasons)})"
+    if expect is None:
+        return outcome == "succeeded", f"expected success, {happened}"
+    if expect == "refused":
+        return outcome == "refused", f"expected a refusal, {happened}"
+    wanted = ", ".join(expect.refused)
+    missing = [code for code in expect.refused if code not in reasons]
+    if outcome != "refused":
+        return False, f"expected a refusal with {wanted}, {happened}"
+    if missing:
+        return False, f"expected a refusal with {wanted}, {happened}: missing {', '.join(missing)}"
+    return True, ""
