@@ -102,7 +102,7 @@ class Episode(Frozen):
 
 
 class PlannedDose(Frozen):
-    day: int = Field(le=0, description="Day of the plan, -N..0 (a Day 0 TBI fraction is allowed)")
+    day: int = Field(ge=-30, le=0, description="Day of the plan, -30..0 (a Day 0 TBI fraction is allowed)")
     drug: str
     dose: str
 

@@ -7,11 +7,12 @@ doses) and knows what its fact does to the snapshot (`apply`). Guards live in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from states.facts import (
@@ -42,10 +43,46 @@ PatientRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-
 """A pseudonymous patient reference supplied by the host (never a name or record number)."""
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
-Drug = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True, pattern=r"^[^\x00]*$")]
+"""Free text a person typed: stored verbatim, never interpreted; NUL refused (no database keeps it)."""
+Drug = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=r"^[^\x00]*$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
 DoseText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?\s*[A-Za-z%µ/0-9.]+( [A-Za-z/]+)*$")]
-Pct = Annotated[float, Field(ge=0, le=100)]
+Pct = Annotated[float, Field(strict=True, ge=0, le=100)]
+
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+
+
+def _date_only(value: object) -> object:
+    """Clinical dates are calendar days: a datetime (naive or not) or a number is refused."""
+    if isinstance(value, datetime | bool | int | float):
+        raise PydanticCustomError("date_only", "must be a date (YYYY-MM-DD), not a time or a number")
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise PydanticCustomError("date_only", "must be a date written YYYY-MM-DD")
+    return value
+
+
+def _plausible(value: date) -> date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise PydanticCustomError("date_out_of_range", "must lie between 1900-01-01 and 2199-12-31")
+    return value
+
+
+ClinicalDate = Annotated[date, BeforeValidator(_date_only), AfterValidator(_plausible)]
+
+# Cross-field rules raised by model validators, and the field each one is about: the error
+# path names that field (workflow.validation), as for any single-field rule.
+RULE_FIELDS: dict[str, str] = {
+    "donor_type_for_autologous": "donor_type",
+    "donor_type_missing": "donor_type",
+    "graft_source_inconsistent": "graft_source",
+    "donor_type_inconsistent": "donor_type",
+    "begin_in_inconsistent": "begin_in",
+    "consent_version_missing": "consent_version",
+    "dose_missing": "cd34_x10e6_per_kg",
+    "lab_value_missing": "anc_x10e9_per_l",
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +143,7 @@ class Empty(Payload):
 
 
 class RecordConsent(Payload):
-    consent_version: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    consent_version: Label
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, consent_on=ctx.on)
@@ -159,8 +196,8 @@ class RecordDonorCandidate(Payload):
     desensitization_plan: bool | None = None
     justification: Text | None = None
     haplotype_shared: bool | None = None
-    tnc_x10e7_per_kg: Annotated[float, Field(gt=0, le=100)] | None = None
-    cd34_x10e5_per_kg: Annotated[float, Field(gt=0, le=1000)] | None = None
+    tnc_x10e7_per_kg: Annotated[float, Field(strict=True, gt=0, le=100)] | None = None
+    cd34_x10e5_per_kg: Annotated[float, Field(strict=True, gt=0, le=1000)] | None = None
     attached_segment: bool | None = None
     segment_typed: bool | None = None
 
@@ -174,7 +211,7 @@ class RecordDonorCandidate(Payload):
 
 class SelectDonor(Payload):
     donor_refs: tuple[Ref, ...] = Field(min_length=1, max_length=2)
-    planned_collection_on: date | None = None
+    planned_collection_on: ClinicalDate | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(
@@ -203,7 +240,7 @@ class ClearDonor(Payload):
     """Donor eligibility determined (21 CFR 1271.50) and the donor cleared for collection."""
 
     eligibility: Literal["eligible", "ineligible_related_exception", "ineligible_urgent_need"] = "eligible"
-    planned_collection_on: date | None = None
+    planned_collection_on: ClinicalDate | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(
@@ -215,7 +252,7 @@ class ClearDonor(Payload):
 
 class RecordDonorIdm(Payload):
     donor_ref: Ref
-    drawn_on: date
+    drawn_on: ClinicalDate
     result: Literal["negative", "positive"]
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
@@ -269,8 +306,8 @@ class RecordCollection(Payload):
 
     product_id: Ref
     graft_source: GraftSource | None = None
-    cd34_x10e6_per_kg: Annotated[float, Field(ge=0, le=100)] | None = None
-    tnc_x10e7_per_kg: Annotated[float, Field(ge=0, le=1000)] | None = None
+    cd34_x10e6_per_kg: Annotated[float, Field(strict=True, ge=0, le=100)] | None = None
+    tnc_x10e7_per_kg: Annotated[float, Field(strict=True, ge=0, le=1000)] | None = None
     viability_pct: Pct | None = None
     episode_id: Ref | None = None
     donor_ref: Ref | None = None
@@ -314,8 +351,8 @@ def _sum(first: float | None, second: float | None) -> float | None:
 
 class CryopreserveProduct(Payload):
     product_id: Ref
-    bags: Annotated[int, Field(ge=1, le=50)]
-    location: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    bags: Annotated[int, Field(strict=True, ge=1, le=50)]
+    location: Label
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         product = facts.products[self.product_id].model_copy(update={"cryopreserved": True})
@@ -339,7 +376,7 @@ class Hold(WithReason):
 
 
 class Resume(Payload):
-    planned_collection_on: date | None = None
+    planned_collection_on: ClinicalDate | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(
@@ -366,7 +403,7 @@ class RecordDeath(Payload):
 
 class StartConditioning(Payload):
     regimen: Regimen
-    planned_day0: date
+    planned_day0: ClinicalDate
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, regimen=self.regimen, planned_day0=self.planned_day0, conditioning_started_on=ctx.on)
@@ -375,7 +412,7 @@ class StartConditioning(Payload):
 class RecordConditioningDose(Payload):
     drug: Drug
     dose: DoseText
-    plan_day: Annotated[int, Field(ge=-30, le=0)]
+    plan_day: Annotated[int, Field(strict=True, ge=-30, le=0)]
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         given = GivenDose(at=ctx.at, drug=self.drug, dose=self.dose, plan_day=self.plan_day)
@@ -431,8 +468,8 @@ class RecordInfusion(Payload):
 
 
 class RecordLab(Payload):
-    anc_x10e9_per_l: Annotated[float, Field(ge=0, le=200)] | None = None
-    platelets_x10e9_per_l: Annotated[float, Field(ge=0, le=3000)] | None = None
+    anc_x10e9_per_l: Annotated[float, Field(strict=True, ge=0, le=200)] | None = None
+    platelets_x10e9_per_l: Annotated[float, Field(strict=True, ge=0, le=3000)] | None = None
     method: LabMethod = LabMethod.AUTOMATED
 
     @model_validator(mode="after")
@@ -463,8 +500,8 @@ class RecordTransfusion(Payload):
 class ConfirmRecovery(Payload):
     """The caller may state the date it believes; the entry records the derived one."""
 
-    claimed_on: date | None = None
-    recovery_on: date | None = Field(None, description="Derived by the library; never sent by a caller.")
+    claimed_on: ClinicalDate | None = None
+    recovery_on: ClinicalDate | None = Field(None, description="Derived by the library; never sent by a caller.")
 
     derived_fields: ClassVar[frozenset[str]] = frozenset({"recovery_on"})
 
@@ -500,8 +537,8 @@ class RecordChimerism(Payload):
 class RecordGvhdAssessment(Payload):
     skin_bsa_pct: Pct = 0.0
     skin_bullae: bool = False
-    bilirubin_mg_per_dl: Annotated[float, Field(ge=0, le=100)] = 0.0
-    stool_ml_per_day: Annotated[float, Field(ge=0, le=20000)] = 0.0
+    bilirubin_mg_per_dl: Annotated[float, Field(strict=True, ge=0, le=100)] = 0.0
+    stool_ml_per_day: Annotated[float, Field(strict=True, ge=0, le=20000)] = 0.0
     lower_gi_severe: bool = False
     upper_gi: bool = False
 
@@ -512,11 +549,11 @@ class RecordGvhdAssessment(Payload):
 
 class RecordVodAssessment(Payload):
     criteria: Literal["baltimore", "modified_seattle", "ebmt_adult"]
-    bilirubin_mg_per_dl: Annotated[float, Field(ge=0, le=100)]
+    bilirubin_mg_per_dl: Annotated[float, Field(strict=True, ge=0, le=100)]
     hepatomegaly: bool = False
     ruq_pain: bool = False
     ascites: bool = False
-    weight_gain_pct: Annotated[float, Field(ge=-50, le=100)] = 0.0
+    weight_gain_pct: Annotated[float, Field(strict=True, ge=-50, le=100)] = 0.0
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         value = VodAssessment(at=ctx.at, **self.model_dump())
@@ -533,7 +570,7 @@ class ReportRelapse(Payload):
 
 class RecordAdverseEvent(Payload):
     type: Code
-    grade: Annotated[int, Field(ge=1, le=5)]
+    grade: Annotated[int, Field(strict=True, ge=1, le=5)]
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, adverse_events=facts.adverse_events + 1)
@@ -572,8 +609,8 @@ class StartSubsequentTransplant(Payload):
     donor_type: DonorType | None = None
     graft_source: GraftSource
     begin_in: Literal["evaluation", "donor_search"] = "evaluation"
-    consent_version: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
-    last_contact_on: date | None = None
+    consent_version: Label | None = None
+    last_contact_on: ClinicalDate | None = None
     new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
 
     derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id"})
@@ -610,6 +647,6 @@ class RecordRegistryForm(Payload):
 class CorrectEntry(Payload):
     """Corrects an earlier entry's values; the earlier entry is never changed."""
 
-    sequence: Annotated[int, Field(ge=1)]
+    sequence: Annotated[int, Field(strict=True, ge=1)]
     changes: dict[str, Any] = Field(min_length=1)
     reason: Text

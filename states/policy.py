@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import Enum
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -189,11 +190,25 @@ class Policy(BaseModel):
         """The declared version, else a short content hash: stored on every entry (computed once)."""
         if self.version:
             return self.version
-        body = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), default=sorted)
+        body = json.dumps(_sets_sorted(self.model_dump()), sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]
 
     def may(self, role: Role, command: str) -> bool:
         return role in self.roles.get(command, frozenset())
+
+
+def _sets_sorted(value: Any) -> Any:
+    """Plain JSON with every set as a sorted list: the content hash must not depend on the
+    process's hash seed (set iteration order)."""
+    if isinstance(value, dict):
+        return {str(_sets_sorted(k)): _sets_sorted(v) for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted(_sets_sorted(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_sets_sorted(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
 def policy_from_mapping(data: Any, *, origin: str = "policy") -> Policy:

@@ -14,12 +14,19 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 from tests.invariants import assert_invariants
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
 PG_ENV = "HSCT_TEST_POSTGRES_URL"
+
+# CI must be reproducible: the same examples every run, no wall-clock deadlines on a busy machine.
+# `HYPOTHESIS_PROFILE=explore pytest` searches new examples.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _postgres_url_with_schema(base: str, schema: str) -> str:

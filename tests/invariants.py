@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -27,10 +29,11 @@ def assert_invariants(engine: sa.Engine) -> int:
             assert verify_entries(entries) is None, pathway_id
             # I4: each transition starts where the previous one ended
             transitions = [e for e in entries if e.kind is EntryKind.TRANSITION]
-            for before, after in zip(transitions, transitions[1:], strict=False):
+            for before, after in pairwise(transitions):
                 assert after.from_phase == before.to_phase, (pathway_id, after.sequence)
             # I1: phase is the last transition's destination; replay gives the stored facts
-            assert transitions and transitions[-1].to_phase == record.phase, pathway_id
+            assert transitions, pathway_id
+            assert transitions[-1].to_phase == record.phase, pathway_id
             replayed = replay(entries)
             assert replayed == PathwayFacts.model_validate_json(record.facts), pathway_id
             assert replayed.phase == record.phase

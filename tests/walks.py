@@ -60,8 +60,12 @@ def _evaluation(start: date, allogeneic: bool) -> list[Step]:
         for n in (1, 2):
             steps += [
                 (t(start + timedelta(days=2 + n)), LAB, "record_hla_typing", {"sample_id": f"HLA-{n}"}),
-                (t(start + timedelta(days=2 + n)), LAB, "record_abo_typing",
-                 {"sample_id": f"ABO-{n}", "abo": "A", "rh": "positive"}),
+                (
+                    t(start + timedelta(days=2 + n)),
+                    LAB,
+                    "record_abo_typing",
+                    {"sample_id": f"ABO-{n}", "abo": "A", "rh": "positive"},
+                ),
             ]
     steps.append((t(start + timedelta(days=7)), PHYS, "complete_evaluation", {}))
     return steps
@@ -73,10 +77,18 @@ def _conditioning(start: date, day0: date, plan: list[tuple[int, str, str]]) -> 
         "intensity": "MAC",
         "plan": [{"day": day, "drug": drug, "dose": dose} for day, drug, dose in plan],
     }
-    steps: list[Step] = [(t(start, 8), PHYS, "start_conditioning", {"regimen": regimen, "planned_day0": day0.isoformat()})]
+    steps: list[Step] = [
+        (t(start, 8), PHYS, "start_conditioning", {"regimen": regimen, "planned_day0": day0.isoformat()})
+    ]
     for day, drug, dose in plan:
-        steps.append((t(day0 + timedelta(days=day), 10), RN, "record_conditioning_dose",
-                      {"drug": drug, "dose": dose, "plan_day": day}))
+        steps.append(
+            (
+                t(day0 + timedelta(days=day), 10),
+                RN,
+                "record_conditioning_dose",
+                {"drug": drug, "dose": dose, "plan_day": day},
+            )
+        )
     return steps
 
 
@@ -87,16 +99,24 @@ def _engraftment(day0: date, recovery_day: int, allogeneic: bool) -> list[Step]:
     ]
     steps.append((t(day0 + timedelta(days=8), 12), RN, "record_transfusion", {"product": "platelets"}))
     steps += [
-        (t(day0 + timedelta(days=recovery_day + k), 7), LAB, "record_lab",
-         {"anc_x10e9_per_l": 0.6 + k, "platelets_x10e9_per_l": 24 + 5 * k})
+        (
+            t(day0 + timedelta(days=recovery_day + k), 7),
+            LAB,
+            "record_lab",
+            {"anc_x10e9_per_l": 0.6 + k, "platelets_x10e9_per_l": 24 + 5 * k},
+        )
         for k in range(3)
     ]
     steps.append((t(day0 + timedelta(days=recovery_day + 3)), PHYS, "confirm_engraftment", {}))
     if allogeneic:
         steps += [
             (t(day0 + timedelta(days=90)), PHYS, "record_gvhd_assessment", {"skin_bsa_pct": 10}),
-            (t(day0 + timedelta(days=90)), LAB, "record_chimerism",
-             {"sample": "peripheral_blood", "lineage": "myeloid", "donor_pct": 98}),
+            (
+                t(day0 + timedelta(days=90)),
+                LAB,
+                "record_chimerism",
+                {"sample": "peripheral_blood", "lineage": "myeloid", "donor_pct": 98},
+            ),
         ]
     steps.append((t(day0 + timedelta(days=100)), PHYS, "complete_day100", {}))
     return steps
@@ -111,8 +131,18 @@ def autologous() -> Walk:
     steps: list[Step] = [
         *_evaluation(d("2026-01-05"), allogeneic=False),
         (t(d("2026-01-14")), COL, "start_mobilization", {"episode_id": "EP-1", "agents": ["g_csf"]}),
-        (t(d("2026-01-18")), COL, "record_collection", {"product_id": "DIN-A", "cd34_x10e6_per_kg": 3.4, "episode_id": "EP-1"}),
-        (t(d("2026-01-19")), COL, "record_collection", {"product_id": "DIN-B", "cd34_x10e6_per_kg": 2.9, "episode_id": "EP-1"}),
+        (
+            t(d("2026-01-18")),
+            COL,
+            "record_collection",
+            {"product_id": "DIN-A", "cd34_x10e6_per_kg": 3.4, "episode_id": "EP-1"},
+        ),
+        (
+            t(d("2026-01-19")),
+            COL,
+            "record_collection",
+            {"product_id": "DIN-B", "cd34_x10e6_per_kg": 2.9, "episode_id": "EP-1"},
+        ),
         (t(d("2026-01-19"), 15), PRO, "cryopreserve_product", {"product_id": "DIN-A", "bags": 3, "location": "tank-2"}),
         (t(d("2026-01-19"), 16), PRO, "cryopreserve_product", {"product_id": "DIN-B", "bags": 2, "location": "tank-2"}),
         (t(d("2026-01-20")), COORD, "complete_collection", {}),
@@ -125,8 +155,14 @@ def autologous() -> Walk:
 
 
 FULL_HLA = {"A": "match", "B": "match", "C": "match", "DRB1": "match", "DQB1": "match"}
-BU_CY = [(-7, "busulfan", "3.2 mg/kg"), (-6, "busulfan", "3.2 mg/kg"), (-5, "busulfan", "3.2 mg/kg"),
-         (-4, "busulfan", "3.2 mg/kg"), (-3, "cyclophosphamide", "60 mg/kg"), (-2, "cyclophosphamide", "60 mg/kg")]
+BU_CY = [
+    (-7, "busulfan", "3.2 mg/kg"),
+    (-6, "busulfan", "3.2 mg/kg"),
+    (-5, "busulfan", "3.2 mg/kg"),
+    (-4, "busulfan", "3.2 mg/kg"),
+    (-3, "cyclophosphamide", "60 mg/kg"),
+    (-2, "cyclophosphamide", "60 mg/kg"),
+]
 
 
 def _allogeneic_pbsc(name: str, donor_type: str, candidate: dict[str, Any], graft_source: str = "pbsc") -> Walk:
@@ -134,13 +170,32 @@ def _allogeneic_pbsc(name: str, donor_type: str, candidate: dict[str, Any], graf
     collection = day0 - timedelta(days=1)
     steps: list[Step] = [
         *_evaluation(d("2026-01-05"), allogeneic=True),
-        (t(d("2026-02-03")), REG, "record_donor_candidate", {"donor_ref": "DONOR-A", "donor_type": donor_type, **candidate}),
-        (t(d("2026-02-06")), PHYS, "select_donor", {"donor_refs": ["DONOR-A"], "planned_collection_on": collection.isoformat()}),
-        (t(d("2026-03-10")), LAB, "record_donor_idm", {"donor_ref": "DONOR-A", "drawn_on": "2026-03-10", "result": "negative"}),
+        (
+            t(d("2026-02-03")),
+            REG,
+            "record_donor_candidate",
+            {"donor_ref": "DONOR-A", "donor_type": donor_type, **candidate},
+        ),
+        (
+            t(d("2026-02-06")),
+            PHYS,
+            "select_donor",
+            {"donor_refs": ["DONOR-A"], "planned_collection_on": collection.isoformat()},
+        ),
+        (
+            t(d("2026-03-10")),
+            LAB,
+            "record_donor_idm",
+            {"donor_ref": "DONOR-A", "drawn_on": "2026-03-10", "result": "negative"},
+        ),
         (t(d("2026-03-17")), PHYS, "clear_donor", {}),
         *_conditioning(d("2026-03-31"), day0, BU_CY),
-        (t(collection, 14), COL, "record_collection", {"product_id": "DIN-D1", "cd34_x10e6_per_kg": 5.2,
-                                                      "graft_source": graft_source}),
+        (
+            t(collection, 14),
+            COL,
+            "record_collection",
+            {"product_id": "DIN-D1", "cd34_x10e6_per_kg": 5.2, "graft_source": graft_source},
+        ),
         _infuse(t(day0, 11), ["DIN-D1"]),
         *_engraftment(day0, 15, allogeneic=True),
     ]
@@ -150,17 +205,38 @@ def _allogeneic_pbsc(name: str, donor_type: str, candidate: dict[str, Any], graf
 
 def cord_blood() -> Walk:
     day0 = d("2026-03-11")
-    unit = {"donor_type": "cord_blood", "hla": {"A": "match", "B": "antigen_mismatch", "C": "match", "DRB1": "match"},
-            "attached_segment": True}
+    unit = {
+        "donor_type": "cord_blood",
+        "hla": {"A": "match", "B": "antigen_mismatch", "C": "match", "DRB1": "match"},
+        "attached_segment": True,
+    }
     steps: list[Step] = [
         *_evaluation(d("2026-01-05"), allogeneic=True),
-        (t(d("2026-02-09")), REG, "record_donor_candidate",
-         {"donor_ref": "CBU-A", **unit, "tnc_x10e7_per_kg": 2.2, "cd34_x10e5_per_kg": 1.3}),
-        (t(d("2026-02-09")), REG, "record_donor_candidate",
-         {"donor_ref": "CBU-B", **unit, "tnc_x10e7_per_kg": 1.7, "cd34_x10e5_per_kg": 1.1}),
+        (
+            t(d("2026-02-09")),
+            REG,
+            "record_donor_candidate",
+            {"donor_ref": "CBU-A", **unit, "tnc_x10e7_per_kg": 2.2, "cd34_x10e5_per_kg": 1.3},
+        ),
+        (
+            t(d("2026-02-09")),
+            REG,
+            "record_donor_candidate",
+            {"donor_ref": "CBU-B", **unit, "tnc_x10e7_per_kg": 1.7, "cd34_x10e5_per_kg": 1.1},
+        ),
         (t(d("2026-02-10")), PHYS, "select_donor", {"donor_refs": ["CBU-A", "CBU-B"]}),
-        (t(d("2026-02-16")), LAB, "record_donor_candidate", {"donor_ref": "CBU-A", "donor_type": "cord_blood", "segment_typed": True}),
-        (t(d("2026-02-16")), LAB, "record_donor_candidate", {"donor_ref": "CBU-B", "donor_type": "cord_blood", "segment_typed": True}),
+        (
+            t(d("2026-02-16")),
+            LAB,
+            "record_donor_candidate",
+            {"donor_ref": "CBU-A", "donor_type": "cord_blood", "segment_typed": True},
+        ),
+        (
+            t(d("2026-02-16")),
+            LAB,
+            "record_donor_candidate",
+            {"donor_ref": "CBU-B", "donor_type": "cord_blood", "segment_typed": True},
+        ),
         (t(d("2026-02-17")), PHYS, "clear_donor", {}),
         *_conditioning(d("2026-03-03"), day0, [(-8, "fludarabine", "25 mg/m2"), (-1, "tbi", "2 Gy")]),
         _infuse(t(day0, 11), ["CBU-A", "CBU-B"]),
@@ -177,31 +253,52 @@ WALKS: dict[str, Callable[[], Walk]] = {
     "mismatched_unrelated": lambda: _allogeneic_pbsc(
         "mismatched_unrelated",
         "mismatched_unrelated",
-        {"hla": {**FULL_HLA, "C": "allele_mismatch"}, "dsa": "negative",
-         "justification": "no 8/8 donor available in time"},
+        {
+            "hla": {**FULL_HLA, "C": "allele_mismatch"},
+            "dsa": "negative",
+            "justification": "no 8/8 donor available in time",
+        },
     ),
     "haploidentical": lambda: _allogeneic_pbsc(
         "haploidentical",
         "haploidentical",
-        {"hla": {"A": "antigen_mismatch", "B": "antigen_mismatch", "C": "match", "DRB1": "antigen_mismatch"},
-         "haplotype_shared": True, "dsa": "negative"},
+        {
+            "hla": {"A": "antigen_mismatch", "B": "antigen_mismatch", "C": "match", "DRB1": "antigen_mismatch"},
+            "haplotype_shared": True,
+            "dsa": "negative",
+        },
         graft_source="bone_marrow",
     ),
     "cord_blood": cord_blood,
 }
 
-_ALLO = [Phase.REFERRED, Phase.EVALUATION, Phase.DONOR_SEARCH, Phase.DONOR_WORKUP, Phase.READY_FOR_CONDITIONING,
-         Phase.CONDITIONING, Phase.AWAITING_ENGRAFTMENT, Phase.FOLLOW_UP, Phase.DAY100_COMPLETE]
+_ALLO = [
+    Phase.REFERRED,
+    Phase.EVALUATION,
+    Phase.DONOR_SEARCH,
+    Phase.DONOR_WORKUP,
+    Phase.READY_FOR_CONDITIONING,
+    Phase.CONDITIONING,
+    Phase.AWAITING_ENGRAFTMENT,
+    Phase.FOLLOW_UP,
+    Phase.DAY100_COMPLETE,
+]
 WALK_PHASES: dict[str, list[Phase]] = {
-    "autologous": [Phase.REFERRED, Phase.EVALUATION, Phase.COLLECTION, Phase.READY_FOR_CONDITIONING,
-                   Phase.CONDITIONING, Phase.AWAITING_ENGRAFTMENT, Phase.FOLLOW_UP, Phase.DAY100_COMPLETE],
+    "autologous": [
+        Phase.REFERRED,
+        Phase.EVALUATION,
+        Phase.COLLECTION,
+        Phase.READY_FOR_CONDITIONING,
+        Phase.CONDITIONING,
+        Phase.AWAITING_ENGRAFTMENT,
+        Phase.FOLLOW_UP,
+        Phase.DAY100_COMPLETE,
+    ],
     **{name: _ALLO for name in WALKS if name != "autologous"},
 }
 
 
-def run_walk(
-    service: PathwayService, clock: ManualClock, walk: Walk, *, until: Phase | None = None
-) -> str:
+def run_walk(service: PathwayService, clock: ManualClock, walk: Walk, *, until: Phase | None = None) -> str:
     """Refer and play the walk's steps (clock following them); stop on reaching `until`."""
     start = t(d("2026-01-05"))
     clock.set(start)

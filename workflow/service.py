@@ -336,6 +336,16 @@ class PathwayService:
             timezone=facts.timezone,
             hct_number=facts.hct_number + 1,
             previous_pathway=record.id,
+            **(
+                {
+                    "consent_version": body.consent_version,
+                    "eligibility_documented": facts.eligibility_documented,
+                    "hla_samples": facts.hla_samples,
+                    "abo_samples": facts.abo_samples,
+                }
+                if body.begin_phase is Phase.DONOR_SEARCH
+                else {}
+            ),
         )
         child_key = None if key is None else f"{key}#subsequent"
         opened = self._open(store, opening, body.begin_phase, "start_subsequent_transplant", who, at, child_key)

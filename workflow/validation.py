@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from states.errors import FieldProblem, InvalidCommand
+from states.payloads import RULE_FIELDS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,7 +20,11 @@ M = TypeVar("M", bound=BaseModel)
 def problems_of(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
     found = []
     for err in exc.errors(include_input=False, include_url=False):
-        path = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
+        loc = err["loc"]
+        field = RULE_FIELDS.get(err["type"])
+        if field is not None and (not loc or loc[-1] != field):
+            loc = (*loc, field)  # a cross-field rule is reported on the field it is about
+        path = ".".join(str(part) for part in (prefix, *loc) if part != "")
         found.append(FieldProblem(path=path, rule=err["type"], message=err["msg"]))
     return found
 

@@ -34,6 +34,15 @@ def _loader() -> Any:
     return Yaml12SafeLoader
 
 
+try:
+    from yaml import YAMLError as _YAMLError
+except ImportError:  # pragma: no cover - depends on the extra
+    _YAMLError = ValueError  # type: ignore[assignment,misc]
+
+YAML_ERROR: type[Exception] = _YAMLError
+"""What a malformed YAML text raises (PyYAML's error, when the extra is installed)."""
+
+
 def load_yaml(text: str) -> Any:
     """Parse YAML text safely; `no`/`yes`/`on`/`off` stay strings."""
     import yaml

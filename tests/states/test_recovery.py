@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from states.facts import LabMethod, LabValue, Transfusion
@@ -420,7 +420,7 @@ def _completion_prefix(labs: list[LabValue]) -> tuple[list[LabValue], date] | No
     return None
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
     anc_series(), st.lists(st.tuples(st.integers(1, 30), st.sampled_from(ANC_VALUES), METHODS), max_size=12)
 )

@@ -1,0 +1,392 @@
+"""Malformed input (RELIABILITY.md T23, T24, T26; docs/decisions.md "Malformed input is not a
+refusal"): wrong types, unknown fields, naive datetimes, absurd doses, unknown commands,
+unknown pathways, malformed patient references. Each raises `InvalidCommand` whose problems
+name the field path and the rule (or `UnknownPathway`), and nothing is written.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from states.errors import InvalidCommand, Refused, UnknownPathway
+from states.vocabulary import Phase
+from tests.helpers_core import COMMANDS, PATIENT, PHYS, Written, fire, problems, reach, rejected
+from workflow.clock import ManualClock
+from workflow.service import PathwayService
+
+NAIVE = datetime(2026, 2, 5, 8, 30)
+REGIMEN = COMMANDS["start_conditioning"][1]
+REFER = {"patient_ref": PATIENT, "route": "autologous", "graft_source": "pbsc"}
+
+
+def _payload(command: str, **changes: Any) -> dict[str, Any]:
+    """The command's valid payload with `changes` (a value of None drops the field)."""
+    merged = {**COMMANDS[command][1], **changes}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+@pytest.fixture
+def pathway(service: PathwayService, clock: ManualClock) -> str:
+    """An autologous pathway after its infusion (S01, Day 0 2026-02-04)."""
+    return reach(service, clock, "autologous", Phase.AWAITING_ENGRAFTMENT)
+
+
+def _fire(service: PathwayService, clock: ManualClock, pathway_id: str, command: str, payload: Any) -> InvalidCommand:
+    actor = COMMANDS[command][0] if command in COMMANDS else PHYS
+    return rejected(
+        service, pathway_id, lambda: service.fire(pathway_id, command, payload, actor=actor, at=clock.now())
+    )
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    """What `call` returned, or the `InvalidCommand` / `Refused` it raised; anything else escapes."""
+    try:
+        return call()
+    except (InvalidCommand, Refused) as error:
+        return error
+
+
+# --- wrong types, unknown fields, absurd values -----------------------------------------------
+
+INVALID = [
+    # wrong types
+    ("record_lab", {"anc_x10e9_per_l": "high"}, "with.anc_x10e9_per_l", "float_type"),
+    ("record_lab", {"anc_x10e9_per_l": [0.6]}, "with.anc_x10e9_per_l", "float_type"),
+    ("record_lab", {"anc_x10e9_per_l": 0.6, "method": "guess"}, "with.method", "enum"),
+    ("record_transfusion", {"product": 5}, "with.product", "literal_error"),
+    ("record_chimerism", _payload("record_chimerism", donor_pct="98%"), "with.donor_pct", "float_type"),
+    ("infuse", _payload("infuse", products="DIN-A"), "with.products", "tuple_type"),
+    ("record_adverse_event", _payload("record_adverse_event", grade=2.5), "with.grade", "int_type"),
+    ("hold", {"reason": {"text": "pneumonia"}}, "with.reason", "string_type"),
+    ("hold", ["pneumonia"], "with", "model_type"),
+    # unknown fields, also nested
+    ("record_lab", {"anc_x10e9_per_l": 0.6, "anc_unit": "x10e9/L"}, "with.anc_unit", "extra_forbidden"),
+    (
+        "start_conditioning",
+        _payload("start_conditioning", regimen={**REGIMEN["regimen"], "cycles": 2}),
+        "with.regimen.cycles",
+        "extra_forbidden",
+    ),
+    (
+        "infuse",
+        _payload(
+            "infuse",
+            verifiers=[
+                {"id": "rn-lee", "role": "infusion_nurse", "badge": "7"},
+                {"id": "rn-kim", "role": "infusion_nurse"},
+            ],
+        ),
+        "with.verifiers.0.badge",
+        "extra_forbidden",
+    ),
+    # fields the library derives
+    ("confirm_engraftment", {"recovery_on": "2026-02-05"}, "with.recovery_on", "derived_field"),
+    (
+        "start_subsequent_transplant",
+        _payload("start_subsequent_transplant", new_pathway_id="x"),
+        "with.new_pathway_id",
+        "derived_field",
+    ),
+    # missing required values
+    ("record_collection", {"product_id": "DIN-Z"}, "with.cd34_x10e6_per_kg", "dose_missing"),
+    ("record_lab", {}, "with.anc_x10e9_per_l", "lab_value_missing"),
+    # negative or absurd doses and counts
+    (
+        "record_collection",
+        _payload("record_collection", cd34_x10e6_per_kg=-1),
+        "with.cd34_x10e6_per_kg",
+        "greater_than_equal",
+    ),
+    (
+        "record_collection",
+        _payload("record_collection", cd34_x10e6_per_kg=1e6),
+        "with.cd34_x10e6_per_kg",
+        "less_than_equal",
+    ),
+    ("record_lab", {"anc_x10e9_per_l": -0.1}, "with.anc_x10e9_per_l", "greater_than_equal"),
+    ("record_lab", {"platelets_x10e9_per_l": 1e6}, "with.platelets_x10e9_per_l", "less_than_equal"),
+    (
+        "record_donor_candidate",
+        _payload("record_donor_candidate", tnc_x10e7_per_kg=0),
+        "with.tnc_x10e7_per_kg",
+        "greater_than",
+    ),
+    ("cryopreserve_product", _payload("cryopreserve_product", bags=0), "with.bags", "greater_than_equal"),
+    (
+        "record_conditioning_dose",
+        _payload("record_conditioning_dose", plan_day=-400),
+        "with.plan_day",
+        "greater_than_equal",
+    ),
+    ("record_gvhd_assessment", {"skin_bsa_pct": 150}, "with.skin_bsa_pct", "less_than_equal"),
+    ("record_eligibility", {"evidence": "x" * 5000}, "with.evidence", "string_too_long"),
+    # A plan day the dose record could never match (plan_day is bounded to -30..0).
+    (
+        "start_conditioning",
+        _payload(
+            "start_conditioning",
+            regimen={**REGIMEN["regimen"], "plan": [{"day": -400, "drug": "melphalan", "dose": "200 mg/m2"}]},
+        ),
+        "with.regimen.plan.0.day",
+        "greater_than_equal",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "payload", "path", "rule"), INVALID)
+def test_invalid_payloads_name_the_field_and_rule_and_write_nothing(
+    service: PathwayService, clock: ManualClock, pathway: str, command: str, payload: Any, path: str, rule: str
+) -> None:
+    assert (path, rule) in problems(_fire(service, clock, pathway, command, payload))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, True])
+@pytest.mark.parametrize("field", ["cd34_x10e6_per_kg", "tnc_x10e7_per_kg"])
+def test_a_dose_must_be_a_finite_number(
+    service: PathwayService, clock: ManualClock, pathway: str, field: str, value: Any
+) -> None:
+    """A boolean is not a CD34+ dose: `true` must not become 1.0 x10^6/kg."""
+    error = _fire(service, clock, pathway, "record_collection", {"product_id": "DIN-Z", field: value})
+    assert f"with.{field}" in {p.path for p in error.problems}
+
+
+# --- time ------------------------------------------------------------------------------------
+
+
+def test_a_naive_effective_time_is_refused_everywhere(
+    service: PathwayService, clock: ManualClock, pathway: str
+) -> None:
+    for call in (
+        lambda: service.fire(
+            pathway, "record_lab", {"anc_x10e9_per_l": 0.6}, actor=COMMANDS["record_lab"][0], at=NAIVE
+        ),
+        lambda: service.can_fire(pathway, "record_lab", {"anc_x10e9_per_l": 0.6}, actor=PHYS, at=NAIVE),
+        lambda: service.snapshot(pathway, at=NAIVE),
+        lambda: service.state_at(pathway, NAIVE),
+    ):
+        assert problems(rejected(service, pathway, call)) == {("at", "timezone_aware")}
+    assert problems(
+        rejected(
+            service,
+            pathway,
+            lambda: service.fire(
+                pathway,
+                "record_lab",
+                {"anc_x10e9_per_l": 0.6},
+                actor=COMMANDS["record_lab"][0],
+                at="2026-02-05T08:30Z",
+            ),
+        )
+    ) == {("at", "datetime_type")}
+    error = rejected(service, None, lambda: service.refer(REFER, actor=PHYS, at=NAIVE))
+    assert problems(error) == {("at", "timezone_aware")}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [NAIVE, datetime(2026, 3, 10), "2026-03-10T08:30:00", "2026-03-10T00:00:00", 1773100800],
+    ids=["naive-datetime", "naive-midnight", "naive-iso", "naive-iso-midnight", "unix-seconds"],
+)
+def test_a_date_field_takes_a_calendar_date_only(
+    service: PathwayService, clock: ManualClock, pathway: str, value: Any
+) -> None:
+    """A clinical date is a calendar date in the program's zone; a naive datetime (or a count of
+    seconds) would silently depend on the sender's clock (PATHWAY.md Words: naive rejected)."""
+    payload = _payload("record_donor_idm", drawn_on=value)
+    assert "with.drawn_on" in {p.path for p in _fire(service, clock, pathway, "record_donor_idm", payload).problems}
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        ("start_conditioning", "planned_day0"),
+        ("select_donor", "planned_collection_on"),
+        ("confirm_engraftment", "claimed_on"),
+    ],
+)
+def test_naive_datetimes_in_other_date_fields(
+    service: PathwayService, clock: ManualClock, pathway: str, command: str, field: str
+) -> None:
+    error = _fire(service, clock, pathway, command, _payload(command, **{field: NAIVE}))
+    assert f"with.{field}" in {p.path for p in error.problems}
+
+
+# --- unknown commands and pathways -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["to_conditioning", "teleport", "", "INFUSE", "infuse ", "refer"])
+def test_unknown_command_names(service: PathwayService, clock: ManualClock, pathway: str, command: str) -> None:
+    assert problems(_fire(service, clock, pathway, command, {})) == {("do", "unknown_command")}
+
+
+@pytest.mark.parametrize("pathway_id", ["no-such-pathway", str(uuid.UUID(int=7)), "", "x" * 500])
+def test_unknown_pathway(service: PathwayService, clock: ManualClock, pathway: str, pathway_id: str) -> None:
+    before = Written.of(service, pathway)
+    lab = {"anc_x10e9_per_l": 0.6}
+    for call in (
+        lambda: service.fire(pathway_id, "record_lab", lab, actor=COMMANDS["record_lab"][0], at=clock.now()),
+        lambda: service.can_fire(pathway_id, "record_lab", lab, actor=PHYS),
+        lambda: service.snapshot(pathway_id),
+        lambda: service.state_at(pathway_id, clock.now()),
+        lambda: service.history(pathway_id),
+    ):
+        with pytest.raises(UnknownPathway):
+            call()
+    assert Written.of(service, pathway) == before
+
+
+# --- referrals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "patient_ref",
+    ["John Smith", "PT", "", "12/03/1961", "PT-8F3A21\n", "-PT-8F3A21", "P" * 65, 8_123_456],
+)
+def test_a_malformed_patient_ref_creates_no_pathway(
+    service: PathwayService, clock: ManualClock, patient_ref: Any
+) -> None:
+    error = rejected(
+        service, None, lambda: service.refer({**REFER, "patient_ref": patient_ref}, actor=PHYS, at=clock.now())
+    )
+    assert "with.patient_ref" in {p.path for p in error.problems}
+    assert service.pathway_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "rule"),
+    [
+        ({"route": "allogeneic"}, "with.donor_type", "donor_type_missing"),
+        ({"donor_type": "matched_sibling"}, "with.donor_type", "donor_type_for_autologous"),
+        ({"route": "allogeneic", "donor_type": "cord_blood"}, "with.graft_source", "graft_source_inconsistent"),
+        ({"route": "syngeneic"}, "with.route", "enum"),
+        ({"name": "Jane Doe"}, "with.name", "extra_forbidden"),
+    ],
+)
+def test_an_inconsistent_referral_creates_no_pathway(
+    service: PathwayService, clock: ManualClock, changes: dict[str, str], path: str, rule: str
+) -> None:
+    """PATHWAY.md refer: route and donor_type consistent (autologous has no donor_type)."""
+    error = rejected(service, None, lambda: service.refer({**REFER, **changes}, actor=PHYS, at=clock.now()))
+    assert problems(error) == {(path, rule)}
+    assert service.pathway_ids() == []
+
+
+def test_a_malformed_actor_is_invalid(service: PathwayService, clock: ManualClock, pathway: str) -> None:
+    actor = {"id": "dr ross", "role": "surgeon", "name": "Dr Ross"}
+    error = rejected(service, pathway, lambda: service.fire(pathway, "discharge", {}, actor=actor, at=clock.now()))
+    assert problems(error) == {
+        ("actor.id", "string_pattern_mismatch"),
+        ("actor.role", "enum"),
+        ("actor.name", "extra_forbidden"),
+    }
+
+
+# --- hostile strings (T24) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["pneumonia'); DELETE FROM entries; --", "line\nbreak \u202e reversed", "nul\x00byte", "\U0001f9ea" * 40],
+)
+def test_a_hostile_reason_is_stored_verbatim_or_rejected(
+    service: PathwayService, clock: ManualClock, text: str
+) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    before = Written.of(service, pathway_id)
+    outcome = _outcome(lambda: fire(service, clock, pathway_id, clock.now(), PHYS, "hold", {"reason": text}))
+    if isinstance(outcome, InvalidCommand):
+        assert {p.path for p in outcome.problems} == {"with.reason"}
+        assert Written.of(service, pathway_id) == before
+        return
+    entry = service.history(pathway_id)[-1]
+    assert (entry.trigger, entry.reason, entry.payload["reason"]) == ("hold", text.strip(), text.strip())
+
+
+def test_extreme_dates_raise_only_documented_errors(service: PathwayService, clock: ManualClock) -> None:
+    """Year 1 is a valid ISO date but no clinical one: window arithmetic on it must not crash."""
+    pathway_id = reach(service, clock, "matched_unrelated", Phase.DONOR_WORKUP)
+    idm = {"donor_ref": "DONOR-A", "drawn_on": "0001-01-01", "result": "negative"}
+    for command, payload in (("record_donor_idm", idm), ("clear_donor", {"planned_collection_on": "0001-01-01"})):
+        before = Written.of(service, pathway_id)
+        outcome = _outcome(
+            lambda command=command, payload=payload: fire(
+                service, clock, pathway_id, clock.now(), COMMANDS[command][0], command, payload
+            )
+        )
+        written = Written.of(service, pathway_id).entries - before.entries
+        assert written == (0 if isinstance(outcome, InvalidCommand) else 1)
+
+
+# --- property: only the documented errors escape, and a rejected command writes nothing --------
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**12), max_value=10**12)
+    | st.floats()
+    | st.text(max_size=24)
+    | st.dates().map(lambda day: day.isoformat())
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, base: dict[str, Any]) -> Any:
+    """The valid payload with fields dropped or replaced by junk, and junk fields added."""
+    payload = dict(base)
+    for key in draw(st.lists(st.sampled_from(sorted(base)), unique=True)) if base else []:
+        if draw(st.booleans()):
+            del payload[key]
+        else:
+            payload[key] = draw(JSON_VALUES)
+    payload.update(draw(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=2)))
+    return payload
+
+
+FUZZED = {
+    "record_lab": ("autologous", Phase.AWAITING_ENGRAFTMENT),
+    "record_collection": ("autologous", Phase.COLLECTION),
+    "cryopreserve_product": ("autologous", Phase.COLLECTION),
+    "select_donor": ("matched_unrelated", Phase.DONOR_SEARCH),
+    "record_donor_candidate": ("matched_unrelated", Phase.DONOR_SEARCH),
+    "clear_donor": ("matched_unrelated", Phase.DONOR_WORKUP),
+    "hold": ("autologous", Phase.EVALUATION),
+    "start_conditioning": ("autologous", Phase.READY_FOR_CONDITIONING),
+    "correct_entry": ("autologous", Phase.FOLLOW_UP),
+}
+
+
+def test_random_payloads_raise_only_documented_errors(service: PathwayService, clock: ManualClock) -> None:
+    targets: dict[str, tuple[str, datetime]] = {}
+    for command, (walk_name, phase) in FUZZED.items():
+        pathway_id = reach(service, clock, walk_name, phase)
+        targets[command] = (pathway_id, clock.now())
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(data=st.data(), command=st.sampled_from(sorted(FUZZED)))
+    def attempt(data: st.DataObject, command: str) -> None:
+        pathway_id, at = targets[command]
+        actor, valid = COMMANDS[command]
+        payload = data.draw(_mutated(valid) | JSON_VALUES, label="payload")
+        before = Written.of(service, pathway_id)
+        outcome = _outcome(lambda: fire(service, clock, pathway_id, at, actor, command, payload))
+        if isinstance(outcome, InvalidCommand):
+            assert outcome.problems
+            assert all(p.path and p.rule for p in outcome.problems)
+            assert Written.of(service, pathway_id) == before
+        else:  # refused (one refusal entry) or done (one entry)
+            assert Written.of(service, pathway_id).entries == before.entries + 1
+
+    attempt()
