@@ -13,6 +13,7 @@ from datetime import date, timedelta
 
 from states import hla, recovery
 from states.days import clinical_date, day_number
+from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
 from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
 from states.payloads import (
     ClearDonor,
@@ -364,23 +365,9 @@ def _labs_until(a: Attempt) -> list[LabValue]:
     return [lab for lab in a.facts.labs if lab.at <= a.at]
 
 
-def _neutrophil_recovery(a: Attempt) -> date | None:
-    if a.facts.day0 is None:
-        return None
-    p = a.policy
-    return recovery.neutrophil_recovery(
-        _labs_until(a),
-        a.facts.day0,
-        a.facts.timezone,
-        anc_x10e9_per_l=p.anc_recovery_x10e9_per_l,
-        consecutive_values=p.recovery_consecutive_values,
-        nadir_anc_x10e9_per_l=p.anc_nadir_x10e9_per_l,
-    )
-
-
 def neutrophil_recovery_met(a: Attempt) -> Verdict:
     """First of 3 values >= 0.5 on different days after the nadir [F:CIBMTR-ANC]."""
-    found = _neutrophil_recovery(a)
+    found = neutrophil_recovery_of(a.facts, a.policy, a.at)
     if found is None:
         return refuse("neutrophil_recovery_not_met")
     return Verdict(derived={"recovery_on": found})
@@ -388,18 +375,7 @@ def neutrophil_recovery_met(a: Attempt) -> Verdict:
 
 def platelet_recovery_met(a: Attempt) -> Verdict:
     """First of 3 values >= 20 with no platelet transfusion in the 7 days [F:CIBMTR-PLT]."""
-    p = a.policy
-    if a.facts.day0 is None:
-        return refuse("platelet_recovery_not_met")
-    found = recovery.platelet_recovery(
-        _labs_until(a),
-        [t for t in a.facts.transfusions if t.at <= a.at],
-        a.facts.day0,
-        platelets_x10e9_per_l=p.platelet_recovery_x10e9_per_l,
-        consecutive_values=p.recovery_consecutive_values,
-        transfusion_free_days=p.platelet_transfusion_free_days,
-        tz=a.facts.timezone,
-    )
+    found = platelet_recovery_of(a.facts, a.policy, a.at)
     if found is None:
         return refuse("platelet_recovery_not_met")
     return Verdict(derived={"recovery_on": found})
@@ -414,7 +390,7 @@ def graft_failure_criteria(a: Attempt) -> Verdict:
         return refuse("day0_not_set")
     if a.payload.kind == "primary":
         reasons = [] if f.phase is Phase.AWAITING_ENGRAFTMENT else ["graft_failure_kind_phase_mismatch"]
-        if _neutrophil_recovery(a) is not None:
+        if neutrophil_recovery_of(f, p, a.at) is not None:
             reasons.append("neutrophil_recovery_reached")
         if day_number(a.on, f.day0) < p.primary_graft_failure_day[f.graft_source]:
             reasons.append("primary_graft_failure_too_early")

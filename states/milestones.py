@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from states.days import clinical_date, day_number
+from states.days import day_number
+from states.engraftment import neutrophil_recovery_of
 from states.facts import PathwayFacts
 from states.policy import Policy
-from states.recovery import neutrophil_recovery
 from states.vocabulary import TERMINAL_PHASES, DonorType, Phase
 
 Status = Literal["due", "overdue"]
@@ -40,30 +40,14 @@ def _window(name: str, today: date, opens: date, closes: date | None, detail: st
         yield Milestone(name, "overdue", closes, detail)
 
 
-def _recovered(facts: PathwayFacts, policy: Policy, today: date) -> bool:
-    if facts.neutrophil_recovery_on is not None:
-        return True
-    if facts.day0 is None:
-        return False
-    labs = [lab for lab in facts.labs if clinical_date(lab.at, facts.timezone) <= today]
-    found = neutrophil_recovery(
-        labs,
-        facts.day0,
-        facts.timezone,
-        anc_x10e9_per_l=policy.anc_recovery_x10e9_per_l,
-        consecutive_values=policy.recovery_consecutive_values,
-        nadir_anc_x10e9_per_l=policy.anc_nadir_x10e9_per_l,
-    )
-    return found is not None
-
-
 def _after_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
     day0 = facts.day0
     if day0 is None:
         return
     day = day_number(today, day0)
     pre_engraftment = facts.phase is Phase.AWAITING_ENGRAFTMENT
-    if pre_engraftment and not _recovered(facts, policy, today):
+    recovered = facts.neutrophil_recovery_on is not None or neutrophil_recovery_of(facts, policy) is not None
+    if pre_engraftment and not recovered:
         by = day0 + timedelta(days=policy.engraftment_expected_by_day)
         if today > by:
             yield Milestone("neutrophil_recovery_day28", "overdue", by, "no neutrophil recovery yet")

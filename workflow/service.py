@@ -27,6 +27,7 @@ from persistence.store import PathwayRecord, Store, translate_errors
 from states.actor import Actor
 from states.chart import CHART, Command
 from states.days import clinical_date, day_label, day_number
+from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
 from states.entry import Draft, Entry
 from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refused, UnknownPathway
 from states.facts import PathwayFacts
@@ -37,7 +38,6 @@ from states.judge import judge
 from states.milestones import Milestone, milestones
 from states.payloads import CorrectEntry, Payload, Refer, StartSubsequentTransplant
 from states.policy import Policy
-from states.recovery import neutrophil_recovery, platelet_recovery
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
 from workflow.clock import Clock, SystemClock
 from workflow.engine import PathwayEngine
@@ -198,9 +198,12 @@ class PathwayService:
         outcome = _Outcome()
         with self._unit(session) as store:
             record = self._load(store, pathway_id)
-            replay_hit = self._replayed(store, idempotency_key, command, pathway_id, body.model_dump(mode="json"), who)
-            if replay_hit is not None:
-                return replay_hit
+            if idempotency_key is not None:  # the payload is dumped for the comparison only
+                replay_hit = self._replayed(
+                    store, idempotency_key, command, pathway_id, body.model_dump(mode="json"), who
+                )
+                if replay_hit is not None:
+                    return replay_hit
             self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
         if outcome.refusal is not None:
             raise outcome.refusal
@@ -577,33 +580,6 @@ class PathwayService:
         return found
 
     def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:
-        p = self.policy
-        labs = [lab for lab in facts.labs if lab.at <= at]
-        neutro = (
-            neutrophil_recovery(
-                labs,
-                facts.day0,
-                facts.timezone,
-                anc_x10e9_per_l=p.anc_recovery_x10e9_per_l,
-                consecutive_values=p.recovery_consecutive_values,
-                nadir_anc_x10e9_per_l=p.anc_nadir_x10e9_per_l,
-            )
-            if facts.day0
-            else None
-        )
-        plt = (
-            platelet_recovery(
-                labs,
-                [t for t in facts.transfusions if t.at <= at],
-                facts.day0,
-                platelets_x10e9_per_l=p.platelet_recovery_x10e9_per_l,
-                consecutive_values=p.recovery_consecutive_values,
-                transfusion_free_days=p.platelet_transfusion_free_days,
-                tz=facts.timezone,
-            )
-            if facts.day0
-            else None
-        )
         anchor = facts.day0 or facts.planned_day0
         day = None if anchor is None else day_number(clinical_date(at, facts.timezone), anchor)
         return Snapshot(
@@ -613,8 +589,8 @@ class PathwayService:
             at=at,
             day=day,
             day_label=None if day is None else day_label(day),
-            neutrophil_recovery_on=neutro,
-            platelet_recovery_on=plt,
+            neutrophil_recovery_on=neutrophil_recovery_of(facts, self.policy, at),
+            platelet_recovery_on=platelet_recovery_of(facts, self.policy, at),
             gvhd_max_grade=max_grade(g for g in facts.gvhd if g.at <= at),
             flags=pathway_flags(facts),
         )
@@ -634,5 +610,7 @@ def _provisional(draft: Draft, sequence: int) -> Entry:
 
 def _reason_of(body: Payload) -> str | None:
     """The free-text or coded reason a payload gives (holds, withdrawals, corrections)."""
-    reason = getattr(body, "reason", None)
+    # The field from the model's __dict__: getattr on a pydantic model without the field
+    # raises and catches an AttributeError, which costs more than the rest of this call.
+    reason = body.__dict__.get("reason")
     return reason if isinstance(reason, str) else None
