@@ -1,9 +1,11 @@
 """The store: reads and appends a pathway's log inside the caller's transaction.
 
 It never begins, commits or rolls back: the service (or the host) owns the unit of work.
-Writes are Core statements built once at import, executed on the session's connection,
-with no ORM unit of work and no extra SELECT, because an append sits on every command's
-hot path. Driver errors are translated here into the library's own exceptions.
+Statements are Core, built once at import, executed on the session's connection, with no
+ORM unit of work and no extra SELECT. The three on every command's hot path (load the
+pathway row, move it forward, insert the entry) are rendered to SQL once per dialect and run
+as driver SQL, with this module converting the few values the column types would have.
+Driver errors are translated here into the library's own exceptions.
 
 After any exception from a write the caller must roll back: on PostgreSQL the transaction
 is aborted, and on every backend part of the write may already be in it.
@@ -12,15 +14,16 @@ is aborted, and on every backend part of the write may already be in it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Dialect, RowMapping
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -33,7 +36,7 @@ from persistence.chain import (
 )
 from persistence.models import entries_table as E
 from persistence.models import pathways_table as P
-from persistence.types import UTCDateTime
+from persistence.types import UTCDateTime, bind_value, result_value
 from states.entry import GENESIS_HASH, Draft, Entry
 from states.errors import ConcurrencyConflict, HsctError, UnknownPathway
 from states.vocabulary import DonorType, GraftSource, Phase, Route
@@ -202,7 +205,8 @@ _ADVANCE_WHERE = (
 _ADVANCE = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES)
 _ADVANCE_WITH_FACTS = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES, facts=bindparam("b_facts"))
 
-_SELECT_PATHWAY = select(*P.c).where(P.c.id == bindparam("b_id"))
+_RECORD_FIELDS = tuple(f.name for f in fields(PathwayRecord))
+_SELECT_PATHWAY = select(*(P.c[name] for name in _RECORD_FIELDS)).where(P.c.id == bindparam("b_id"))
 
 _ENTRY_COLUMNS = [E.c[name] for name in (*BODY_FIELDS, "sequence", "prev_hash", "hash")]
 _SELECT_ENTRIES = select(*_ENTRY_COLUMNS).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
@@ -222,6 +226,138 @@ _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
 _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
 
 
+# --- the hot statements, rendered once per dialect -----------------------------------------
+#
+# SQLAlchemy's full execution path (cache key, bind and result processing, events) costs
+# more per statement than SQLite takes to run it, three times per command. So these are
+# compiled once per dialect from the Core statements above and run as driver SQL on the
+# connection's own transaction. The only column type with processing is UTCDateTime, done
+# here by `persistence.types.bind_value` and `result_value`.
+#
+# They go through `Connection.exec_driver_sql` (SQLAlchemy's error wrapping, disconnect
+# handling, statement logging and cursor events), except on pysqlite when nothing would see
+# the difference (no statement logging, no cursor, error or do_execute listeners): then
+# straight to sqlite3, which is several times cheaper again (building a result for the
+# SELECT is most of exec_driver_sql's cost), with sqlite3's errors wrapped as SQLAlchemy
+# would wrap them, so the same translation applies.
+
+_ENTRY_KEYS = (*BODY_FIELDS, "sequence", "body", "prev_hash", "hash")
+
+
+class _Sql(NamedTuple):
+    """A statement as driver SQL: its text and, for a positional paramstyle, the order of
+    the parameter names (None for named paramstyles, which take the dict as it is)."""
+
+    text: str
+    order: tuple[str, ...] | None
+
+    def args(self, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        return params if self.order is None else tuple([params[name] for name in self.order])
+
+
+class _Hot(NamedTuple):
+    dialect: str  # Dialect.name, for bind_value
+    pysqlite: bool
+    select_pathway: _Sql
+    advance: _Sql
+    advance_with_facts: _Sql
+    insert_entry: _Sql
+
+
+def _render(
+    statement: Any,
+    dialect: Dialect,
+    translate: Mapping[str | None, str | None] | None,
+    column_keys: Sequence[str] | None = None,
+) -> _Sql:
+    kw: dict[str, Any] = {"schema_translate_map": translate, "render_schema_translate": True} if translate else {}
+    compiled = statement.compile(dialect=dialect, column_keys=column_keys, **kw)
+    if compiled.escaped_bind_names:  # pragma: no cover - every name here is a plain identifier
+        raise RuntimeError("a bind parameter name needs escaping in this dialect")
+    order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
+    return _Sql(compiled.string, order)
+
+
+# Keyed by what decides the rendered text, including a host's schema_translate_map, which
+# Core statements honour at execution. Not keyed by dialect object: hosts may create many
+# engines. The first to compile for a key fills it; a race only compiles twice.
+_HOT: dict[tuple[Any, ...], _Hot] = {}
+
+
+def _hot(connection: Connection) -> _Hot:
+    dialect = connection.dialect
+    translate = connection.get_execution_options().get("schema_translate_map")
+    schemas = tuple(sorted(translate.items(), key=repr)) if translate else None
+    key = (dialect.name, dialect.driver, dialect.paramstyle, schemas)
+    hot = _HOT.get(key)
+    if hot is None:
+        hot = _HOT[key] = _Hot(
+            dialect.name,
+            dialect.name == "sqlite" and dialect.driver == "pysqlite",
+            _render(_SELECT_PATHWAY, dialect, translate),
+            _render(_ADVANCE, dialect, translate),
+            _render(_ADVANCE_WITH_FACTS, dialect, translate),
+            _render(_INSERT_ENTRY, dialect, translate, _ENTRY_KEYS),
+        )
+    return hot
+
+
+class _Cursor(Protocol):
+    """What the store reads from a statement's result: a sqlite3 cursor or a CursorResult."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchall(self) -> Sequence[Sequence[Any]]: ...
+
+
+def _direct(connection: Connection, hot: _Hot) -> bool:
+    """May this store call's statements skip SQLAlchemy's execution path unnoticed?
+
+    Only on pysqlite, inside an active transaction (autobegin, and the errors for a
+    transaction that must be rolled back first, are left to SQLAlchemy), with no statement
+    logging and no cursor, error or do_execute listeners. Checked on every store call:
+    listeners, logging and the transaction can change between calls.
+    """
+    if not hot.pysqlite or not connection.in_transaction():
+        return False
+    nested = connection.get_nested_transaction()
+    if nested is not None and not nested.is_active:
+        return False
+    events = connection.dispatch
+    dialect_events = connection.dialect.dispatch
+    return not (
+        events.before_cursor_execute
+        or events.after_cursor_execute
+        or dialect_events.handle_error
+        or dialect_events.do_execute
+        or connection.engine.logger.isEnabledFor(logging.INFO)
+    )
+
+
+def _run(connection: Connection, direct: bool, sql: _Sql, params: Mapping[str, Any]) -> _Cursor:
+    args = sql.args(params)
+    if not direct:
+        return connection.exec_driver_sql(sql.text, args)
+    driver = connection.connection.driver_connection
+    try:
+        cursor: _Cursor = driver.execute(sql.text, args)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        invalidated = connection.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+        if invalidated:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql.text,
+            args,
+            exc,
+            sqlite3.Error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=connection.dialect,
+        ) from exc
+    return cursor
+
+
 def _aware(value: datetime, name: str) -> datetime:
     # Checked here, not only in UTCDateTime, so the caller gets a plain ValueError rather
     # than SQLAlchemy's StatementError wrapping it.
@@ -230,7 +366,20 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-def _entry_params(sealed: Sealed) -> dict[str, Any]:
+def _entry_time(value: datetime, canonical: str, dialect: str) -> datetime | str:
+    """A sealed entry's time as bound, reusing the text the seal formatted.
+
+    The canonical spelling "YYYY-MM-DDTHH:MM:SS.ffffffZ" (chain.format_datetime) and SQLite's
+    storage text "YYYY-MM-DD HH:MM:SS.ffffff" (types.sqlite_text) are the same UTC instant
+    with the same zero-padded fields; only the separator and the "Z" differ.
+    """
+    if dialect == "sqlite":
+        return f"{canonical[:10]} {canonical[11:-1]}"
+    return bind_value(value, dialect)
+
+
+def _entry_params(sealed: Sealed, dialect: str) -> dict[str, Any]:
+    """The values of `_INSERT_ENTRY` as driver SQL binds them (see `_ENTRY_KEYS`)."""
     entry = sealed.entry
     return {
         "pathway_id": entry.pathway_id,
@@ -239,8 +388,8 @@ def _entry_params(sealed: Sealed) -> dict[str, Any]:
         "trigger": entry.trigger,
         "from_phase": None if entry.from_phase is None else entry.from_phase.value,
         "to_phase": None if entry.to_phase is None else entry.to_phase.value,
-        "effective_at": entry.effective_at,
-        "recorded_at": entry.recorded_at,
+        "effective_at": _entry_time(entry.effective_at, sealed.effective_at_text, dialect),
+        "recorded_at": _entry_time(entry.recorded_at, sealed.recorded_at_text, dialect),
         "actor_id": entry.actor_id,
         "actor_role": entry.actor_role.value,
         "reason": entry.reason,
@@ -266,7 +415,8 @@ def _entry_from_row(row: RowMapping) -> Entry:
     return Entry.model_validate(_row_fields(row))
 
 
-def _record_from_row(row: RowMapping) -> PathwayRecord:
+def _record_from_row(row: Mapping[str, Any]) -> PathwayRecord:
+    """From a Core row mapping or the driver's values keyed by `_RECORD_FIELDS`."""
     return PathwayRecord(
         id=row["id"],
         patient_ref=row["patient_ref"],
@@ -279,8 +429,8 @@ def _record_from_row(row: RowMapping) -> PathwayRecord:
         version=row["version"],
         head_hash=row["head_hash"],
         facts=row["facts"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=result_value(row["created_at"]),
+        updated_at=result_value(row["updated_at"]),
     )
 
 
@@ -349,7 +499,8 @@ class Store:
                     "updated_at": now,
                 },
             )
-            connection.execute(_INSERT_ENTRY, _entry_params(sealed))
+            hot = _hot(connection)
+            _run(connection, _direct(connection, hot), hot.insert_entry, _entry_params(sealed, hot.dialect))
         except DBAPIError as exc:
             _reraise(exc, pathway_id, missing_pathway=previous_pathway)
         return entry
@@ -377,23 +528,29 @@ class Store:
         _aware(now, "now")
         sealed = seal_with_body(draft, expected_version + 1, head_hash)
         entry = sealed.entry
-        params: dict[str, Any] = {
-            "b_id": pathway_id,
-            "b_expected": expected_version,
-            "b_head": head_hash,
-            "b_version": entry.sequence,
-            "b_new_head": entry.hash,
-            "b_phase": Phase(phase).value,
-            "b_now": now,
-        }
-        if facts_json is not None:
-            params["b_facts"] = facts_json
         try:
             connection = self._connection()
-            result = connection.execute(_ADVANCE if facts_json is None else _ADVANCE_WITH_FACTS, params)
-            if result.rowcount != 1:
+            hot = _hot(connection)
+            direct = _direct(connection, hot)
+            entry_params = _entry_params(sealed, hot.dialect)
+            params: dict[str, Any] = {
+                "b_id": pathway_id,
+                "b_expected": expected_version,
+                "b_head": head_hash,
+                "b_version": entry.sequence,
+                "b_new_head": entry.hash,
+                "b_phase": Phase(phase).value,
+                # The service stamps the entry with the same `now`: reuse its formatted time.
+                "b_now": entry_params["recorded_at"] if now == entry.recorded_at else bind_value(now, hot.dialect),
+            }
+            if facts_json is None:
+                advance = hot.advance
+            else:
+                advance = hot.advance_with_facts
+                params["b_facts"] = facts_json
+            if _run(connection, direct, advance, params).rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
-            connection.execute(_INSERT_ENTRY, _entry_params(sealed))
+            _run(connection, direct, hot.insert_entry, entry_params)
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return entry
@@ -402,10 +559,14 @@ class Store:
 
     def load(self, pathway_id: str) -> PathwayRecord | None:
         try:
-            row = self._connection().execute(_SELECT_PATHWAY, {"b_id": pathway_id}).mappings().first()
+            connection = self._connection()
+            hot = _hot(connection)
+            # fetchall, not fetchone: the id is the primary key, and an exhausted cursor is
+            # finished (sqlite3) or closed (CursorResult) rather than left open until collected.
+            rows = _run(connection, _direct(connection, hot), hot.select_pathway, {"b_id": pathway_id}).fetchall()
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
-        return None if row is None else _record_from_row(row)
+        return _record_from_row(dict(zip(_RECORD_FIELDS, rows[0], strict=True))) if rows else None
 
     def entries(self, pathway_id: str, *, until_recorded: datetime | None = None) -> list[Entry]:
         """The pathway's log in sequence order, as it stood at `until_recorded` if given.

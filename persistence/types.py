@@ -2,6 +2,10 @@
 
 SQLite ignores `DateTime(timezone=True)` and hands back naive values, and PostgreSQL hands back
 the session's zone; both are normalised here so that every layer sees aware UTC datetimes.
+
+`bind_value` and `result_value` do the same conversions for SQL the store runs without the
+type system (its hot statements are rendered once and run as driver SQL), so a time written
+either way reads back the same either way.
 """
 
 from __future__ import annotations
@@ -11,6 +15,38 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime refused: every stored time must be timezone-aware")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def sqlite_text(value: datetime) -> str:
+    """Naive UTC text in SQLAlchemy's SQLite DATETIME storage format.
+
+    "YYYY-MM-DD HH:MM:SS.ffffff", always with six fraction digits: what `sqlite.DATETIME`'s
+    bind processor writes and its result processor (`datetime.fromisoformat`) reads, and a
+    text that sorts as the instant does, which `Store.entries(until_recorded=...)` relies on.
+    """
+    return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def bind_value(value: datetime, dialect_name: str) -> datetime | str:
+    """What UTCDateTime and the dialect's own DateTime together bind for `value`."""
+    if dialect_name == "sqlite":
+        return sqlite_text(value)
+    return _utc(value)
+
+
+def result_value(value: datetime | str) -> datetime:
+    """An aware UTC datetime from what the driver returns (SQLite text, or a datetime)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -28,9 +64,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime refused: every stored time must be timezone-aware")
-        utc = value.astimezone(UTC)
+        utc = _utc(value)
         if dialect.name == "sqlite":
             return utc.replace(tzinfo=None)
         return utc
@@ -40,6 +74,4 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return result_value(value)
