@@ -294,4 +294,3 @@ def build_chart(commands: tuple[Command, ...]) -> Chart:
 
 
 CHART = build_chart(_TRIGGERS + _EVENTS)
-REFER_PAYLOAD = pl.Refer
