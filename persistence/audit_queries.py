@@ -1,0 +1,325 @@
+"""Read queries for auditing the whole log at speed: one snapshot, every entry, raw columns.
+
+The store reads one pathway at a time through SQLAlchemy's result machinery, which costs
+more per row than hashing it. Verification and export read every entry once, so they get
+their own statements: built with SQLAlchemy Core, compiled once per dialect, and run on the
+driver's own cursor inside one read-only snapshot (SQLite: a deferred transaction, which in
+WAL mode does not block writers; PostgreSQL: REPEATABLE READ, READ ONLY, with a server-side
+cursor so memory stays flat). Nothing here writes, and no row ever reaches a logger: the
+driver cursor is not SQLAlchemy's, so even DEBUG engine logging cannot print a value.
+
+Times come back as "YYYY-MM-DD HH:MM:SS.ffffff" UTC text: on SQLite the stored text itself
+(so every stored byte reaches the verifier), on PostgreSQL the instant spelled that way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Engine, and_, bindparam, func, literal_column, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
+
+from persistence.models import entries_table as E
+from persistence.models import pathways_table as P
+from persistence.store import StorageError, translate_error
+from states.errors import HsctError
+
+__all__ = [
+    "ENTRY_COLUMNS",
+    "PATHWAY_COLUMNS",
+    "AuditReader",
+    "PathwayHead",
+    "Slice",
+    "audit_snapshot",
+]
+
+# The order of the values in every entry row these queries return.
+ENTRY_COLUMNS: Final = (
+    "pathway_id",
+    "sequence",
+    "kind",
+    "trigger",
+    "from_phase",
+    "to_phase",
+    "effective_at",
+    "recorded_at",
+    "actor_id",
+    "actor_role",
+    "reason",
+    "payload",
+    "reasons",
+    "policy_version",
+    "idempotency_key",
+    "corrects",
+    "body",
+    "prev_hash",
+    "hash",
+)
+
+PATHWAY_COLUMNS: Final = (
+    "id",
+    "patient_ref",
+    "route",
+    "donor_type",
+    "graft_source",
+    "hct_number",
+    "previous_pathway",
+    "phase",
+    "version",
+    "head_hash",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PathwayHead:
+    """A pathway row's identity and head, as stored (`facts` only when asked for).
+
+    The patient reference is kept out of repr: a report or a traceback must not show it.
+    """
+
+    id: str
+    patient_ref: str
+    route: str
+    donor_type: str | None
+    graft_source: str
+    hct_number: int
+    previous_pathway: str | None
+    phase: str
+    version: int
+    head_hash: str
+    facts: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PathwayHead(id={self.id!r}, phase={self.phase!r}, version={self.version})"
+
+
+def _time_text(column: Any, dialect: str) -> Any:
+    """A stored time as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC) text.
+
+    SQLite keeps exactly that text (SQLAlchemy's DATETIME storage format), returned as it
+    is so that every stored byte reaches the verifier; PostgreSQL keeps an instant, spelled
+    here in the same form. The verifier turns it into the canonical "...T...Z" spelling.
+    """
+    if dialect == "sqlite":
+        return column
+    # Constants written into the SQL once (no bind parameters: the statements are compiled once).
+    utc: ColumnElement[Any] = literal_column("'UTC'")
+    spelling: ColumnElement[Any] = literal_column("'YYYY-MM-DD HH24:MI:SS.US'")
+    return func.to_char(func.timezone(utc, column), spelling).label(column.name)
+
+
+def _entry_select(dialect: str, where: Any) -> Any:
+    columns = [
+        _time_text(E.c[name], dialect) if name in ("effective_at", "recorded_at") else E.c[name]
+        for name in ENTRY_COLUMNS
+    ]
+    statement = select(*columns)
+    if where is not None:
+        statement = statement.where(where)
+    # (pathway_id, sequence) is the unique index: the chain order, never a clock or the storage id.
+    return statement.order_by(E.c.pathway_id, E.c.sequence)
+
+
+def _range(column: Any, kind: str) -> Any:
+    """The WHERE clause of a slice of pathways: one id, ids from a bound, below a bound, or both."""
+    return {
+        "all": None,
+        "one": column == bindparam("b_id"),
+        "from": column >= bindparam("b_from"),
+        "below": column < bindparam("b_below"),
+        "between": and_(column >= bindparam("b_from"), column < bindparam("b_below")),
+    }[kind]
+
+
+def _compile(statement: Any, dialect: Dialect) -> str:
+    return str(statement.compile(dialect=dialect))
+
+
+@dataclass(frozen=True)
+class _Statements:
+    entries: dict[str, str]
+    pathways: dict[str, str]
+    pathways_with_facts: dict[str, str]
+    count: str
+
+
+_COMPILED: dict[tuple[str, str], _Statements] = {}
+_KINDS: Final = ("all", "one", "from", "below", "between")
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    key = (dialect.name, dialect.driver)
+    found = _COMPILED.get(key)
+    if found is None:
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {dialect.name!r}: use sqlite or postgresql+psycopg")
+        pathways = select(*(P.c[name] for name in PATHWAY_COLUMNS)).order_by(P.c.id)
+        with_facts = pathways.add_columns(P.c.facts)
+
+        def where(statement: Any, kind: str) -> Any:
+            clause = _range(P.c.id, kind)
+            return statement if clause is None else statement.where(clause)
+
+        found = _COMPILED[key] = _Statements(
+            entries={kind: _compile(_entry_select(dialect.name, _range(E.c.pathway_id, kind)), dialect)
+                     for kind in _KINDS},
+            pathways={kind: _compile(where(pathways, kind), dialect) for kind in _KINDS},
+            pathways_with_facts={kind: _compile(where(with_facts, kind), dialect) for kind in _KINDS},
+            count=_compile(select(func.count()).select_from(E), dialect),
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Which pathways to read: one id, or ids in [start, stop) (None: unbounded)."""
+
+    pathway_id: str | None = None
+    start: str | None = None
+    stop: str | None = None
+
+    def kind(self) -> str:
+        if self.pathway_id is not None:
+            return "one"
+        if self.start is None:
+            return "all" if self.stop is None else "below"
+        return "from" if self.stop is None else "between"
+
+    def params(self) -> dict[str, str]:
+        values = {"b_id": self.pathway_id, "b_from": self.start, "b_below": self.stop}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class AuditReader:
+    """Reads the log inside one snapshot opened by `audit_snapshot`."""
+
+    def __init__(self, driver: Any, dialect: Dialect) -> None:
+        self._driver = driver
+        self._dialect = dialect
+        self._sql = _statements(dialect)
+
+    @property
+    def dialect_name(self) -> str:
+        return str(self._dialect.name)
+
+    def count_entries(self) -> int:
+        """How many entries the snapshot holds (for progress reporting)."""
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(self._sql.count)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return int(row[0])
+
+    def _args(self, statement: str, where: Slice) -> tuple[Any, ...] | dict[str, str]:
+        params = where.params()
+        if not self._dialect.positional:
+            return params
+        # positional paramstyle: the binds appear in the order b_id, b_from, b_below
+        return tuple(params[name] for name in ("b_id", "b_from", "b_below") if name in params)
+
+    def pathways(self, where: Slice = Slice(), *, with_facts: bool = False) -> list[PathwayHead]:
+        """The pathway rows of the slice, ordered by id (the order entries come in)."""
+        statements = self._sql.pathways_with_facts if with_facts else self._sql.pathways
+        statement = statements[where.kind()]
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(statement, self._args(statement, where))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [PathwayHead(*row) for row in rows]
+
+    def entry_batches(
+        self, where: Slice = Slice(), *, batch_size: int = 5000
+    ) -> Generator[Sequence[tuple[Any, ...]], None, None]:
+        """The slice's entries as raw tuples (ENTRY_COLUMNS) in (pathway_id, sequence) order, in batches.
+
+        Times are "YYYY-MM-DD HH:MM:SS.ffffff" UTC text (see `_time_text`); `body` is bytes;
+        the other values are what the driver returns for the column, unconverted, so a
+        tampered value of the wrong type is seen as it is rather than coerced.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        postgres = self._dialect.name == "postgresql"
+        # A server-side cursor on PostgreSQL: psycopg would otherwise fetch every row at once.
+        cursor = self._driver.cursor(name="hsct_audit_entries") if postgres else self._driver.cursor()
+        try:
+            if postgres:
+                cursor.itersize = batch_size
+            statement = self._sql.entries[where.kind()]
+            cursor.execute(statement, self._args(statement, where))
+            while True:
+                batch = cursor.fetchmany(batch_size)
+                if not batch:
+                    return
+                if postgres:
+                    batch = [_bytes_body(row) for row in batch]
+                yield batch
+        finally:
+            cursor.close()
+
+
+_BODY = ENTRY_COLUMNS.index("body")
+
+
+def _bytes_body(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    body = row[_BODY]
+    if isinstance(body, memoryview):
+        return (*row[:_BODY], bytes(body), *row[_BODY + 1 :])
+    return row
+
+
+@contextmanager
+def audit_snapshot(engine: Engine) -> Iterator[AuditReader]:
+    """One consistent, read-only view of the whole log, for as long as the block runs.
+
+    Driver errors are translated into the library's own (StorageError and friends), whose
+    messages never carry a value.
+    """
+    dialect = engine.dialect
+    _statements(dialect)  # refuse an unsupported backend before connecting
+    dbapi_error: type[BaseException] = getattr(dialect.loaded_dbapi, "Error", sqlite3.Error)
+    try:
+        raw = engine.raw_connection()
+    except DBAPIError as exc:
+        raise translate_error(exc) from None
+    try:
+        driver = raw.driver_connection
+        try:
+            if dialect.name == "sqlite":
+                # The engine set isolation_level=None: transactions are ours to begin. DEFERRED
+                # takes a read snapshot at the first SELECT and, in WAL mode, blocks no writer.
+                driver.execute("BEGIN DEFERRED")  # type: ignore[union-attr]
+            else:
+                driver.rollback()  # type: ignore[union-attr]  # SET TRANSACTION must come first in one
+                with driver.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        except dbapi_error as exc:
+            raise _translated(exc, dialect, "opening a read snapshot") from None
+        try:
+            yield AuditReader(driver, dialect)
+        except dbapi_error as exc:
+            raise _translated(exc, dialect, "reading the log") from None
+        finally:
+            try:
+                driver.rollback() if dialect.name != "sqlite" else driver.execute("ROLLBACK")  # type: ignore[union-attr]
+            except dbapi_error:
+                raw.invalidate()  # broken: the pool must not hand it out again
+    finally:
+        raw.close()
+
+
+def _translated(exc: BaseException, dialect: Dialect, doing: str) -> HsctError:
+    base = getattr(dialect.loaded_dbapi, "Error", Exception)
+    wrapped = DBAPIError.instance(doing, None, exc, base, hide_parameters=True, dialect=dialect)
+    if isinstance(wrapped, DBAPIError):
+        return translate_error(wrapped)
+    return StorageError(f"{type(exc).__name__} while {doing}")  # pragma: no cover - instance() always wraps

@@ -1,0 +1,582 @@
+"""Verification of the whole log: every chain recomputed from the stored columns, at speed.
+
+For each pathway, in (pathway_id, sequence) order, inside one read-only snapshot:
+
+- the sequence numbers are 1..n and each `prev_hash` is the previous entry's `hash`;
+- the canonical body rebuilt from the *columns* (what the library reads back) equals the
+  stored `body` byte for byte, and its SHA-256 is the stored `hash` (so a changed byte in any
+  column, in the body or in the hash is caught);
+- the pathway row agrees with its log: version = number of entries, head_hash = last hash,
+  phase = the last transition's destination, and its identity columns (patient_ref, route,
+  donor type, graft source, HCT number, previous pathway) = the opening entry's payload;
+- with `deep=True`, the stored facts snapshot equals the replayed log (invariant I1; slow);
+- given a checkpoint, every pathway it lists still has at least its entry count, and the
+  entry at that position still has the recorded hash: this is what catches a truncated tail
+  or a chain recomputed from scratch, which satisfy every rule above.
+
+Problems name a pathway, a sequence number and a check, never a stored value. The body is
+rebuilt by a string template instead of `json.dumps` because this runs for every entry; a
+test holds the template equal to `persistence.chain.entry_body`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
+
+from persistence.audit_queries import ENTRY_COLUMNS, AuditReader, PathwayHead, Slice, audit_snapshot
+from persistence.chain import BODY_FIELDS
+from states.entry import GENESIS_HASH, Entry
+from states.errors import UnknownPathway
+from states.facts import PathwayFacts
+from states.fold import replay
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from workflow.audit.checkpoint import Checkpoint
+    from workflow.service import PathwayService
+
+__all__ = ["Head", "Problem", "Row", "Verification", "verify_log"]
+
+Check = Literal["chain", "pathway", "checkpoint"]
+_CHECK_ORDER: Final = {"chain": 0, "pathway": 1, "checkpoint": 2}
+
+Row = tuple[Any, ...]
+"""An entry as `persistence.audit_queries` reads it (values in ENTRY_COLUMNS order)."""
+
+Progress = Callable[[int], None]
+"""Called after each batch with the number of entries checked so far."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a pathway's chain stood: its number of entries and the last entry's hash."""
+
+    entries: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first place a check fails on one pathway: where, which check, and what (no values)."""
+
+    pathway_id: str
+    sequence: int
+    check: Check
+    detail: str
+
+    def __str__(self) -> str:
+        return f"pathway {self.pathway_id} sequence {self.sequence}: {self.detail} [{self.check}]"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `verify_log` checked and found. `ok` when nothing was found."""
+
+    entries: int
+    pathways: int
+    problems: tuple[Problem, ...]
+    heads: Mapping[str, Head] = field(repr=False)
+    against_checkpoint: bool
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        """The first bad pathway (in id order) and its first bad sequence number."""
+        return self.problems[0] if self.problems else None
+
+    @property
+    def entries_per_second(self) -> float:
+        return self.entries / self.seconds if self.seconds > 0 else float("inf")
+
+
+# --- the canonical body from columns -------------------------------------------------------
+
+# The body's members in canonical (sorted) order, as %-slots. Strings arrive JSON-encoded,
+# except the ones stored as canonical text already (payload, reasons), the times (computed
+# in SQL as canonical text) and prev_hash (checked equal to the previous hash first).
+# Times arrive as "YYYY-MM-DD HH:MM:SS.ffffff" and are spelled "YYYY-MM-DDTHH:MM:SS.ffffffZ"
+# by filling date and clock into "%sT%sZ" (after checking the space is where it belongs, so
+# that the mapping from stored text to body text is one-to-one).
+_TEMPLATE: Final = (
+    '{"actor_id":%s,"actor_role":%s,"corrects":%s,"effective_at":"%sT%sZ","from_phase":%s,'
+    '"idempotency_key":%s,"kind":%s,"pathway_id":%s,"payload":%s,"policy_version":%s,'
+    '"prev_hash":"%s","reason":%s,"reasons":%s,"recorded_at":"%sT%sZ","sequence":%d,"to_phase":%s,'
+    '"trigger":%s}'
+)
+_BODY_MEMBERS: Final = tuple(sorted((*BODY_FIELDS, "sequence", "prev_hash")))
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+_BODY: Final = ENTRY_COLUMNS.index("body")
+_HASH: Final = ENTRY_COLUMNS.index("hash")
+_IDENTITY: Final = ("patient_ref", "route", "donor_type", "graft_source", "hct_number", "previous_pathway")
+
+
+def _nullable(value: Any) -> str:
+    return "null" if value is None else _encode_str(value)
+
+
+def _integer(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is not int:
+        raise TypeError("not an integer")
+    return str(value)
+
+
+def body_text(row: Row) -> str:
+    """The canonical body the columns of `row` stand for (the verifier's template, exposed for tests)."""
+    (pid, seq, kind, trigger, from_phase, to_phase, eff, rec, actor_id, actor_role, reason, payload, reasons,
+     policy_version, idem, corrects, _body, prev_hash, _hash) = row  # fmt: skip
+    if eff[10] != " " or rec[10] != " ":
+        raise ValueError("a time is not stored in the library's form")
+    return _TEMPLATE % (
+        _encode_str(actor_id),
+        _encode_str(actor_role),
+        _integer(corrects),
+        eff[:10],
+        eff[11:],
+        _nullable(from_phase),
+        _nullable(idem),
+        _encode_str(kind),
+        _encode_str(pid),
+        payload,
+        _encode_str(policy_version),
+        prev_hash,
+        _nullable(reason),
+        reasons,
+        rec[:10],
+        rec[11:],
+        seq,
+        _nullable(to_phase),
+        _encode_str(trigger),
+    )
+
+
+def _mismatch(row: Row) -> str:
+    """Why a row failed the byte comparison or the hash: which side changed, and which members."""
+    body, digest = row[_BODY], row[_HASH]
+    stored = bytes(body) if isinstance(body, bytes | memoryview) else None
+    stored_ok = stored is not None and hashlib.sha256(stored).hexdigest() == digest
+    try:
+        rebuilt = body_text(row).encode("utf-8")
+    except (TypeError, ValueError, IndexError):
+        return "a column holds a value of the wrong type or form"
+    rebuilt_ok = hashlib.sha256(rebuilt).hexdigest() == digest
+    if rebuilt == stored:
+        return "hash does not match the body"
+    if stored is None:
+        return "the stored body is not bytes"
+    if rebuilt_ok and not stored_ok:
+        return "the stored body was changed (its columns still match the hash)"
+    try:
+        sealed, columns = json.loads(stored), json.loads(rebuilt)
+    except ValueError:
+        return "a column is not in its canonical form (payload or reasons not canonical JSON text)"
+    if not isinstance(sealed, dict) or not isinstance(columns, dict):
+        return "the stored body is not a JSON object"
+    names = sorted(name for name in _BODY_MEMBERS if sealed.get(name, ...) != columns.get(name, ...))
+    if not names:
+        return "a column is not in its canonical form"
+    side = "columns differ from the sealed body" if stored_ok else "columns, body and hash disagree"
+    return f"{side}: {', '.join(names)}"
+
+
+# --- the scan --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scan:
+    """Results accumulated over the scan; the per-entry state lives in `_check_rows`' locals."""
+
+    pathways: Mapping[str, PathwayHead]
+    expected: Mapping[str, Head]
+    deep: bool
+    problems: list[Problem] = field(default_factory=list)
+    heads: dict[str, Head] = field(default_factory=dict)
+    at_checkpoint: dict[str, str | None] = field(default_factory=dict)
+    entries: int = 0
+    seen: int = 0  # pathways (rows or logs) in the slice
+
+
+def _finish(
+    scan: _Scan,
+    pid: str,
+    count: int,
+    last_hash: str,
+    failed: bool,
+    last_phase: str | None,
+    opening: Any,
+    rows: Sequence[Row],
+) -> None:
+    """Close one pathway: its head, and the pathway row's agreement with the log."""
+    scan.heads[pid] = Head(count, last_hash)
+    if failed:
+        return  # the chain's own problem is the one to read first; the row is no evidence then
+    record = scan.pathways.get(pid)
+    problems = scan.problems
+    if record is None:
+        problems.append(Problem(pid, 1, "pathway", "entries whose pathway row is missing"))
+        return
+    if record.version != count:
+        problems.append(
+            Problem(pid, min(record.version, count) + 1, "pathway",
+                    f"the pathway row's version is {record.version} but the log has {count} entries")
+        )
+        return
+    if record.head_hash != last_hash:
+        problems.append(Problem(pid, count, "pathway", "the pathway row's head_hash is not the last entry's hash"))
+        return
+    if record.phase != last_phase:
+        detail = "the pathway row's phase is not the last transition's destination"
+        problems.append(Problem(pid, count, "pathway", detail))
+        return
+    try:
+        values = json.loads(opening)
+    except (TypeError, ValueError):
+        values = None
+    if not isinstance(values, dict):
+        problems.append(Problem(pid, 1, "pathway", "the opening entry's payload is not a JSON object"))
+        return
+    for name in _IDENTITY:
+        if values.get(name, 1 if name == "hct_number" else None) != getattr(record, name):
+            problems.append(Problem(pid, 1, "pathway", f"the pathway row's {name} differs from the opening entry"))
+            return
+    if scan.deep:
+        _check_facts(scan, pid, record, rows)
+
+
+def _check_facts(scan: _Scan, pid: str, record: PathwayHead, rows: Sequence[Row]) -> None:
+    """I1: the stored snapshot is the fold of the log."""
+    try:
+        entries = [_entry(row) for row in rows]
+        same = replay(entries) == PathwayFacts.model_validate_json(record.facts or "")
+    except (ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        scan.problems.append(Problem(pid, len(rows), "pathway", "the stored facts differ from the replayed log"))
+
+
+def _entry(row: Row) -> Entry:
+    values = dict(zip(ENTRY_COLUMNS, row, strict=True))
+    del values["body"]
+    values["payload"] = json.loads(values["payload"])
+    values["reasons"] = json.loads(values["reasons"])
+    for name in ("effective_at", "recorded_at"):
+        values[name] = datetime.fromisoformat(values[name]).replace(tzinfo=UTC)
+    return Entry.model_validate(values)
+
+
+def _check_rows(
+    reader: AuditReader,
+    scan: _Scan,
+    where: Slice,
+    *,
+    batch_size: int,
+    progress: Progress | None,
+    sink: Callable[[Row], None] | None,
+) -> None:
+    """The hot loop: one pass over every entry. Locals only; a pathway change calls `_finish`."""
+    template = _TEMPLATE
+    enc = _encode_str
+    sha256 = hashlib.sha256
+    expected = scan.expected
+    deep = scan.deep
+    current: str | None = None
+    position = 0
+    prev = GENESIS_HASH
+    pid_json = ""
+    failed = False
+    last_phase: str | None = None
+    opening: Any = None
+    cp_position = 0
+    kept: list[Row] = []
+    done = 0
+    batches = reader.entry_batches(where, batch_size=batch_size)
+    for batch in batches:
+        for row in batch:
+            pid = row[0]
+            if pid != current:
+                if current is not None:
+                    _finish(scan, current, position, prev, failed, last_phase, opening, kept)
+                current, position, prev, failed, last_phase, opening = pid, 0, GENESIS_HASH, False, None, None
+                kept = []
+                try:
+                    pid_json = enc(pid)
+                except TypeError:
+                    pid_json = ""
+                head = expected.get(pid)
+                cp_position = head.entries if head is not None else 0
+            position += 1
+            if sink is not None:
+                sink(row)
+            if position == cp_position:
+                scan.at_checkpoint[pid] = row[_HASH]
+            if failed:
+                prev = row[_HASH]
+                continue
+            (_, seq, kind, trigger, from_phase, to_phase, eff, rec, actor_id, actor_role, reason, payload, reasons,
+             policy_version, idem, corrects, body, prev_hash, digest) = row  # fmt: skip
+            if seq != position:
+                scan.problems.append(Problem(pid, position, "chain", f"no entry with sequence number {position} here "
+                                                                     "(deleted, swapped or renumbered)"))
+                failed, prev = True, digest
+                continue
+            if prev_hash != prev:
+                detail = ("the first entry's prev_hash is not the genesis hash" if position == 1
+                          else f"prev_hash is not the hash of entry {position - 1}")
+                scan.problems.append(Problem(pid, position, "chain", detail))
+                failed, prev = True, digest
+                continue
+            try:
+                if eff[10] != " " or rec[10] != " ":
+                    raise ValueError
+                data = (
+                    template
+                    % (
+                        enc(actor_id),
+                        enc(actor_role),
+                        "null" if corrects is None else _integer(corrects),
+                        eff[:10],
+                        eff[11:],
+                        "null" if from_phase is None else enc(from_phase),
+                        "null" if idem is None else enc(idem),
+                        enc(kind),
+                        pid_json,
+                        payload,
+                        enc(policy_version),
+                        prev_hash,
+                        "null" if reason is None else enc(reason),
+                        reasons,
+                        rec[:10],
+                        rec[11:],
+                        seq,
+                        "null" if to_phase is None else enc(to_phase),
+                        enc(trigger),
+                    )
+                ).encode("utf-8")
+            except (TypeError, ValueError, IndexError):
+                data = b""
+            if data != body or sha256(data).hexdigest() != digest:
+                scan.problems.append(Problem(pid, position, "chain", _mismatch(row)))
+                failed, prev = True, digest
+                continue
+            prev = digest
+            if kind == "transition":
+                last_phase = to_phase
+            if position == 1:
+                opening = payload
+            if deep:
+                kept.append(row)
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+    batches.close()
+    if current is not None:
+        _finish(scan, current, position, prev, failed, last_phase, opening, kept)
+    scan.entries = done
+
+
+def _check_against(scan: _Scan) -> None:
+    """Truncation and rewrites: the log must still reach each checkpointed head, unchanged."""
+    for pid, head in scan.expected.items():
+        now = scan.heads.get(pid)
+        if now is None:
+            scan.problems.append(
+                Problem(pid, 1, "checkpoint", f"the pathway is missing; the checkpoint recorded {head.entries} entries")
+            )
+        elif now.entries < head.entries:
+            scan.problems.append(
+                Problem(pid, now.entries + 1, "checkpoint",
+                        f"the log has {now.entries} entries; the checkpoint recorded {head.entries} (truncated)")
+            )
+        elif scan.at_checkpoint.get(pid) != head.hash:
+            scan.problems.append(
+                Problem(pid, head.entries, "checkpoint",
+                        "this entry's hash is not the head the checkpoint recorded (the chain was rewritten)")
+            )
+
+
+def _scan_slice(reader: AuditReader, where: Slice, expected: Mapping[str, Head], *, deep: bool, batch_size: int,
+                progress: Progress | None, sink: Callable[[Row], None] | None) -> _Scan:
+    """Check one slice of pathways inside one snapshot (everything but the checkpoint comparison)."""
+    rows = {row.id: row for row in reader.pathways(where, with_facts=deep)}
+    scan = _Scan(rows, expected, deep)
+    _check_rows(reader, scan, where, batch_size=batch_size, progress=progress, sink=sink)
+    for pid in rows.keys() - scan.heads.keys():
+        scan.problems.append(Problem(pid, 1, "pathway", "a pathway row without entries"))
+    scan.pathways = {}  # not needed any more; keeps a worker's answer small
+    scan.seen = len(rows.keys() | scan.heads.keys())
+    return scan
+
+
+def verify_log(
+    source: PathwayService | Engine,
+    *,
+    checkpoint: Checkpoint | None = None,
+    pathway_id: str | None = None,
+    deep: bool = False,
+    workers: int = 1,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+    sink: Callable[[Row], None] | None = None,
+    batch_size: int = 5000,
+) -> Verification:
+    """Verify every pathway's log (or one), optionally against a checkpoint.
+
+    `workers` > 1 splits the pathways into that many id ranges checked by separate processes,
+    each in its own snapshot (each pathway is still read consistently; a file or server
+    database only). `progress` is called with the entries checked so far, `on_total` once
+    with the number to check. `sink` sees every entry row as it is checked (exports write in
+    the same pass and snapshot; one worker only). The checkpoint's signature is checked by
+    `load_checkpoint`, not here. An unknown `pathway_id` raises UnknownPathway.
+    """
+    started = time.perf_counter()
+    engine = cast("Engine", getattr(source, "engine", source))  # a PathwayService or an Engine
+    expected: Mapping[str, Head] = {} if checkpoint is None else checkpoint.heads
+    where = Slice(pathway_id=pathway_id)
+    if pathway_id is not None:
+        expected = {pathway_id: expected[pathway_id]} if pathway_id in expected else {}
+    if workers > 1 and (sink is not None or pathway_id is not None or not _parallel_ok(engine)):
+        workers = 1
+    if workers > 1:
+        scans = _parallel(engine, expected, workers, deep=deep, batch_size=batch_size, progress=progress,
+                          on_total=on_total)
+    else:
+        with audit_snapshot(engine) as reader:
+            if on_total is not None:
+                on_total(reader.count_entries())
+            scans = [_scan_slice(reader, where, expected, deep=deep, batch_size=batch_size, progress=progress,
+                                 sink=sink)]
+    if pathway_id is not None and not scans[0].seen and pathway_id not in expected:
+        raise UnknownPathway(pathway_id)
+    return _merge(scans, expected, checkpoint is not None, time.perf_counter() - started)
+
+
+def _merge(scans: Sequence[_Scan], expected: Mapping[str, Head], against: bool, seconds: float) -> Verification:
+    merged = _Scan({}, expected, deep=False)
+    for scan in scans:
+        merged.problems += scan.problems
+        merged.heads.update(scan.heads)
+        merged.at_checkpoint.update(scan.at_checkpoint)
+        merged.entries += scan.entries
+        merged.seen += scan.seen
+    if against:
+        _check_against(merged)
+    problems = sorted(merged.problems, key=lambda p: (p.pathway_id, p.sequence, _CHECK_ORDER[p.check]))
+    return Verification(
+        entries=merged.entries,
+        pathways=merged.seen,
+        problems=tuple(problems),
+        heads=dict(merged.heads),
+        against_checkpoint=against,
+        seconds=seconds,
+    )
+
+
+# --- several processes ----------------------------------------------------------------------
+
+
+def _parallel_ok(engine: Engine) -> bool:
+    """Workers open their own connections from the URL: not possible for an in-memory SQLite."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return True
+    database = url.database or ""
+    return database not in ("", ":memory:") and url.query.get("mode") != "memory"
+
+
+def _bounds(engine: Engine, workers: int) -> tuple[list[Slice], int]:
+    """Id ranges holding about the same number of entries each (by the pathway rows' versions)."""
+    with audit_snapshot(engine) as reader:
+        heads = reader.pathways()
+        total = reader.count_entries()
+    target = max(1, sum(head.version for head in heads) // workers)
+    cuts: list[str] = []
+    running = 0
+    for head in heads:
+        if running >= target * (len(cuts) + 1) and len(cuts) < workers - 1:
+            cuts.append(head.id)
+        running += max(head.version, 0)
+    edges: list[str | None] = [None, *cuts, None]
+    return [Slice(start=edges[i], stop=edges[i + 1]) for i in range(len(edges) - 1)], total
+
+
+def _parallel(
+    engine: Engine,
+    expected: Mapping[str, Head],
+    workers: int,
+    *,
+    deep: bool,
+    batch_size: int,
+    progress: Progress | None,
+    on_total: Callable[[int], None] | None,
+) -> list[_Scan]:
+    import multiprocessing
+
+    slices, total = _bounds(engine, workers)
+    if on_total is not None:
+        on_total(total)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    counter = context.Value("q", 0)
+    own, *others = slices  # this process checks the first slice itself while the others run
+    # Every worker gets every checkpointed head: which slice a pathway falls in is the
+    # database's collation to decide, not Python's string order.
+    jobs = [(engine.url, where, expected, deep, batch_size) for where in others]
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress(done + counter.value)
+
+    with context.Pool(len(jobs), initializer=_init_worker, initargs=(counter,)) as pool:
+        pending = pool.map_async(_work, jobs)
+        with audit_snapshot(engine) as reader:
+            first = _scan_slice(reader, own, expected, deep=deep, batch_size=batch_size, progress=report, sink=None)
+        while not pending.ready():
+            pending.wait(0.1)
+            report(first.entries)
+        scans: list[_Scan] = [first, *pending.get()]
+    if progress is not None:
+        progress(sum(scan.entries for scan in scans))
+    return scans
+
+
+_COUNTER: Any = None
+
+
+def _init_worker(counter: Any) -> None:
+    global _COUNTER
+    _COUNTER = counter
+
+
+def _work(job: tuple[Any, Slice, Mapping[str, Head], bool, int]) -> _Scan:
+    """One worker: its own engine and snapshot, one id range."""
+    from persistence.engine import create_engine
+
+    url, where, expected, deep, batch_size = job
+    engine = create_engine(url)
+    last = 0
+
+    def counted(done: int) -> None:
+        nonlocal last
+        with _COUNTER.get_lock():
+            _COUNTER.value += done - last
+        last = done
+
+    try:
+        with audit_snapshot(engine) as reader:
+            return _scan_slice(reader, where, expected, deep=deep, batch_size=batch_size, progress=counted, sink=None)
+    finally:
+        engine.dispose()
