@@ -5,6 +5,7 @@ Only SQLite and PostgreSQL are accepted because the append-only triggers exist o
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from typing import Any
@@ -28,6 +29,23 @@ def default_sqlite_url(path: str | os.PathLike[str] = "hsct.sqlite") -> str:
     return "sqlite:///" + os.fspath(path).replace("\\", "/")
 
 
+LOGGING_NAME = "hsct"
+
+
+class _NoRows(logging.Filter):
+    """Drops SQLAlchemy's DEBUG records of result rows: `hide_parameters` hides bound values
+    but not the rows read back, which hold patient references and clinical values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Row "))
+
+
+def _hide_rows(logging_name: str) -> None:
+    logger = logging.getLogger(f"sqlalchemy.engine.Engine.{logging_name}")
+    if not any(isinstance(f, _NoRows) for f in logger.filters):
+        logger.addFilter(_NoRows())
+
+
 def _is_sqlite_file(url: URL) -> bool:
     database = url.database or ""
     return database not in ("", ":memory:") and url.query.get("mode") != "memory"
@@ -45,6 +63,8 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     kw["hide_parameters"] = True
+    kw.setdefault("logging_name", LOGGING_NAME)
+    _hide_rows(kw["logging_name"])
     if backend == "sqlite":
         engine = sqlalchemy.create_engine(parsed, **kw)
         _configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms, file_db=_is_sqlite_file(parsed))

@@ -31,7 +31,7 @@ class Draft(BaseModel):
     actor_id: str
     actor_role: Role
     reason: str | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold the patient reference
     reasons: tuple[str, ...] = ()
     policy_version: str
     idempotency_key: str | None = None

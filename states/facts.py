@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from states.vocabulary import DonorType, GraftSource, Locus, Phase, Route
+
+Short = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
+"""A short label typed by a person (regimen, drug, dose): bounded, no NUL."""
 
 
 class Frozen(BaseModel):
@@ -103,12 +106,12 @@ class Episode(Frozen):
 
 class PlannedDose(Frozen):
     day: int = Field(ge=-30, le=0, description="Day of the plan, -30..0 (a Day 0 TBI fraction is allowed)")
-    drug: str
-    dose: str
+    drug: Short
+    dose: Short
 
 
 class Regimen(Frozen):
-    name: str
+    name: Short
     intensity: Literal["MAC", "RIC", "NMA"]
     plan: tuple[PlannedDose, ...] = Field(min_length=1)
 

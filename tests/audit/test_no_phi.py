@@ -9,10 +9,9 @@ rendered as FHIR; then no canary may appear in any log record, any exception's m
 repr, or the repr of what the API hands back (snapshots, verification reports, checkpoints).
 Exports and FHIR Bundles are meant to hold patient data and are not searched.
 
-One leak remains outside this package: SQLAlchemy logs result rows ("Row (...)") at DEBUG,
-and `hide_parameters=True` does not cover rows. The full test is a strict xfail naming the
-change persistence/engine.py needs; the test beside it proves that those records are the
-only leak.
+SQLAlchemy logs result rows ("Row (...)") at DEBUG and `hide_parameters=True` does not cover
+rows: persistence/engine.py names the library's engines (`logging_name="hsct"`) and filters
+those records out of their logger; the full test proves no canary is left anywhere.
 """
 
 from __future__ import annotations
@@ -178,17 +177,7 @@ def _exercise(db_url: str, clock: ManualClock, key: Key, tmp_path: Path) -> Seen
     return seen
 
 
-@pytest.mark.xfail(strict=True, reason="SQLAlchemy logs result rows at DEBUG (hide_parameters does not cover "
-                   "them): persistence/engine.py needs a filter on its engines' logger (see the report)")
 def test_t25_no_canary_anywhere_with_debug_logging_everywhere(
-    db_url: str, clock: ManualClock, key: Key, tmp_path: Path, debug_everywhere: list[logging.LogRecord]
-) -> None:
-    seen = _exercise(db_url, clock, key, tmp_path)
-    seen.records = debug_everywhere
-    assert seen.leaks(skip_rows=False) == []
-
-
-def test_t25_the_only_leak_is_sqlalchemys_row_logging(
     db_url: str, clock: ManualClock, key: Key, tmp_path: Path, debug_everywhere: list[logging.LogRecord]
 ) -> None:
     seen = _exercise(db_url, clock, key, tmp_path)
@@ -197,11 +186,9 @@ def test_t25_the_only_leak_is_sqlalchemys_row_logging(
     assert {type(e) for e in seen.errors} == {Refused, InvalidCommand}
     assert any(r.name.startswith("sqlalchemy.engine") for r in debug_everywhere)  # DEBUG was really on
     assert any(r.name.startswith("workflow") for r in debug_everywhere)
-    assert seen.leaks(skip_rows=True) == []
+    assert seen.leaks(skip_rows=False) == []
 
 
-@pytest.mark.xfail(strict=True, reason="states/entry.py: Entry's repr shows the payload, which holds the patient "
-                   "reference in opening and infusion entries (see the report)")
 def test_t25_entry_reprs_hide_the_patient_reference(service: PathwayService, clock: ManualClock) -> None:
     pathway_id = run_walk(service, clock, _canary_walk(), until=Phase.AWAITING_ENGRAFTMENT)
     history = service.history(pathway_id)
