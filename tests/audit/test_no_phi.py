@@ -48,11 +48,9 @@ class Seen:
     errors: list[BaseException] = field(default_factory=list)
     objects: list[Any] = field(default_factory=list)
 
-    def leaks(self, *, skip_rows: bool) -> list[str]:
+    def leaks(self) -> list[str]:
         found = []
         for record in self.records:
-            if skip_rows and record.name.startswith("sqlalchemy.engine") and str(record.msg).startswith("Row"):
-                continue
             text = record.getMessage() + (record.exc_text or "") + repr(record.args)
             if any(canary in text for canary in CANARIES):
                 found.append(f"log {record.name}: {text[:120]}")
@@ -186,7 +184,7 @@ def test_t25_no_canary_anywhere_with_debug_logging_everywhere(
     assert {type(e) for e in seen.errors} == {Refused, InvalidCommand}
     assert any(r.name.startswith("sqlalchemy.engine") for r in debug_everywhere)  # DEBUG was really on
     assert any(r.name.startswith("workflow") for r in debug_everywhere)
-    assert seen.leaks(skip_rows=False) == []
+    assert seen.leaks() == []
 
 
 def test_t25_entry_reprs_hide_the_patient_reference(service: PathwayService, clock: ManualClock) -> None:
