@@ -1,4 +1,5 @@
-"""The two tables: `pathways` (one row per pathway, the current head) and `entries` (the log).
+"""The tables: `pathways` (one row per pathway, the current head), `entries` (the log) and
+`outbox` (one row per entry, marked when a host handler has taken it).
 
 The migration in persistence/migrations is the source of truth for the database; these
 models describe the same schema for queries and for Alembic's autogenerate, and a test
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +48,8 @@ ACTOR_ID_LENGTH = 128
 POLICY_VERSION_LENGTH = 128
 IDEMPOTENCY_KEY_LENGTH = 200
 HASH_LENGTH = 64
+TOPIC_LENGTH = ENUM_LENGTH + 1 + TRIGGER_LENGTH  # "<entry kind>.<trigger>"
+ERROR_NAME_LENGTH = 128
 
 
 class Base(DeclarativeBase):
@@ -115,5 +119,39 @@ class EntryRow(Base):
     hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
 
 
+class OutboxRow(Base):
+    """A committed entry a host may want to hear about, written in the entry's transaction.
+
+    Not append-only: the dispatcher sets `delivered_at` once a handler has taken the row and
+    counts `attempts` (failed and successful handler calls); `last_error` is the class name of
+    the last handler exception, never its message. The partial index holds only pending rows,
+    so finding what to deliver stays cheap however many rows were delivered.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("pathway_id", "sequence"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index(
+            "ix_outbox_pending",
+            "pathway_id",
+            "sequence",
+            sqlite_where=text("delivered_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    pathway_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("pathways.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    entry_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    topic: Mapped[str] = mapped_column(String(TOPIC_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_NAME_LENGTH))
+
+
 pathways_table = cast("Table", PathwayRow.__table__)
 entries_table = cast("Table", EntryRow.__table__)
+outbox_table = cast("Table", OutboxRow.__table__)

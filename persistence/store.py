@@ -2,10 +2,11 @@
 
 It never begins, commits or rolls back: the service (or the host) owns the unit of work.
 Statements are Core, built once at import, executed on the session's connection, with no
-ORM unit of work and no extra SELECT. The three on every command's hot path (load the
-pathway row, move it forward, insert the entry) are rendered to SQL once per dialect and run
-as driver SQL, with this module converting the few values the column types would have.
-Driver errors are translated here into the library's own exceptions.
+ORM unit of work and no extra SELECT. The four on every command's hot path (load the
+pathway row, move it forward, insert the entry and its outbox row) are rendered to SQL once
+per dialect and run as driver SQL, with this module converting the few values the column
+types would have. Driver errors are translated here into the library's own exceptions.
+The outbox queries the dispatcher needs (workflow/outbox.py) are here too.
 
 After any exception from a write the caller must roll back: on PostgreSQL the transaction
 is aborted, and on every backend part of the write may already be in it.
@@ -18,12 +19,12 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple, NoReturn, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, Dialect, RowMapping
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,9 @@ from persistence.chain import (
     hash_body,
     seal_with_body,
 )
+from persistence.models import ERROR_NAME_LENGTH
 from persistence.models import entries_table as E
+from persistence.models import outbox_table as O
 from persistence.models import pathways_table as P
 from persistence.types import UTCDateTime, bind_value, result_value
 from states.entry import GENESIS_HASH, Draft, Entry
@@ -43,6 +46,7 @@ from states.vocabulary import DonorType, GraftSource, Phase, Route
 
 __all__ = [
     "DuplicateIdempotencyKey",
+    "OutboxMessage",
     "PathwayRecord",
     "StorageError",
     "Store",
@@ -66,13 +70,23 @@ class StorageError(HsctError):
     """A database error with no more specific meaning for the library.
 
     The message names the error class, SQLSTATE and schema objects only, never values.
-    `connection_invalidated` is true when the connection was lost: after a failed commit
-    the outcome of that transaction is then unknown until the pathway is reloaded.
+    `connection_invalidated` is true when the connection was lost. `outcome_unknown` is set
+    by whoever owns the transaction when it was lost during COMMIT: the command may or may
+    not have committed until the pathway is reloaded (or the command is sent again with its
+    idempotency key, which then replays or applies it once).
     """
 
-    def __init__(self, detail: str, *, sqlstate: str | None = None, connection_invalidated: bool = False) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        sqlstate: str | None = None,
+        connection_invalidated: bool = False,
+        outcome_unknown: bool = False,
+    ) -> None:
         self.sqlstate = sqlstate
         self.connection_invalidated = connection_invalidated
+        self.outcome_unknown = outcome_unknown
         super().__init__(f"database error: {detail}")
 
     @classmethod
@@ -117,6 +131,25 @@ class PathwayRecord:
     facts: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One outbox row with the entry it announces, for the dispatcher and the host's handler.
+
+    `id` is the row's storage id (a handler's deduplication key); order is per pathway by
+    `sequence`. `attempts` counts the handler calls made before this one. The entry, which
+    holds clinical data, is left out of the repr so that logging a message cannot leak it.
+    """
+
+    id: int
+    pathway_id: str
+    sequence: int
+    topic: str
+    entry_hash: str
+    attempts: int
+    created_at: datetime
+    entry: Entry = field(repr=False)
 
 
 # --- error translation -------------------------------------------------------------------
@@ -190,6 +223,7 @@ def translate_errors(pathway_id: str = "") -> Iterator[None]:
 
 _INSERT_PATHWAY = insert(P).inline()
 _INSERT_ENTRY = insert(E).inline()
+_INSERT_OUTBOX = insert(O).inline()
 
 _ADVANCE_VALUES: dict[str, Any] = {
     "version": bindparam("b_version"),
@@ -207,8 +241,13 @@ _ADVANCE_WITH_FACTS = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES,
 
 _RECORD_FIELDS = tuple(f.name for f in fields(PathwayRecord))
 _SELECT_PATHWAY = select(*(P.c[name] for name in _RECORD_FIELDS)).where(P.c.id == bindparam("b_id"))
+# PostgreSQL: writers of one pathway queue on its row from the load on, so a command judges
+# the facts it will commit after and a busy pathway costs waiting, not redone work. SQLite
+# renders no FOR UPDATE: BEGIN IMMEDIATE already serialises writers.
+_SELECT_PATHWAY_FOR_UPDATE = _SELECT_PATHWAY.with_for_update()
 
-_ENTRY_COLUMNS = [E.c[name] for name in (*BODY_FIELDS, "sequence", "prev_hash", "hash")]
+_ENTRY_NAMES = (*BODY_FIELDS, "sequence", "prev_hash", "hash")
+_ENTRY_COLUMNS = [E.c[name] for name in _ENTRY_NAMES]
 _SELECT_ENTRIES = select(*_ENTRY_COLUMNS).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
 _later = E.alias("later")
 _FIRST_RECORDED_AFTER = (
@@ -224,6 +263,46 @@ _SELECT_BY_KEY = select(*_ENTRY_COLUMNS).where(E.c.idempotency_key == bindparam(
 _SELECT_BODIES = select(*_ENTRY_COLUMNS, E.c.body).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
 _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
 _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
+
+# Pending outbox rows with their entries. The heads are the first pending row of each pathway
+# (no pending row of the same pathway before them); whoever holds a head holds its pathway's
+# later rows too, since no one else can take them before the head is delivered.
+_earlier = O.alias("earlier")
+_OUTBOX_FIELDS = ("id", "topic", "entry_hash", "attempts", "created_at")
+_OUTBOX_PENDING = (
+    select(*(O.c[name].label(f"outbox_{name}") for name in _OUTBOX_FIELDS), *_ENTRY_COLUMNS)
+    .join_from(O, E, and_(E.c.pathway_id == O.c.pathway_id, E.c.sequence == O.c.sequence))
+    .where(O.c.delivered_at.is_(None))
+    .limit(bindparam("b_limit"))
+)
+_OUTBOX_HEADS = _OUTBOX_PENDING.where(
+    ~exists().where(
+        _earlier.c.pathway_id == O.c.pathway_id,
+        _earlier.c.delivered_at.is_(None),
+        _earlier.c.sequence < O.c.sequence,
+    )
+).order_by(O.c.id)
+_OUTBOX_FOLLOWING = _OUTBOX_PENDING.where(
+    O.c.pathway_id.in_(bindparam("b_pathways", expanding=True)),
+    O.c.id.not_in(bindparam("b_heads", expanding=True)),
+).order_by(O.c.pathway_id, O.c.sequence)
+# PostgreSQL: concurrent dispatchers take disjoint pathways and never wait on each other. A
+# head another dispatcher holds is skipped, and so are the later rows of its pathway (the NOT
+# EXISTS still sees the head pending), so order holds. SQLite: BEGIN IMMEDIATE serialises them.
+_OUTBOX_HEADS_LOCKED = _OUTBOX_HEADS.with_for_update(skip_locked=True, of=O)
+_OUTBOX_FOLLOWING_LOCKED = _OUTBOX_FOLLOWING.with_for_update(of=O)
+_OUTBOX_DELIVERED = (
+    update(O)
+    .where(O.c.id.in_(bindparam("b_ids", expanding=True)), O.c.delivered_at.is_(None))
+    .values(delivered_at=bindparam("b_at", type_=UTCDateTime()), attempts=O.c.attempts + 1)
+)
+_OUTBOX_FAILED = (
+    update(O)
+    .where(O.c.id == bindparam("b_id"), O.c.delivered_at.is_(None))
+    .values(attempts=O.c.attempts + 1, last_error=bindparam("b_error"))
+)
+_OUTBOX_BACKLOG = select(func.count()).select_from(O).where(O.c.delivered_at.is_(None))
+_OUTBOX_PRUNE = delete(O).where(O.c.delivered_at < bindparam("b_before", type_=UTCDateTime()))
 
 
 # --- the hot statements, rendered once per dialect -----------------------------------------
@@ -242,6 +321,7 @@ _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
 # would wrap them, so the same translation applies.
 
 _ENTRY_KEYS = (*BODY_FIELDS, "sequence", "body", "prev_hash", "hash")
+_OUTBOX_KEYS = ("pathway_id", "sequence", "entry_hash", "topic", "created_at", "attempts")
 
 
 class _Sql(NamedTuple):
@@ -259,9 +339,11 @@ class _Hot(NamedTuple):
     dialect: str  # Dialect.name, for bind_value
     pysqlite: bool
     select_pathway: _Sql
+    select_pathway_for_update: _Sql
     advance: _Sql
     advance_with_facts: _Sql
     insert_entry: _Sql
+    insert_outbox: _Sql
 
 
 def _render(
@@ -295,9 +377,11 @@ def _hot(connection: Connection) -> _Hot:
             dialect.name,
             dialect.name == "sqlite" and dialect.driver == "pysqlite",
             _render(_SELECT_PATHWAY, dialect, translate),
+            _render(_SELECT_PATHWAY_FOR_UPDATE, dialect, translate),
             _render(_ADVANCE, dialect, translate),
             _render(_ADVANCE_WITH_FACTS, dialect, translate),
             _render(_INSERT_ENTRY, dialect, translate, _ENTRY_KEYS),
+            _render(_INSERT_OUTBOX, dialect, translate, _OUTBOX_KEYS),
         )
     return hot
 
@@ -404,15 +488,46 @@ def _entry_params(sealed: Sealed, dialect: str) -> dict[str, Any]:
     }
 
 
-def _row_fields(row: RowMapping) -> dict[str, Any]:
+def _outbox_params(entry: Entry, entry_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of `_INSERT_OUTBOX` (see `_OUTBOX_KEYS`): created when the entry was recorded."""
+    return {
+        "pathway_id": entry.pathway_id,
+        "sequence": entry.sequence,
+        "entry_hash": entry.hash,
+        "topic": f"{entry.kind.value}.{entry.trigger}",
+        "created_at": entry_params["recorded_at"],
+        "attempts": 0,
+    }
+
+
+def _write_entry(connection: Connection, hot: _Hot, direct: bool, entry: Entry, params: Mapping[str, Any]) -> None:
+    """The entry and its outbox row: nothing is announced that was not committed with it."""
+    _run(connection, direct, hot.insert_entry, params)
+    _run(connection, direct, hot.insert_outbox, _outbox_params(entry, params))
+
+
+def _row_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     fields = dict(row)
     fields["payload"] = json.loads(row["payload"])
     fields["reasons"] = json.loads(row["reasons"])
     return fields
 
 
-def _entry_from_row(row: RowMapping) -> Entry:
+def _entry_from_row(row: Mapping[Any, Any]) -> Entry:
     return Entry.model_validate(_row_fields(row))
+
+
+def _outbox_message(row: Mapping[Any, Any]) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["outbox_id"],
+        pathway_id=row["pathway_id"],
+        sequence=row["sequence"],
+        topic=row["outbox_topic"],
+        entry_hash=row["outbox_entry_hash"],
+        attempts=row["outbox_attempts"],
+        created_at=row["outbox_created_at"],
+        entry=_entry_from_row({name: row[name] for name in _ENTRY_NAMES}),
+    )
 
 
 def _record_from_row(row: Mapping[str, Any]) -> PathwayRecord:
@@ -500,7 +615,7 @@ class Store:
                 },
             )
             hot = _hot(connection)
-            _run(connection, _direct(connection, hot), hot.insert_entry, _entry_params(sealed, hot.dialect))
+            _write_entry(connection, hot, _direct(connection, hot), entry, _entry_params(sealed, hot.dialect))
         except DBAPIError as exc:
             _reraise(exc, pathway_id, missing_pathway=previous_pathway)
         return entry
@@ -516,7 +631,8 @@ class Store:
         facts_json: str | None,
         now: datetime,
     ) -> Entry:
-        """Seal `draft` after the head the caller loaded, and move the pathway row forward.
+        """Seal `draft` after the head the caller loaded, move the pathway row forward, and
+        add the entry's outbox row.
 
         The row is updated first, guarded by (version, head_hash): a stale caller gets
         ConcurrencyConflict before anything is written, and on PostgreSQL concurrent
@@ -550,20 +666,22 @@ class Store:
                 params["b_facts"] = facts_json
             if _run(connection, direct, advance, params).rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
-            _run(connection, direct, hot.insert_entry, entry_params)
+            _write_entry(connection, hot, direct, entry, entry_params)
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return entry
 
     # --- reads -------------------------------------------------------------------------
 
-    def load(self, pathway_id: str) -> PathwayRecord | None:
+    def load(self, pathway_id: str, *, for_update: bool = False) -> PathwayRecord | None:
+        """The pathway row; `for_update` locks it until the transaction ends (PostgreSQL)."""
         try:
             connection = self._connection()
             hot = _hot(connection)
+            statement = hot.select_pathway_for_update if for_update else hot.select_pathway
             # fetchall, not fetchone: the id is the primary key, and an exhausted cursor is
             # finished (sqlite3) or closed (CursorResult) rather than left open until collected.
-            rows = _run(connection, _direct(connection, hot), hot.select_pathway, {"b_id": pathway_id}).fetchall()
+            rows = _run(connection, _direct(connection, hot), statement, {"b_id": pathway_id}).fetchall()
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return _record_from_row(dict(zip(_RECORD_FIELDS, rows[0], strict=True))) if rows else None
@@ -610,6 +728,63 @@ class Store:
         statement = _SELECT_SNAPSHOTS.where(P.c.phase.not_in(excluded)) if excluded else _SELECT_SNAPSHOTS
         try:
             return [(row.id, row.facts) for row in self._connection().execute(statement)]
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    # --- outbox ------------------------------------------------------------------------
+
+    def outbox_batch(self, limit: int, *, lock: bool) -> list[OutboxMessage]:
+        """Up to `limit` deliverable outbox rows, grouped by pathway in sequence order.
+
+        The first pending row of up to `limit` pathways (oldest first), then, within what is
+        left of `limit`, the pending rows after them. A caller must handle each pathway's rows
+        in the order given and stop at the first it cannot. `lock` takes them FOR UPDATE until
+        the transaction ends on PostgreSQL, skipping pathways another dispatcher holds;
+        without it this is a plain read.
+        """
+        try:
+            connection = self._connection()
+            heads = connection.execute(_OUTBOX_HEADS_LOCKED if lock else _OUTBOX_HEADS, {"b_limit": limit})
+            by_pathway = {row["pathway_id"]: [_outbox_message(row)] for row in heads.mappings()}
+            room = limit - len(by_pathway)
+            if by_pathway and room > 0:
+                params = {
+                    "b_pathways": list(by_pathway),
+                    "b_heads": [group[0].id for group in by_pathway.values()],
+                    "b_limit": room,
+                }
+                following = connection.execute(_OUTBOX_FOLLOWING_LOCKED if lock else _OUTBOX_FOLLOWING, params)
+                for row in following.mappings():
+                    by_pathway[row["pathway_id"]].append(_outbox_message(row))
+        except DBAPIError as exc:
+            _reraise(exc)
+        return [message for group in by_pathway.values() for message in group]
+
+    def outbox_delivered(self, ids: Sequence[int], at: datetime) -> int:
+        """Mark rows delivered (each handler call counted); returns how many were still pending."""
+        if not ids:
+            return 0
+        return self._outbox_write(_OUTBOX_DELIVERED, {"b_ids": list(ids), "b_at": _aware(at, "at")})
+
+    def outbox_failed(self, outbox_id: int, error_name: str) -> int:
+        """Count a failed handler call; the row stays pending. `error_name` is a class name."""
+        return self._outbox_write(_OUTBOX_FAILED, {"b_id": outbox_id, "b_error": error_name[:ERROR_NAME_LENGTH]})
+
+    def outbox_prune(self, delivered_before: datetime) -> int:
+        """Delete rows delivered before the given time; pending rows are never deleted."""
+        return self._outbox_write(_OUTBOX_PRUNE, {"b_before": _aware(delivered_before, "delivered_before")})
+
+    def outbox_backlog(self) -> int:
+        """How many outbox rows are still pending."""
+        try:
+            count: int = self._connection().execute(_OUTBOX_BACKLOG).scalar_one()
+        except DBAPIError as exc:
+            _reraise(exc)
+        return count
+
+    def _outbox_write(self, statement: Any, params: Mapping[str, Any]) -> int:
+        try:
+            return self._connection().execute(statement, params).rowcount
         except DBAPIError as exc:
             _reraise(exc)
 

@@ -1,10 +1,12 @@
 """The embedding API: the one place where loading, judging, firing and appending meet.
 
 caller -> validate (closed pydantic models) -> unit of work -> load snapshot and chain head ->
-judge (role, phase, guards; pure) -> fire the shared machine -> append the entry and move the
-pathway row (version-checked) in one transaction -> commit -> result. A refusal is an entry
-too: committed in the service's own transaction, or left in the host's when the host passes
-its Session (then a SAVEPOINT keeps a failed command from touching the host's other work).
+judge (role, phase, guards; pure) -> fire the shared machine -> append the entry, its outbox
+row and move the pathway row (version-checked) in one transaction -> commit -> result. A
+refusal is an entry too: committed in the service's own transaction, or left in the host's
+when the host passes its Session (then a SAVEPOINT keeps a failed command from touching the
+host's other work). The service's own transactions are re-run under its RetryPolicy when they
+lose a race; nothing leaves the process before commit (workflow/outbox.py delivers after).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -41,13 +44,18 @@ from states.policy import Policy
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
 from workflow.clock import Clock, SystemClock
 from workflow.engine import PathwayEngine
+from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
+from workflow.retry import RetryPolicy, own_transaction, transient
 from workflow.validation import aware, validated
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 Listener = Callable[[Entry, PathwayFacts], None]
-"""Called inside the transaction after an entry is appended; raising undoes the command."""
+"""Called inside the transaction after an entry is appended; raising undoes the command.
+A retried command calls it again: side effects belong in the outbox, not here."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -120,28 +128,37 @@ class PathwayService:
         clock: Clock | None = None,
         listeners: Sequence[Listener] = (),
         auto_upgrade: bool | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
         self.policy = policy or Policy()
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
+        self.retry = retry or RetryPolicy()
         self._machine = PathwayEngine()
         if auto_upgrade is None:
             auto_upgrade = self.engine.dialect.name == "sqlite"
-        ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
+        with translate_errors():  # a busy SQLite at start-up is a ConcurrencyConflict too
+            ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
 
     # --- units of work -------------------------------------------------------------------
 
-    @contextmanager
-    def _unit(self, session: Session | None) -> Iterator[Store]:
-        """Own transaction (commit here) or the host's (a SAVEPOINT inside it, no commit)."""
-        with translate_errors():
-            if session is None:
-                with self.engine.connect() as own, own.begin():
-                    yield Store(own)
-            else:
-                with session.begin_nested():
-                    yield Store(session)
+    def _write(self, session: Session | None, work: Callable[[Store], T], key: str | None) -> T:
+        """Run `work` in the host's transaction (a SAVEPOINT inside it, no commit, no retry:
+        the host owns both) or in transactions of the service's own, retried by its policy."""
+        if session is not None:
+            with translate_errors(), session.begin_nested():
+                return work(Store(session))
+        return self.retry.call(partial(self._unit, work), partial(transient, resend_safe=key is not None))
+
+    def _unit(self, work: Callable[[Store], T]) -> T:
+        """One try of `work` in a transaction of the service's own."""
+        return own_transaction(
+            self.engine,
+            lambda connection: work(Store(connection)),
+            before_commit=AFTER_FLUSH_BEFORE_COMMIT,
+            after_commit=AFTER_COMMIT_BEFORE_DISPATCH,
+        )
 
     @contextmanager
     def _reading(self, session: Session | None) -> Iterator[Store]:
@@ -171,11 +188,15 @@ class PathwayService:
         if not self.policy.may(who.role, "refer"):
             raise Refused("-", "refer", ("role_not_permitted",), None)
         opening = Opening(**refer.model_dump(), timezone=self.policy.timezone)
-        with self._unit(session) as store:
-            replay_hit = self._replayed(store, idempotency_key, "refer", None, refer.model_dump(mode="json"), who)
+        sent = refer.model_dump(mode="json")
+
+        def work(store: Store) -> Result:
+            replay_hit = self._replayed(store, idempotency_key, "refer", None, sent, who)
             if replay_hit is not None:
                 return replay_hit
             return self._open(store, opening, Phase.REFERRED, "refer", who, at, idempotency_key)
+
+        return self._write(session, work, idempotency_key)
 
     def fire(
         self,
@@ -189,22 +210,33 @@ class PathwayService:
         session: Session | None = None,
     ) -> Result:
         """Fire a trigger or record an event. Raises `Refused` (after logging the refusal),
-        `InvalidCommand` (nothing written), `UnknownPathway`, `ConcurrencyConflict`."""
+        `InvalidCommand` (nothing written), `UnknownPathway`, `IdempotencyMisuse`,
+        `ConcurrencyConflict` (once the retry policy gives up), `StorageError`."""
         spec = self._command(command)
         body = validated(spec.payload, payload, command=command)
         self._reject_derived(spec, payload, command)
         who = validated(Actor, actor, command=command, prefix="actor")
         at = aware(at, command=command)
-        outcome = _Outcome()
-        with self._unit(session) as store:
-            record = self._load(store, pathway_id)
-            if idempotency_key is not None:  # the payload is dumped for the comparison only
-                replay_hit = self._replayed(
-                    store, idempotency_key, command, pathway_id, body.model_dump(mode="json"), who
-                )
-                if replay_hit is not None:
-                    return replay_hit
-            self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
+        # the payload is dumped for the idempotency comparison only
+        sent = None if idempotency_key is None else body.model_dump(mode="json")
+
+        def replay(store: Store) -> Result | None:
+            return None if sent is None else self._replayed(store, idempotency_key, command, pathway_id, sent, who)
+
+        def work(store: Store) -> _Outcome:
+            # A replay of a committed command is answered without waiting for the pathway.
+            outcome = _Outcome(replay(store))
+            if outcome.result is None:
+                # Locked from here to commit (PostgreSQL): the judged facts are the committed ones.
+                record = self._load(store, pathway_id, for_update=True)
+                # Looked up again: a first send still running when we looked has now committed
+                # (we waited for its lock), or rolled back and left the command to us.
+                outcome.result = replay(store)
+                if outcome.result is None:
+                    self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
+            return outcome
+
+        outcome = self._write(session, work, idempotency_key)
         if outcome.refusal is not None:
             raise outcome.refusal
         assert outcome.result is not None
@@ -227,6 +259,7 @@ class PathwayService:
         reasons = judgement.verdict.reasons
         if not reasons and isinstance(body, CorrectEntry):
             reasons = self._correction_problems(store, record, body)
+        crash_point(BEFORE_FLUSH)
         if reasons:
             entry = store.append(
                 record.id,
@@ -302,6 +335,7 @@ class PathwayService:
         now = self.clock.now()
         draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
         facts = apply_entry(None, draft, 1)
+        crash_point(BEFORE_FLUSH)
         entry = store.insert_pathway(
             pathway_id=pathway_id,
             patient_ref=opening.patient_ref,
@@ -409,8 +443,8 @@ class PathwayService:
             )
 
     @staticmethod
-    def _load(store: Store, pathway_id: str) -> PathwayRecord:
-        record = store.load(pathway_id) if isinstance(pathway_id, str) else None
+    def _load(store: Store, pathway_id: str, *, for_update: bool = False) -> PathwayRecord:
+        record = store.load(pathway_id, for_update=for_update) if isinstance(pathway_id, str) else None
         if record is None:
             raise UnknownPathway(str(pathway_id)[:64])
         return record

@@ -46,8 +46,8 @@ def test_upgrade_creates_the_schema_at_head(backend: Backend) -> None:
     engine = backend.engine()
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0001"
-    assert _tables(engine) == {"pathways", "entries", VERSION_TABLE}
+    assert current_revision(engine) == head_revision() == "0002"
+    assert _tables(engine) == {"pathways", "entries", "outbox", VERSION_TABLE}
     expected = (
         {"entries_no_update", "entries_no_delete"}
         if backend.name == "sqlite"
@@ -122,4 +122,4 @@ def test_downgrade_and_upgrade_again(backend: Backend) -> None:
     assert current_revision(engine) is None
     ensure_current(engine, auto_upgrade_empty=True)  # only our empty version table: still "empty"
     assert current_revision(engine) == head_revision()
-    assert {"entries", "pathways"} <= _tables(engine)
+    assert {"entries", "pathways", "outbox"} <= _tables(engine)
