@@ -119,7 +119,7 @@ class PathwayRecord:
     """A pathway row as plain values (not the ORM object, so nothing lazy-loads or flushes)."""
 
     id: str
-    patient_ref: str
+    patient_ref: str = field(repr=False)
     route: Route
     donor_type: DonorType | None
     graft_source: GraftSource
@@ -128,7 +128,7 @@ class PathwayRecord:
     phase: Phase
     version: int
     head_hash: str
-    facts: str
+    facts: str = field(repr=False)
     created_at: datetime
     updated_at: datetime
 
@@ -560,6 +560,11 @@ class Store:
     @property
     def session(self) -> Session | Connection:
         return self._session
+
+    @property
+    def connection(self) -> Connection:
+        """The connection of the caller's transaction (for host lookups inside it)."""
+        return self._connection()
 
     def _connection(self) -> Connection:
         # Core on the session's own connection: same transaction, no flush, no identity map.

@@ -91,10 +91,11 @@ def corrected_payloads(entries: Iterable[Entry]) -> dict[int, dict[str, Any]]:
     return merged
 
 
-def replay(entries: Iterable[Entry]) -> PathwayFacts:
-    """The snapshot after `entries` (in sequence order), corrections applied."""
+def replay(entries: Iterable[Entry], *, corrections_from: Iterable[Entry] | None = None) -> PathwayFacts:
+    """The snapshot after `entries` (in sequence order), their corrections applied; with
+    `corrections_from` (a longer log), corrections recorded later apply too ("as known now")."""
     ordered = sorted(entries, key=lambda e: e.sequence)
-    corrections = corrected_payloads(ordered)
+    corrections = corrected_payloads(ordered if corrections_from is None else corrections_from)
     facts: PathwayFacts | None = None
     for entry in ordered:
         facts = apply_entry(facts, entry, entry.sequence, corrections.get(entry.sequence))

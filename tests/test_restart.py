@@ -141,6 +141,11 @@ def test_a_corrected_lab_value_moves_the_derived_engraftment_date(service: Pathw
     )
     assert service.snapshot(pathway_id).neutrophil_recovery_on is None
     assert service.state_at(pathway_id, before).neutrophil_recovery_on == S01_NEUTROPHILS
+    # The same moment "as known now": the later correction applies to what was recorded then.
+    assert service.state_at(pathway_id, before, as_known_now=True).neutrophil_recovery_on is None
+    assert (
+        service.state_at(pathway_id, before, as_known_now=True).version == service.state_at(pathway_id, before).version
+    )
     fire(service, clock, pathway_id, on(S01_DAY0, 14, 7), LAB, "record_lab", {"anc_x10e9_per_l": 1.8})
     result = fire(service, clock, pathway_id, on(S01_DAY0, 15), PHYS, "confirm_engraftment")
     assert result.entry.payload["recovery_on"] == "2026-02-16"

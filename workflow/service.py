@@ -14,14 +14,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from persistence.engine import create_engine
@@ -39,17 +39,22 @@ from states.fold import Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge
 from states.milestones import Milestone, milestones
-from states.payloads import CorrectEntry, Payload, Refer, StartSubsequentTransplant
+from states.payloads import CorrectEntry, Infuse, Payload, Refer, StartSubsequentTransplant
 from states.policy import Policy
-from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
+from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
 from workflow.clock import Clock, SystemClock
 from workflow.engine import PathwayEngine
 from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
 from workflow.retry import RetryPolicy, own_transaction, transient
 from workflow.validation import aware, validated
+from workflow.validation import idempotency_key as checked_key
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
+
+RoleDirectory = Callable[[Connection, str], Iterable[Role]]
+"""The host's answer to "which roles does this actor hold now?", asked on the connection of the
+committing transaction, so a role revoked after the pathway was loaded is already denied."""
 
 Listener = Callable[[Entry, PathwayFacts], None]
 """Called inside the transaction after an entry is appended; raising undoes the command.
@@ -129,12 +134,14 @@ class PathwayService:
         listeners: Sequence[Listener] = (),
         auto_upgrade: bool | None = None,
         retry: RetryPolicy | None = None,
+        roles: RoleDirectory | None = None,
     ) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
         self.policy = policy or Policy()
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
         self.retry = retry or RetryPolicy()
+        self.roles = roles
         self._machine = PathwayEngine()
         if auto_upgrade is None:
             auto_upgrade = self.engine.dialect.name == "sqlite"
@@ -185,6 +192,7 @@ class PathwayService:
         refer = validated(Refer, payload, command="refer")
         who = validated(Actor, actor, command="refer", prefix="actor")
         at = aware(at, command="refer")
+        idempotency_key = checked_key(idempotency_key, command="refer")
         if not self.policy.may(who.role, "refer"):
             raise Refused("-", "refer", ("role_not_permitted",), None)
         opening = Opening(**refer.model_dump(), timezone=self.policy.timezone)
@@ -217,6 +225,7 @@ class PathwayService:
         self._reject_derived(spec, payload, command)
         who = validated(Actor, actor, command=command, prefix="actor")
         at = aware(at, command=command)
+        idempotency_key = checked_key(idempotency_key, command=command)
         # the payload is dumped for the idempotency comparison only
         sent = None if idempotency_key is None else body.model_dump(mode="json")
 
@@ -256,7 +265,7 @@ class PathwayService:
         facts = PathwayFacts.model_validate_json(record.facts)
         now = self.clock.now()
         judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=self.policy)
-        reasons = judgement.verdict.reasons
+        reasons = judgement.verdict.reasons + self._roles_not_held(store, who, body)
         if not reasons and isinstance(body, CorrectEntry):
             reasons = self._correction_problems(store, record, body)
         crash_point(BEFORE_FLUSH)
@@ -442,9 +451,22 @@ class PathwayService:
                 [FieldProblem(f"with.{name}", "derived_field", "is derived by the library") for name in clash],
             )
 
+    def _roles_not_held(self, store: Store, who: Actor, body: Payload) -> tuple[str, ...]:
+        """With a role directory: the actor, and an infusion's verifiers, hold their roles now."""
+        if self.roles is None:
+            return ()
+        reasons = []
+        if who.role not in set(self.roles(store.connection, who.id)):
+            reasons.append("role_not_held")
+        verifiers = body.verifiers if isinstance(body, Infuse) else ()
+        if any(v.role not in set(self.roles(store.connection, v.id)) for v in verifiers):
+            reasons.append("verifier_role_not_held")
+        return tuple(reasons)
+
     @staticmethod
     def _load(store: Store, pathway_id: str, *, for_update: bool = False) -> PathwayRecord:
-        record = store.load(pathway_id, for_update=for_update) if isinstance(pathway_id, str) else None
+        plausible = isinstance(pathway_id, str) and 0 < len(pathway_id) <= 64 and "\x00" not in pathway_id
+        record = store.load(pathway_id, for_update=for_update) if plausible else None
         if record is None:
             raise UnknownPathway(str(pathway_id)[:64])
         return record
@@ -561,15 +583,19 @@ class PathwayService:
             record = self._load(store, pathway_id)
         return self._snapshot(record.id, record.version, PathwayFacts.model_validate_json(record.facts), when)
 
-    def state_at(self, pathway_id: str, at: datetime, *, session: Session | None = None) -> Snapshot:
-        """What was known at `at`: the log replayed up to entries recorded by then."""
+    def state_at(
+        self, pathway_id: str, at: datetime, *, as_known_now: bool = False, session: Session | None = None
+    ) -> Snapshot:
+        """What was known at `at`: the log replayed up to entries recorded by then; with
+        `as_known_now`, the corrections recorded since are applied to those entries."""
         when = aware(at, command="state_at")
         with self._reading(session) as store:
             self._load(store, pathway_id)
             entries = store.entries(pathway_id, until_recorded=when)
+            later = store.entries(pathway_id) if as_known_now else entries
         if not entries:
             raise UnknownPathway(pathway_id)
-        return self._snapshot(pathway_id, len(entries), replay(entries), when)
+        return self._snapshot(pathway_id, len(entries), replay(entries, corrections_from=later), when)
 
     def history(self, pathway_id: str, *, session: Session | None = None) -> list[Entry]:
         with self._reading(session) as store:

@@ -50,3 +50,18 @@ def aware(value: Any, *, command: str, field: str = "at") -> datetime:
             command, [FieldProblem(field, "timezone_aware", "must be timezone-aware (naive datetimes are refused)")]
         )
     return value
+
+
+MAX_KEY_LENGTH = 200
+
+
+def idempotency_key(value: object, *, command: str) -> str | None:
+    """An idempotency key is 1..200 characters without NUL, as the unique index stores it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_KEY_LENGTH or "\x00" in value:
+        raise InvalidCommand(
+            command,
+            [FieldProblem("idempotency_key", "idempotency_key_invalid", "must be 1..200 characters without NUL")],
+        )
+    return value

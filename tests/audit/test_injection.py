@@ -63,7 +63,7 @@ FIELDS: list[tuple[str, str, str, Phase, dict[str, Any], dict[str, str], int | N
      64, False),
     ("start_conditioning", "regimen.name", "autologous", Phase.READY_FOR_CONDITIONING,
      {"regimen": {"intensity": "MAC", "plan": [{"day": -2, "drug": "melphalan", "dose": "200 mg/m2"}]},
-      "planned_day0": "2026-02-04"}, PHYS, None, False),
+      "planned_day0": "2026-02-04"}, PHYS, 64, False),
     ("record_conditioning_dose", "drug", "autologous", Phase.CONDITIONING, {"dose": "200 mg/m2", "plan_day": -2},
      RN, 64, True),
     ("report_donor_unavailable", "reason", "matched_unrelated", Phase.CONDITIONING, {}, PHYS, 2000, True),
@@ -136,19 +136,16 @@ def test_hostile_idempotency_keys_are_stored_verbatim(service: PathwayService, c
 
 @pytest.mark.parametrize("key", ["k\x00", "k" * 201], ids=["nul", "over 200"])
 def test_unstorable_idempotency_keys_are_rejected_as_invalid(
-    service: PathwayService, clock: ManualClock, db_url: str, key: str, request: pytest.FixtureRequest
+    service: PathwayService, clock: ManualClock, key: str
 ) -> None:
-    """The contract is InvalidCommand; the service does not check keys yet (see the report)."""
-    if db_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="workflow/service.py does not validate "
-                                              "idempotency keys: PostgreSQL raises StorageError"))
-    else:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="workflow/service.py does not validate "
-                                              "idempotency keys: SQLite stores any string"))
+    """A key the unique index cannot hold is invalid input: nothing is written."""
     pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
-    with pytest.raises(InvalidCommand):
+    before = len(service.history(pathway_id))
+    with pytest.raises(InvalidCommand) as invalid:
         service.fire(pathway_id, "record_consent", {"consent_version": "v3"}, actor=COORD, at=clock.now(),
                      idempotency_key=key)
+    assert [p.path for p in invalid.value.problems] == ["idempotency_key"]
+    assert len(service.history(pathway_id)) == before
 
 
 NOT_IDS = {k: v for k, v in HOSTILE.items() if k not in ("nul", "at 64")}  # "L" * 64 is a valid id
@@ -203,12 +200,7 @@ def test_no_sql_is_built_from_strings() -> None:
     assert found == []
 
 
-def test_a_pathway_id_holding_nul_is_just_unknown(
-    service: PathwayService, clock: ManualClock, db_url: str, request: pytest.FixtureRequest
-) -> None:
-    if db_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the id reaches PostgreSQL, which refuses NUL in "
-                                              "text: StorageError instead of UnknownPathway (see the report)"))
+def test_a_pathway_id_holding_nul_is_just_unknown(service: PathwayService, clock: ManualClock) -> None:
     reach(service, clock, "autologous", Phase.REFERRED)
     with pytest.raises(UnknownPathway):
         service.fire("a\x00b", "begin_evaluation", {}, actor=COORD, at=clock.now())

@@ -69,6 +69,13 @@ def show(
             "date-time; a date is the start of that day, in the pathway's timezone unless an offset is given).",
         ),
     ] = None,
+    as_known_now: Annotated[
+        bool,
+        typer.Option(
+            "--as-known-now",
+            help="With --at: apply the corrections recorded since TIME to what was recorded by then.",
+        ),
+    ] = False,
 ) -> None:
     """Phase, Day label, recoveries and the timeline of entries with their Day labels."""
     service = open_service(db)
@@ -79,7 +86,7 @@ def show(
 
             when = parse_time(at, zone=snap.facts.timezone)
             try:
-                snap = service.state_at(pathway_id, when)
+                snap = service.state_at(pathway_id, when, as_known_now=as_known_now)
             except UnknownPathway:
                 fail(f"pathway {pathway_id} had no entries recorded by {at}")
         entries = [e for e in service.history(pathway_id) if e.sequence <= snap.version]
