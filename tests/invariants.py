@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from persistence.chain import verify_entries
+from persistence.models import outbox_table
 from persistence.store import Store
 from states.facts import PathwayFacts
 from states.fold import replay
@@ -40,4 +41,38 @@ def assert_invariants(engine: sa.Engine) -> int:
             # I5: every entry moves the chain head, so version == number of entries
             assert record.version == len(entries), pathway_id
             assert record.head_hash == entries[-1].hash
+    # Outbox rows match their entries, one each (rows may have been pruned after delivery;
+    # tests/concurrency checks that none is ever missing).
+    assert outbox_mismatches(engine, complete=False) == []
     return len(ids)
+
+
+def outbox_mismatches(engine: sa.Engine, *, complete: bool = True) -> list[str]:
+    """Every entry has exactly one outbox row, with its hash and topic (and no row is orphaned).
+
+    `complete=False` accepts entries without a row (delivered rows a host has pruned)."""
+    problems = []
+    with engine.connect() as connection:
+        store = Store(connection)
+        rows = connection.execute(
+            sa.select(
+                outbox_table.c.pathway_id, outbox_table.c.sequence, outbox_table.c.entry_hash, outbox_table.c.topic
+            )
+        ).all()
+        expected = {
+            (e.pathway_id, e.sequence): (e.hash, f"{e.kind.value}.{e.trigger}")
+            for pid in store.pathway_ids()
+            for e in store.entries(pid)
+        }
+    found: dict[tuple[str, int], tuple[str, str]] = {}
+    for pid, seq, digest, topic in rows:
+        if (pid, seq) in found:
+            problems.append(f"two outbox rows for {pid}#{seq}")
+        found[(pid, seq)] = (digest, topic)
+    for position, want in expected.items():
+        if position not in found and not complete:
+            continue
+        if found.get(position) != want:
+            problems.append(f"outbox row of {position} is {found.get(position)}, expected {want}")
+    problems.extend(f"outbox row without an entry: {position}" for position in set(found) - set(expected))
+    return problems

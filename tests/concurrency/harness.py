@@ -29,7 +29,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from persistence.engine import create_engine
-from persistence.models import outbox_table
 from persistence.store import OutboxMessage, Store
 from states.errors import ConcurrencyConflict, Refused
 from states.vocabulary import Phase
@@ -246,33 +245,6 @@ def audit_outcomes(engine: sa.Engine, outcomes: Sequence[Outcome], keys_from: st
     # twice, is a duplicate: the caller would have to retry and the fact would be there twice.
     tally.duplicated = sum(1 for key in stored if claimed.get(key) != 1) + sum(n - 1 for n in claimed.values() if n > 1)
     return tally
-
-
-def outbox_mismatches(engine: sa.Engine) -> list[str]:
-    """Every entry has exactly one outbox row, with its hash and topic (and no row is orphaned)."""
-    problems = []
-    with engine.connect() as connection:
-        store = Store(connection)
-        rows = connection.execute(
-            sa.select(
-                outbox_table.c.pathway_id, outbox_table.c.sequence, outbox_table.c.entry_hash, outbox_table.c.topic
-            )
-        ).all()
-        expected = {
-            (e.pathway_id, e.sequence): (e.hash, f"{e.kind.value}.{e.trigger}")
-            for pid in store.pathway_ids()
-            for e in store.entries(pid)
-        }
-    found: dict[tuple[str, int], tuple[str, str]] = {}
-    for pid, seq, digest, topic in rows:
-        if (pid, seq) in found:
-            problems.append(f"two outbox rows for {pid}#{seq}")
-        found[(pid, seq)] = (digest, topic)
-    for position, want in expected.items():
-        if found.get(position) != want:
-            problems.append(f"outbox row of {position} is {found.get(position)}, expected {want}")
-    problems.extend(f"outbox row without an entry: {position}" for position in set(found) - set(expected))
-    return problems
 
 
 # --- the crash script (T10) -----------------------------------------------------------------

@@ -31,7 +31,6 @@ from tests.concurrency.harness import (
     SCRIPT_END,
     Counter,
     make_service,
-    outbox_mismatches,
     received_table,
     record_delivery,
     refer,
@@ -40,7 +39,7 @@ from tests.concurrency.harness import (
     waiting_for,
     worker_env,
 )
-from tests.invariants import assert_invariants
+from tests.invariants import assert_invariants, outbox_mismatches
 from workflow import faults
 from workflow.outbox import Dispatcher
 from workflow.service import PathwayService, Result

@@ -26,10 +26,10 @@ from tests.concurrency.harness import (
     COORD,
     HOLD,
     REFERRAL,
-    outbox_mismatches,
     received_table,
     record_delivery,
 )
+from tests.invariants import outbox_mismatches
 from tests.walks import PHYS, WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.outbox import Dispatcher, DispatchReport, Message

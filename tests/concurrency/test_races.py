@@ -30,13 +30,12 @@ from tests.concurrency.harness import (
     audit_outcomes,
     in_threads,
     make_service,
-    outbox_mismatches,
     refer,
     run_workers,
     same_key,
     toggle,
 )
-from tests.invariants import assert_invariants
+from tests.invariants import assert_invariants, outbox_mismatches
 from workflow.service import PathwayService
 
 THREADS, PER_THREAD = 4, 10
