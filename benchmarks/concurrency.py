@@ -30,13 +30,12 @@ from tests.concurrency.harness import (
     audit_outcomes,
     in_threads,
     make_service,
-    outbox_mismatches,
     refer,
     run_workers,
     scratch_database,
     toggle,
 )
-from tests.invariants import assert_invariants
+from tests.invariants import assert_invariants, outbox_mismatches
 from workflow.outbox import Dispatcher
 
 PG_ENV = "HSCT_TEST_POSTGRES_URL"
