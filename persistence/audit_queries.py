@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
+from persistence.chain import BODY_FIELDS
 from persistence.models import entries_table as E
 from persistence.models import pathways_table as P
 from persistence.store import StorageError, translate_error
@@ -40,27 +41,7 @@ __all__ = [
 ]
 
 # The order of the values in every entry row these queries return.
-ENTRY_COLUMNS: Final = (
-    "pathway_id",
-    "sequence",
-    "kind",
-    "trigger",
-    "from_phase",
-    "to_phase",
-    "effective_at",
-    "recorded_at",
-    "actor_id",
-    "actor_role",
-    "reason",
-    "payload",
-    "reasons",
-    "policy_version",
-    "idempotency_key",
-    "corrects",
-    "body",
-    "prev_hash",
-    "hash",
-)
+ENTRY_COLUMNS: Final = ("pathway_id", "sequence", *BODY_FIELDS[1:], "body", "prev_hash", "hash")
 
 PATHWAY_COLUMNS: Final = (
     "id",

@@ -45,26 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CSV_COLUMNS", "ExportFilters", "ExportFormat", "ExportResult", "checkpoint_path_for", "export_log"]
 
-CSV_COLUMNS: Final = (
-    "pathway_id",
-    "sequence",
-    "kind",
-    "trigger",
-    "from_phase",
-    "to_phase",
-    "effective_at",
-    "recorded_at",
-    "actor_id",
-    "actor_role",
-    "reason",
-    "payload",
-    "reasons",
-    "policy_version",
-    "idempotency_key",
-    "corrects",
-    "prev_hash",
-    "hash",
-)
+CSV_COLUMNS: Final = tuple(name for name in ENTRY_COLUMNS if name != "body")
 _NULLABLE_TEXT: Final = ("from_phase", "to_phase", "reason", "idempotency_key")
 _I = {name: index for index, name in enumerate(ENTRY_COLUMNS)}
 
