@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ import transitions
 from sqlalchemy.orm import Session
 
 from persistence.chain import BODY_FIELDS
-from persistence.store import PathwayRecord, Store
-from states.entry import Draft, Entry
+from persistence.store import Store
 from states.vocabulary import Phase
+from tests.audit.seeding import clone
 from tests.walks import LAB, PHYS, WALKS, Walk
 from workflow.clock import ManualClock
 from workflow.engine import _Token
@@ -73,45 +72,6 @@ def walk_to_target(svc: PathwayService, clock: ManualClock, walk: Walk, session:
         if svc.fire(pathway_id, command, payload, actor=actor, at=at, session=session).phase is TARGET_PHASE:
             return pathway_id
     raise RuntimeError(f"walk {walk.name} never reached {TARGET_PHASE}")
-
-
-def clone_pathway(store: Store, log: Sequence[Entry], record: PathwayRecord) -> str:
-    """A new pathway whose log repeats `log` entry for entry, written through Store.
-
-    The store seals every entry itself (canonical JSON, sha256, chained on the new head), so the
-    rows are what the service would have written; judging and validation are what is skipped.
-    The pathway row carries the final facts from the start: the log replays to the same value.
-    """
-    new_id = str(uuid.uuid4())
-
-    def draft(entry: Entry) -> Draft:
-        return Draft.model_construct(**{**{name: getattr(entry, name) for name in BODY_FIELDS}, "pathway_id": new_id})
-
-    first = log[0]
-    head = store.insert_pathway(
-        pathway_id=new_id,
-        patient_ref=record.patient_ref,
-        route=record.route,
-        donor_type=record.donor_type,
-        graft_source=record.graft_source,
-        hct_number=record.hct_number,
-        previous_pathway=None,
-        phase=first.to_phase or record.phase,
-        facts_json=record.facts,
-        first=draft(first),
-        now=first.recorded_at,
-    )
-    for entry in log[1:]:
-        head = store.append(
-            new_id,
-            draft(entry),
-            expected_version=head.sequence,
-            head_hash=head.hash,
-            phase=entry.to_phase or record.phase,
-            facts_json=None,
-            now=entry.recorded_at,
-        )
-    return new_id
 
 
 @dataclass
@@ -154,7 +114,7 @@ def build(
                     if seed == "service":
                         walk_to_target(svc, clock, walk, session=s)
                     else:
-                        clone_pathway(Store(s), log, record)
+                        clone(Store(s), log, record)
         clock.set(log[-1].recorded_at)
     db = Database(label, path, svc, clock, ids)
     db.seconds_to_seed = time.perf_counter() - started
