@@ -266,8 +266,10 @@ class PathwayService:
         now = self.clock.now()
         judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=self.policy)
         reasons = judgement.verdict.reasons + self._roles_not_held(store, who, body)
+        # A correction needs the log (to check its target, then to replay): read it once.
+        log = store.entries(record.id) if isinstance(body, CorrectEntry) else []
         if not reasons and isinstance(body, CorrectEntry):
-            reasons = self._correction_problems(store, record, body)
+            reasons = _correction_problems(log, body)
         crash_point(BEFORE_FLUSH)
         if reasons:
             entry = store.append(
@@ -313,7 +315,7 @@ class PathwayService:
         draft = self._draft(record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key)
         sequence = record.version + 1
         if kind is EntryKind.CORRECTION:
-            new_facts = replay([*store.entries(record.id), _provisional(draft, sequence)])
+            new_facts = replay([*log, _provisional(draft, sequence)])
         else:
             new_facts = apply_entry(facts, draft, sequence)
         entry = store.append(
@@ -501,27 +503,9 @@ class PathwayService:
             raise IdempotencyMisuse(hashlib.sha256(key.encode()).hexdigest())
         if entry.kind is EntryKind.REFUSAL:
             raise Refused(entry.pathway_id, command, entry.reasons, entry.sequence)
-        facts = replay(store.entries(entry.pathway_id))
+        # The stored snapshot is the fold of the log (I1): no need to replay it for a label.
+        facts = PathwayFacts.model_validate_json(self._load(store, entry.pathway_id).facts)
         return Result(entry.pathway_id, entry.to_phase or facts.phase, entry, _label(facts, entry.effective_at), True)
-
-    def _correction_problems(self, store: Store, record: PathwayRecord, body: CorrectEntry) -> tuple[str, ...]:
-        """A correction names an earlier non-refusal entry and keeps its payload valid."""
-        entries = store.entries(record.id)
-        target = next((e for e in entries if e.sequence == body.sequence), None)
-        if target is None:
-            return ("corrected_entry_unknown",)
-        if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):
-            return ("entry_not_correctable",)
-        model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
-        merged = {**target.payload, **body.changes}
-        unknown = set(body.changes) - set(model.model_fields)
-        if unknown or model.derived_fields & set(body.changes):
-            return ("correction_field_unknown",)
-        try:
-            model.model_validate(merged)
-        except ValueError:
-            return ("correction_invalid",)
-        return ()
 
     # --- reading -------------------------------------------------------------------------
 
@@ -674,3 +658,22 @@ def _reason_of(body: Payload) -> str | None:
     # raises and catches an AttributeError, which costs more than the rest of this call.
     reason = body.__dict__.get("reason")
     return reason if isinstance(reason, str) else None
+
+
+def _correction_problems(log: Sequence[Entry], body: CorrectEntry) -> tuple[str, ...]:
+    """A correction names an earlier non-refusal entry and keeps its payload valid."""
+    target = next((e for e in log if e.sequence == body.sequence), None)
+    if target is None:
+        return ("corrected_entry_unknown",)
+    if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):
+        return ("entry_not_correctable",)
+    model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
+    merged = {**target.payload, **body.changes}
+    unknown = set(body.changes) - set(model.model_fields)
+    if unknown or model.derived_fields & set(body.changes):
+        return ("correction_field_unknown",)
+    try:
+        model.model_validate(merged)
+    except ValueError:
+        return ("correction_invalid",)
+    return ()
