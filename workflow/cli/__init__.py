@@ -16,6 +16,7 @@ import typer
 
 from workflow import __version__
 from workflow.cli import audit, db, pathway, scenario
+from workflow.cli.commands import commands
 from workflow.cli.diagram import diagram
 
 __all__ = ["app", "main"]
@@ -32,6 +33,7 @@ app.add_typer(pathway.app, name="pathway")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.command("diagram")(diagram)
+app.command("commands")(commands)
 
 
 def _version(value: bool) -> None:

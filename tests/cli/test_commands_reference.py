@@ -1,0 +1,57 @@
+"""`hsct commands` and docs/commands.md: the reference is read off the chart, never kept by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from states.chart import CHART
+from states.policy import DEFAULT_ROLES
+from tests.cli.conftest import invoke
+from workflow.reference import command_names, markdown, payload_fields, unit_of
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
+
+
+def test_docs_commands_md_is_generated_from_the_chart() -> None:
+    assert DOC.read_text(encoding="utf-8") == markdown(), (
+        "docs/commands.md drifted from the chart: run `hsct commands --output docs/commands.md`"
+    )
+
+
+def test_every_command_of_the_chart_and_refer_is_listed() -> None:
+    assert set(command_names()) == set(CHART.commands) | {"refer"}
+    text = markdown()
+    for name in command_names():
+        assert f"## `{name}`" in text
+
+
+@pytest.mark.parametrize("name", sorted(CHART.commands))
+def test_a_command_shows_its_guards_roles_and_caller_fields(name: str) -> None:
+    command = CHART.commands[name]
+    result = invoke("commands", name)
+    assert result.exit_code == 0, result.output
+    for guard in command.guards:
+        assert f"`{guard}`" in result.output
+    for role in DEFAULT_ROLES[name]:
+        assert f"`{role}`" in result.output
+    sent = set(command.payload.model_fields) - command.payload.derived_fields
+    shown = {row["field"] for row in payload_fields(command)}
+    assert shown == sent
+    for field in sent:
+        assert f"| `{field}` |" in result.output
+
+
+def test_limits_and_units_come_from_the_payload_model() -> None:
+    rows = {row["field"]: row for row in payload_fields(CHART.commands["infuse"])}
+    assert "at least 2 items" in rows["verifiers"]["limits"]
+    assert unit_of("anc_x10e9_per_l") == "x10^9/L"
+    assert unit_of("cd34_x10e6_per_kg") == "x10^6/kg"
+    assert unit_of("sample_id") is None
+
+
+def test_a_misspelt_command_gets_the_closest_names_and_exit_2() -> None:
+    result = invoke("commands", "infsue")
+    assert result.exit_code == 2
+    assert "did you mean infuse" in result.output

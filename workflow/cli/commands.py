@@ -1,0 +1,55 @@
+"""`hsct commands [NAME...]`: the command reference, read off the chart.
+
+Plain markdown on stdout (it pipes and diffs); `--output docs/commands.md` writes the
+generated guide that a test holds in step with the chart. A misspelt name gets the closest
+names back, with exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workflow.cli._common import fail
+
+
+def commands(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME]...", help="Commands to show (default: every command)."),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", metavar="FILE", exists=True, dir_okay=False,
+                     help="Show the roles of this policy file (TOML or YAML) instead of the default policy."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
+                     help="Write the whole reference as markdown to FILE (docs/commands.md)."),
+    ] = None,
+) -> None:
+    """Phases, roles, guards and payload fields (units, limits) of every trigger and event."""
+    from difflib import get_close_matches
+
+    from states.errors import PolicyError
+    from workflow import reference
+    from workflow.policy_files import load_policy
+
+    if output is not None:
+        output.write_text(reference.markdown(), encoding="utf-8")
+        typer.echo(f"command reference written to {output}", err=True)
+        return
+    known = reference.command_names()
+    for name in names or ():
+        if name not in known:
+            close = get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `hsct commands` lists them all"
+            fail(f"{name[:64]!r} is not a command{hint}")
+    try:
+        rules = load_policy(policy) if policy is not None else None
+    except PolicyError as exc:
+        fail(str(exc))
+    typer.echo(reference.reference(names or None, rules), nl=False)
