@@ -28,6 +28,10 @@ class Milestone:
     status: Status
     due_on: date
     detail: str = ""
+    opens: date | None = None
+    """First day of the window (a worklist shows it); None when the milestone has no window."""
+    closes: date | None = None
+    """Last day of the window; None when it stays open until met."""
 
 
 def _window(name: str, today: date, opens: date, closes: date | None, detail: str = "") -> Iterator[Milestone]:
@@ -35,9 +39,9 @@ def _window(name: str, today: date, opens: date, closes: date | None, detail: st
     if today < opens:
         return
     if closes is None or today <= closes:
-        yield Milestone(name, "due", opens, detail)
+        yield Milestone(name, "due", opens, detail, opens, closes)
     else:
-        yield Milestone(name, "overdue", closes, detail)
+        yield Milestone(name, "overdue", closes, detail, opens, closes)
 
 
 def _after_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
@@ -50,11 +54,15 @@ def _after_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterato
     if pre_engraftment and not recovered:
         by = day0 + timedelta(days=policy.engraftment_expected_by_day)
         if today > by:
-            yield Milestone("neutrophil_recovery_day28", "overdue", by, "no neutrophil recovery yet")
+            yield Milestone("neutrophil_recovery_day28", "overdue", by, "no neutrophil recovery yet", closes=by)
         threshold = policy.primary_graft_failure_day[facts.graft_source]
         if day >= threshold:
             yield Milestone(
-                "primary_graft_failure_review", "due", day0 + timedelta(days=threshold), "threshold day reached"
+                "primary_graft_failure_review",
+                "due",
+                day0 + timedelta(days=threshold),
+                "threshold day reached",
+                opens=day0 + timedelta(days=threshold),
             )
     if facts.phase in (Phase.AWAITING_ENGRAFTMENT, Phase.FOLLOW_UP):
         if not any(a.kind == "day30" for a in facts.assessments):
@@ -78,7 +86,9 @@ def _before_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterat
             if (dose.day, dose.drug) in given:
                 given.remove((dose.day, dose.drug))
             elif on < today:
-                yield Milestone("conditioning_dose", "overdue", on, f"{dose.drug} planned for day {dose.day}")
+                yield Milestone(
+                    "conditioning_dose", "overdue", on, f"{dose.drug} planned for day {dose.day}", on, on
+                )
     started = facts.conditioning_started_on
     anchor = facts.day0 or planned
     if "pre_transplant" not in facts.forms and started is not None and anchor is not None:
@@ -101,7 +111,12 @@ def _donor_idm(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Mil
         oldest_valid = collection - timedelta(days=policy.idm_window_days)
         if not drawn or max(drawn) < oldest_valid:
             yield Milestone(
-                "donor_idm_repeat", "due", oldest_valid, f"donor {ref} needs IDM drawn on/after {oldest_valid}"
+                "donor_idm_repeat",
+                "due",
+                oldest_valid,
+                f"donor {ref} needs IDM drawn on/after {oldest_valid}",
+                opens=oldest_valid,
+                closes=collection,
             )
 
 

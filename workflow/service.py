@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -581,6 +582,21 @@ class PathwayService:
             raise UnknownPathway(pathway_id)
         return self._snapshot(pathway_id, len(entries), replay(entries, corrections_from=later), when)
 
+    def state_on(self, pathway_id: str, on: date, *, session: Session | None = None) -> Snapshot:
+        """The pathway on clinical date `on` with everything known now: the entries effective
+        by the end of that day (pathway's timezone), whenever recorded, every correction
+        recorded since applied. `state_at` answers the other question: what was recorded then."""
+        if isinstance(on, datetime) or not isinstance(on, date):
+            raise InvalidCommand("state_on", [FieldProblem("on", "not_a_date", "a clinical date is expected")])
+        with self._reading(session) as store:
+            zone = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts).timezone
+            log = store.entries(pathway_id)
+        end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(zone)) - timedelta(microseconds=1)
+        effective = [e for e in log if e.effective_at <= end and e.kind is not EntryKind.CORRECTION]
+        if not effective or effective[0].sequence != 1:
+            raise UnknownPathway(pathway_id)
+        return self._snapshot(pathway_id, effective[-1].sequence, replay(effective, corrections_from=log), end)
+
     def history(self, pathway_id: str, *, session: Session | None = None) -> list[Entry]:
         with self._reading(session) as store:
             self._load(store, pathway_id)
@@ -611,16 +627,24 @@ class PathwayService:
         self, *, at: datetime | None = None, session: Session | None = None
     ) -> dict[str, list[Milestone]]:
         """Open milestones of every pathway still in care (one query for all pathways)."""
+        return {pathway_id: items for pathway_id, _, items in self.open_work(at=at, session=session)}
+
+    def open_work(
+        self, *, at: datetime | None = None, on: date | None = None, session: Session | None = None
+    ) -> list[tuple[str, PathwayFacts, list[Milestone]]]:
+        """(id, facts, open milestones) of every pathway still in care with something open,
+        read in one query: a worklist needs the phase and Day beside each milestone. `on` is
+        a clinical date for every pathway alike; otherwise each takes `at`'s date in its zone."""
         when = aware(at, command="milestones") if at is not None else self.clock.now()
         closed = TERMINAL_PHASES - {Phase.DAY100_COMPLETE}
         with self._reading(session) as store:
             rows = store.snapshots(exclude_phases=closed)
-        found = {}
+        found = []
         for pathway_id, facts_json in rows:
             facts = PathwayFacts.model_validate_json(facts_json)
-            open_items = milestones(facts, self.policy, clinical_date(when, facts.timezone))
+            open_items = milestones(facts, self.policy, on or clinical_date(when, facts.timezone))
             if open_items:
-                found[pathway_id] = open_items
+                found.append((pathway_id, facts, open_items))
         return found
 
     def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:

@@ -79,9 +79,10 @@ def test_pathway_show_gives_phase_days_and_the_timeline(kept: str) -> None:
     # due by Day 0 [F:CIBMTR-2400].
     assert "due: day100_assessment" in out
     assert "overdue: pre_transplant_form" in out
-    timeline = out[out.index("timeline"):]
-    # every entry of the walk, the referral and the refusal, each on a line with its Day label
-    rows = [line for line in timeline.splitlines() if line.startswith("│")]
+    # piped, the timeline is a plain table: a header line, then every entry of the walk, the
+    # referral and the refusal, each on a line with its Day label
+    timeline = out[out.index("\nsequence "):]
+    rows = timeline.splitlines()[2:]
     upto = next(i for i, step in enumerate(walk.steps) if step[2] == "complete_day100")
     assert len(rows) == 1 + upto + 1
     infuse = next(line for line in rows if " infuse " in line)

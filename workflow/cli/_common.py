@@ -149,6 +149,16 @@ def parse_time(text: str, *, zone: str = "UTC", end_of_day: bool = False, option
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
+def parse_date(text: str | None, *, option: str = "--on") -> date | None:
+    """An ISO clinical date from the command line (None when the option was not given)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter("must be an ISO 8601 date (2026-02-17)", param_hint=option) from None
+
+
 def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 

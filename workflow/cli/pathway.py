@@ -6,17 +6,22 @@ Pathways are named by their random id; the patient reference is never printed.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from states.vocabulary import Phase
-from workflow.cli._common import DEFAULT_DB_URL, Db, fail, library_errors, open_service, parse_time, stdout
+from workflow.cli._common import DEFAULT_DB_URL, Db, fail, library_errors, open_service, parse_date, parse_time
+from workflow.cli.output import Format, FormatOption, Row, emit, write_json
+from workflow.cli.output import console as output_console
 
 if TYPE_CHECKING:
     from states.entry import Entry
     from states.milestones import Milestone
     from workflow.service import Snapshot
+
+LIST_KEYS = ("id", "phase", "route", "donor_type", "graft_source", "hct", "day", "entries")
+TIMELINE_KEYS = ("sequence", "effective", "day", "kind", "trigger", "phase", "actor", "reasons")
 
 app = typer.Typer(name="pathway", help="List pathways and show one pathway's state and timeline.",
                   no_args_is_help=True)
@@ -27,33 +32,28 @@ app = typer.Typer(name="pathway", help="List pathways and show one pathway's sta
 def list_(
     db: Db = DEFAULT_DB_URL,
     phase: Annotated[Phase | None, typer.Option(help="Only pathways in this phase.")] = None,
+    fmt: FormatOption = Format.TABLE,
 ) -> None:
     """One line per pathway: id, phase, route, donor type, graft source, HCT number, Day today."""
-    from rich.table import Table
-
     service = open_service(db)
-    table = Table(title="pathways", title_justify="left")
-    for column in ("id", "phase", "route", "donor type", "graft source", "HCT", "Day", "entries"):
-        table.add_column(column, overflow="fold")
+    rows: list[Row] = []
     with library_errors(db):
         ids = service.pathway_ids(phase=phase)
         for pathway_id in ids:
             snap = service.snapshot(pathway_id)
             facts = snap.facts
-            table.add_row(
-                pathway_id,
-                facts.phase.value,
-                facts.route.value,
-                facts.donor_type.value if facts.donor_type else "",
-                facts.graft_source.value,
-                str(facts.hct_number),
-                snap.day_label or "",
-                str(snap.version),
-            )
+            rows.append({
+                "id": pathway_id,
+                "phase": facts.phase.value,
+                "route": facts.route.value,
+                "donor_type": facts.donor_type.value if facts.donor_type else None,
+                "graft_source": facts.graft_source.value,
+                "hct": facts.hct_number,
+                "day": snap.day_label,
+                "entries": snap.version,
+            })
     service.engine.dispose()
-    console = stdout()
-    console.print(table)
-    console.print(f"{len(ids)} pathway(s)")
+    emit(rows, LIST_KEYS, fmt, title="pathways", footer=f"{len(ids)} pathway(s)")
 
 
 @app.command()
@@ -76,88 +76,146 @@ def show(
             help="With --at: apply the corrections recorded since TIME to what was recorded by then.",
         ),
     ] = False,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            metavar="DATE",
+            help="Show the pathway on a clinical DATE with everything known now: the entries effective by "
+            "the end of that day, whenever recorded, with every correction applied (ISO date).",
+        ),
+    ] = None,
+    fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Phase, Day label, recoveries and the timeline of entries with their Day labels."""
+    from states.errors import UnknownPathway
+
+    if at is not None and on is not None:
+        fail("--at (as recorded then) and --on (as known now) ask different questions: give one")
+    day = parse_date(on)
     service = open_service(db)
     with library_errors(db):
         snap = service.snapshot(pathway_id)
-        if at is not None:
-            from states.errors import UnknownPathway
-
-            when = parse_time(at, zone=snap.facts.timezone)
-            try:
-                snap = service.state_at(pathway_id, when, as_known_now=as_known_now)
-            except UnknownPathway:
-                fail(f"pathway {pathway_id} had no entries recorded by {at}")
-        entries = [e for e in service.history(pathway_id) if e.sequence <= snap.version]
+        try:
+            if at is not None:
+                snap = service.state_at(pathway_id, parse_time(at, zone=snap.facts.timezone), as_known_now=as_known_now)
+            elif day is not None:
+                snap = service.state_on(pathway_id, day)
+        except UnknownPathway:
+            fail(f"pathway {pathway_id} had no entries {'recorded by' if at else 'effective by the end of'} {at or on}")
+        history = service.history(pathway_id)
+    # --on keeps what was effective by then; the other views what was recorded by then.
+    entries = [e for e in history if (e.effective_at <= snap.at if day else e.sequence <= snap.version)]
     from states.days import clinical_date
     from states.milestones import milestones as open_milestones
 
     open_items = open_milestones(snap.facts, service.policy, clinical_date(snap.at, snap.facts.timezone))
     service.engine.dispose()
-    _print_pathway(snap, entries, open_items, as_of=at)
+    as_of = f"as known at {at}" if at else f"on {on}, as known now" if on else None
+    summary = _summary(snap, open_items, as_of)
+    timeline = _timeline_rows(snap, entries)
+    if fmt is Format.JSON:
+        write_json({"pathway": summary, "timeline": timeline})
+    elif fmt is Format.CSV:
+        emit(timeline, TIMELINE_KEYS, fmt)
+    else:
+        _print_summary(summary)
+        emit(timeline, TIMELINE_KEYS, fmt, title="timeline")
 
 
-def _print_pathway(snap: Snapshot, entries: list[Entry], milestones: list[Milestone], *, as_of: str | None) -> None:
-    from zoneinfo import ZoneInfo
 
-    from rich.markup import escape
-    from rich.table import Table
-
-    from states.days import clinical_date, day_label
+def _summary(snap: Snapshot, milestones: list[Milestone], as_of: str | None) -> dict[str, Any]:
+    """The pathway's state as json-ready values (the table prints the same keys as prose)."""
+    from states.days import clinical_date
 
     facts = snap.facts
-    zone = ZoneInfo(facts.timezone)
 
-    def label(on: date) -> str:
-        n = snap.day_of(on)
-        return "" if n is None else day_label(n)
+    def iso(on: date | None) -> str | None:
+        return None if on is None else on.isoformat()
 
-    def recovery(on: date | None) -> str:
-        return "not reached" if on is None else f"{on.isoformat()} ({label(on)})"
+    return {
+        "id": snap.pathway_id,
+        "as_of": as_of,
+        "phase": facts.phase.value,
+        "day": snap.day_label,
+        "date": clinical_date(snap.at, facts.timezone).isoformat(),
+        "route": facts.route.value,
+        "donor_type": facts.donor_type.value if facts.donor_type else None,
+        "graft_source": facts.graft_source.value,
+        "hct": facts.hct_number,
+        "timezone": facts.timezone,
+        "planned_day0": iso(facts.planned_day0),
+        "day0": iso(facts.day0),
+        "neutrophil_recovery": iso(snap.neutrophil_recovery_on),
+        "neutrophil_recovery_day": _label(snap, snap.neutrophil_recovery_on),
+        "platelet_recovery": iso(snap.platelet_recovery_on),
+        "platelet_recovery_day": _label(snap, snap.platelet_recovery_on),
+        "flags": sorted(snap.flags),
+        "due": [m.name for m in milestones if m.status == "due"],
+        "overdue": [m.name for m in milestones if m.status == "overdue"],
+        "previous_pathway": facts.previous_pathway,
+        "next_pathway": facts.next_pathway,
+    }
 
-    console = stdout()
-    console.print(f"[bold]pathway[/] {escape(snap.pathway_id)}" + (f" as known at {escape(as_of)}" if as_of else ""))
-    donor = f" {facts.donor_type.value}" if facts.donor_type else ""
-    today = clinical_date(snap.at, facts.timezone).isoformat()
+
+def _label(snap: Snapshot, on: date | None) -> str | None:
+    from states.days import day_label
+
+    n = None if on is None else snap.day_of(on)
+    return None if n is None else day_label(n)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    def recovery(kind: str) -> str:
+        on = summary[f"{kind}_recovery"]
+        return "not reached" if on is None else f"{on} ({summary[f'{kind}_recovery_day'] or ''})"
+
+    day, today = summary["day"], summary["date"]
+    donor = f" {summary['donor_type']}" if summary["donor_type"] else ""
     lines = [
-        ("phase", facts.phase.value),
-        ("Day", f"{snap.day_label} on {today}" if snap.day_label else f"no Day 0 yet ({today})"),
-        ("route", f"{facts.route.value}{donor}, {facts.graft_source.value}, HCT {facts.hct_number}"),
-        ("timezone", facts.timezone),
-        ("planned Day 0", facts.planned_day0.isoformat() if facts.planned_day0 else "-"),
-        ("Day 0", facts.day0.isoformat() if facts.day0 else "-"),
-        ("neutrophil recovery", recovery(snap.neutrophil_recovery_on)),
-        ("platelet recovery", recovery(snap.platelet_recovery_on)),
-        ("flags", ", ".join(sorted(snap.flags)) or "-"),
-        ("due", ", ".join(m.name for m in milestones if m.status == "due") or "-"),
-        ("overdue", ", ".join(m.name for m in milestones if m.status == "overdue") or "-"),
+        ("phase", summary["phase"]),
+        ("Day", f"{day} on {today}" if day else f"no Day 0 yet ({today})"),
+        ("route", f"{summary['route']}{donor}, {summary['graft_source']}, HCT {summary['hct']}"),
+        ("timezone", summary["timezone"]),
+        ("planned Day 0", summary["planned_day0"] or "-"),
+        ("Day 0", summary["day0"] or "-"),
+        ("neutrophil recovery", recovery("neutrophil")),
+        ("platelet recovery", recovery("platelet")),
+        ("flags", ", ".join(summary["flags"]) or "-"),
+        ("due", ", ".join(summary["due"]) or "-"),
+        ("overdue", ", ".join(summary["overdue"]) or "-"),
     ]
-    if facts.previous_pathway:
-        lines.append(("previous pathway", facts.previous_pathway))
-    if facts.next_pathway:
-        lines.append(("next pathway", facts.next_pathway))
+    lines += [(key.replace("_", " "), summary[key]) for key in ("previous_pathway", "next_pathway") if summary[key]]
+    console = output_console()
+    as_of = f" {escape(summary['as_of'])}" if summary["as_of"] else ""
+    console.print(f"[bold]pathway[/] {escape(summary['id'])}{as_of}")
     for key, value in lines:
         console.print(f"  {key}: {escape(value)}")
 
-    table = Table(title="timeline", title_justify="left")
-    for column in ("#", "effective", "Day", "kind", "trigger", "phase", "actor", "reasons"):
-        table.add_column(column, overflow="fold")
+
+def _timeline_rows(snap: Snapshot, entries: list[Entry]) -> list[Row]:
+    """One row per log entry, its effective time and Day in the pathway's timezone."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(snap.facts.timezone)
+    rows: list[Row] = []
     for entry in entries:
         local = entry.effective_at.astimezone(zone)
         moved = (
             f"{entry.from_phase.value if entry.from_phase else '-'} -> {entry.to_phase.value}"
             if entry.to_phase is not None and entry.from_phase is not entry.to_phase
-            else ""
+            else None
         )
-        table.add_row(
-            str(entry.sequence),
-            local.strftime("%Y-%m-%d %H:%M"),
-            label(local.date()),
-            entry.kind.value,
-            escape(entry.trigger),
-            moved,
-            escape(f"{entry.actor_id} ({entry.actor_role.value})"),
-            " ".join(entry.reasons),
-        )
-    console.print(table)
+        rows.append({
+            "sequence": entry.sequence,
+            "effective": local.strftime("%Y-%m-%d %H:%M"),
+            "day": _label(snap, local.date()),
+            "kind": entry.kind.value,
+            "trigger": entry.trigger,
+            "phase": moved,
+            "actor": f"{entry.actor_id} ({entry.actor_role.value})",
+            "reasons": " ".join(entry.reasons) or None,
+        })
+    return rows
