@@ -18,6 +18,7 @@ from workflow import __version__
 from workflow.cli import audit, db, pathway, scenario
 from workflow.cli.commands import commands
 from workflow.cli.diagram import diagram
+from workflow.cli.serve import serve
 from workflow.cli.worklist import worklist
 
 __all__ = ["app", "main"]
@@ -35,6 +36,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
 app.command("diagram")(diagram)
 app.command("commands")(commands)
+app.command("serve")(serve)
 app.command("worklist")(worklist)
 
 
