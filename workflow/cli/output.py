@@ -52,10 +52,17 @@ def console() -> Console:
 
 
 def emit(
-    rows: Sequence[Row], keys: Sequence[str], fmt: Format, *, title: str | None = None, footer: str | None = None
+    rows: Sequence[Row],
+    keys: Sequence[str],
+    fmt: Format,
+    *,
+    title: str | None = None,
+    footer: str | None = None,
+    styles: Mapping[str, str] | None = None,
 ) -> None:
     """Write `rows` (only the `keys` columns, in that order) to stdout in `fmt`. The title and
-    footer belong to the table; json and csv carry the rows alone."""
+    footer belong to the table; json and csv carry the rows alone. `styles` maps a cell's text
+    to a rich style, for a terminal (NO_COLOR keeps the colours off)."""
     if fmt is Format.JSON:
         write_json([{key: row.get(key) for key in keys} for row in rows])
     elif fmt is Format.CSV:
@@ -65,7 +72,7 @@ def emit(
     else:
         out = console()
         if out.is_terminal:
-            out.print(_rich_table(rows, keys, title))
+            out.print(_rich_table(rows, keys, title, styles or {}))
         else:
             sys.stdout.write("".join(line + "\n" for line in plain_table(rows, keys)))
         if footer is not None:
@@ -84,21 +91,17 @@ def plain_table(rows: Sequence[Row], keys: Sequence[str]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells]
 
 
-def _rich_table(rows: Sequence[Row], keys: Sequence[str], title: str | None) -> Table:
+def _rich_table(rows: Sequence[Row], keys: Sequence[str], title: str | None, styles: Mapping[str, str]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left")
     for key in keys:
         table.add_column(key, overflow="fold")
     for row in rows:
-        table.add_row(*(_escaped(row.get(key)) for key in keys))
+        cells = [_text(row.get(key)) for key in keys]
+        table.add_row(*(Text(cell, style=styles.get(cell, "")) for cell in cells))
     return table
-
-
-def _escaped(value: Cell) -> str:
-    from rich.markup import escape
-
-    return escape(_text(value))
 
 
 def _text(value: Cell) -> str:

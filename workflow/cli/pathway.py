@@ -6,6 +6,7 @@ Pathways are named by their random id; the patient reference is never printed.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -219,3 +220,35 @@ def _timeline_rows(snap: Snapshot, entries: list[Entry]) -> list[Row]:
             "reasons": " ".join(entry.reasons) or None,
         })
     return rows
+
+
+@app.command()
+def timeline(
+    pathway_id: Annotated[str, typer.Argument(metavar="ID", help="The pathway's id.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="FILE", dir_okay=False,
+                     help="Where to write the picture: FILE.html (page with the SVG and a legend), .svg or .png."),
+    ],
+    db: Db = DEFAULT_DB_URL,
+    on: Annotated[
+        str | None,
+        typer.Option("--on", metavar="DATE", help="Draw the pathway as of a clinical DATE, as known now."),
+    ] = None,
+) -> None:
+    """Draw the patient's course on a Day axis: phases, ANC and platelets with their thresholds,
+    recoveries, infusions, transfusions, GVHD, VOD and open milestones (needs the timeline extra)."""
+    from workflow.timeline import FORMATS, render, timeline_data
+
+    if out.suffix.lower() not in FORMATS:
+        fail(f"--out must end in {', '.join(FORMATS)}")
+    day = parse_date(on)
+    service = open_service(db)
+    with library_errors(db):
+        snap = service.snapshot(pathway_id) if day is None else service.state_on(pathway_id, day)
+        entries = [e for e in service.history(pathway_id) if e.effective_at <= snap.at]
+        data = timeline_data(snap, entries, service.policy)
+    service.engine.dispose()
+    with library_errors():
+        render(data, out)
+    typer.echo(f"timeline of pathway {pathway_id} written to {out}", err=True)

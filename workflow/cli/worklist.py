@@ -34,6 +34,8 @@ MET_BY: dict[str, str] = {
 }
 """Milestone name -> the command that meets it (docs/milestones.md, column "met by")."""
 
+STATUS_STYLES = {"overdue": "bold red", "due": "yellow"}
+
 KEYS = ("pathway", "phase", "day", "milestone", "status", "opens", "closes", "command", "roles", "detail")
 
 
@@ -93,5 +95,5 @@ def worklist(
         rows = [row for row in rows if role.value in str(row["roles"]).split()]
     if overdue:
         rows = [row for row in rows if row["status"] == "overdue"]
-    emit(rows, KEYS, fmt, title="worklist", footer=f"{len(rows)} open milestone(s)")
+    emit(rows, KEYS, fmt, title="worklist", footer=f"{len(rows)} open milestone(s)", styles=STATUS_STYLES)
 
