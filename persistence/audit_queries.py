@@ -40,8 +40,9 @@ __all__ = [
     "audit_snapshot",
 ]
 
-# The order of the values in every entry row these queries return.
-ENTRY_COLUMNS: Final = ("pathway_id", "sequence", *BODY_FIELDS[1:], "body", "prev_hash", "hash")
+# The order of the values in every entry row these queries return (`form`: the canonical form
+# that sealed the entry, which says which of the body fields it was hashed with).
+ENTRY_COLUMNS: Final = ("pathway_id", "sequence", *BODY_FIELDS[1:], "body", "prev_hash", "hash", "form")
 
 PATHWAY_COLUMNS: Final = (
     "id",

@@ -2,7 +2,8 @@
 
 The form is deliberately small so that an auditor can re-check an export with nothing but
 `json` and `hashlib`; docs/canonical-form.md is its specification. Changing anything here
-changes every hash ever written, so it is versioned as "canonical form 1".
+changes every hash ever written, so it is versioned: entries say which canonical form sealed
+them, new entries are sealed in form 2, and form-1 entries keep verifying by form 1's fields.
 """
 
 from __future__ import annotations
@@ -15,13 +16,29 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any, NamedTuple
 
-from states.entry import GENESIS_HASH, Draft, Entry
+from states.entry import CANONICAL_FORM_VERSION, GENESIS_HASH, Draft, Entry
 
-CANONICAL_FORM_VERSION = 1
+__all__ = [
+    "BODY_FIELDS",
+    "CANONICAL_FORM_VERSION",
+    "FORM_FIELDS",
+    "Sealed",
+    "body_from_fields",
+    "canonical_json",
+    "entry_body",
+    "facts_digest",
+    "format_datetime",
+    "hash_body",
+    "seal",
+    "seal_with_body",
+    "to_json_value",
+    "verify_entries",
+]
 
-# The hashed fields, fixed by the canonical form rather than read from `Draft.model_fields`,
-# so that adding a field to Draft cannot silently change old hashes; a test keeps the two equal.
-BODY_FIELDS: tuple[str, ...] = (
+# The hashed fields of each form, fixed here rather than read from `Draft.model_fields`, so
+# that adding a field to Draft cannot silently change old hashes; a test keeps the latest
+# form equal to Draft's fields.
+BODY_FIELDS_FORM_1: tuple[str, ...] = (
     "pathway_id",
     "kind",
     "trigger",
@@ -38,6 +55,15 @@ BODY_FIELDS: tuple[str, ...] = (
     "idempotency_key",
     "corrects",
 )
+# Form 2 commits to the state after the entry (the sha256 of the stored facts text) and says
+# where the entry came from and which release wrote it.
+BODY_FIELDS: tuple[str, ...] = (*BODY_FIELDS_FORM_1, "facts_digest", "origin", "release")
+FORM_FIELDS: Mapping[int, tuple[str, ...]] = {1: BODY_FIELDS_FORM_1, 2: BODY_FIELDS}
+
+
+def facts_digest(facts_json: str) -> str:
+    """The state commitment: sha256 (hex) of the exact facts text the store writes."""
+    return hashlib.sha256(facts_json.encode("utf-8")).hexdigest()
 
 _PLAIN = frozenset({str, int, bool, type(None)})
 
@@ -117,17 +143,19 @@ def canonical_json(obj: Any) -> bytes:
     return _dumps(to_json_value(obj)).encode("utf-8")
 
 
-def body_from_fields(fields: Mapping[str, Any], sequence: int, prev_hash: str) -> bytes:
-    """The hashed bytes from any mapping holding BODY_FIELDS (a Draft's, or a database row's)."""
-    body = {name: fields[name] for name in BODY_FIELDS}
+def body_from_fields(
+    fields: Mapping[str, Any], sequence: int, prev_hash: str, form: int = CANONICAL_FORM_VERSION
+) -> bytes:
+    """The hashed bytes from any mapping holding the form's fields (a Draft's, or a database row's)."""
+    body = {name: fields[name] for name in FORM_FIELDS[form]}
     body["sequence"] = sequence
     body["prev_hash"] = prev_hash
     return canonical_json(body)
 
 
-def entry_body(draft: Draft, sequence: int, prev_hash: str) -> bytes:
-    """The exact bytes that are hashed: every Draft field plus the chain position (not the hash)."""
-    return body_from_fields(draft.__dict__, sequence, prev_hash)
+def entry_body(draft: Draft, sequence: int, prev_hash: str, form: int = CANONICAL_FORM_VERSION) -> bytes:
+    """The exact bytes that are hashed: the form's fields plus the chain position (not the hash)."""
+    return body_from_fields(draft.__dict__, sequence, prev_hash, form)
 
 
 def hash_body(body: bytes) -> str:
@@ -146,9 +174,9 @@ class Sealed(NamedTuple):
     recorded_at_text: str
 
 
-def seal(draft: Draft, sequence: int, prev_hash: str) -> Entry:
+def seal(draft: Draft, sequence: int, prev_hash: str, digest: str | None = None) -> Entry:
     """Chain a draft after `prev_hash`. Validation is skipped: the Draft was validated already."""
-    return seal_with_body(draft, sequence, prev_hash).entry
+    return seal_with_body(draft, sequence, prev_hash, digest).entry
 
 
 # The body's keys in canonical (sorted) order, and the body as a template over their encoded
@@ -174,15 +202,18 @@ def _scalar_json(value: Any) -> str:
     return _dumps(to_json_value(value))
 
 
-def seal_with_body(draft: Draft, sequence: int, prev_hash: str) -> Sealed:
-    """Seal, and also return the serialised forms, each computed once.
+def seal_with_body(draft: Draft, sequence: int, prev_hash: str, digest: str | None = None) -> Sealed:
+    """Seal in the latest form, and also return the serialised forms, each computed once.
 
-    Same bytes as `entry_body` (a test holds them equal), encoded field by field because it
-    runs on every append.
+    `digest` is the facts digest the entry commits to (the store's, from the facts it writes);
+    None keeps the draft's. Same bytes as `entry_body` (a test holds them equal), encoded field
+    by field because it runs on every append.
     """
     if sequence < 1:
         raise ValueError("sequence numbers start at 1")
     values = draft.__dict__
+    if digest is not None:
+        values = {**values, "facts_digest": digest}
     encoded = {name: _scalar_json(values[name]) for name in _SCALARS}
     effective = format_datetime(values["effective_at"])
     recorded = format_datetime(values["recorded_at"])
@@ -196,12 +227,12 @@ def seal_with_body(draft: Draft, sequence: int, prev_hash: str) -> Sealed:
     encoded["sequence"] = _scalar_json(sequence)
     encoded["prev_hash"] = _scalar_json(prev_hash)
     body = (_BODY_TEMPLATE % tuple([encoded[key] for key in _BODY_KEYS])).encode("utf-8")
-    digest = hashlib.sha256(body).hexdigest()
+    entry_hash = hashlib.sha256(body).hexdigest()
     # Validated, not model_construct: pydantic's model_construct is no faster for this model
     # (measured), and a Draft built with model_construct elsewhere still cannot smuggle a
     # malformed value into a sealed Entry.
     fields = {name: values[name] for name in BODY_FIELDS}
-    entry = Entry(**fields, sequence=sequence, prev_hash=prev_hash, hash=digest)
+    entry = Entry(**fields, sequence=sequence, prev_hash=prev_hash, hash=entry_hash, form=CANONICAL_FORM_VERSION)
     return Sealed(entry, body, payload_json, reasons_json, effective, recorded)
 
 
@@ -215,13 +246,17 @@ def verify_entries(entries: Iterable[Entry]) -> int | None:
     """
     prev_hash = GENESIS_HASH
     pathway_id: str | None = None
+    form = 1
     for position, entry in enumerate(entries, start=1):
         if pathway_id is None:
             pathway_id = entry.pathway_id
         if entry.sequence != position or entry.pathway_id != pathway_id or entry.prev_hash != prev_hash:
             return position
+        if entry.form not in FORM_FIELDS or entry.form < form:  # a chain never goes back to an older form
+            return position
+        form = entry.form
         try:
-            recomputed = hash_body(entry_body(entry, entry.sequence, entry.prev_hash))
+            recomputed = hash_body(entry_body(entry, entry.sequence, entry.prev_hash, entry.form))
         except (TypeError, ValueError):  # a value with no canonical form cannot have been sealed
             return position
         if recomputed != entry.hash:

@@ -29,6 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from persistence.types import UTCDateTime
+from states.entry import ORIGIN_LENGTH
+from states.vocabulary import TERMINAL_PHASES
+
+# A pathway outside the terminal phases is open; a patient has at most one open pathway
+# without a successor (migration 0003's partial unique index, which spells the same list).
+OPEN_WHERE = (
+    "phase NOT IN (" + ", ".join(f"'{p.value}'" for p in sorted(TERMINAL_PHASES)) + ") AND successor IS NULL"
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -48,6 +56,7 @@ ACTOR_ID_LENGTH = 128
 POLICY_VERSION_LENGTH = 128
 IDEMPOTENCY_KEY_LENGTH = 200
 HASH_LENGTH = 64
+RELEASE_LENGTH = 64
 TOPIC_LENGTH = ENUM_LENGTH + 1 + TRIGGER_LENGTH  # "<entry kind>.<trigger>"
 ERROR_NAME_LENGTH = 128
 
@@ -63,6 +72,13 @@ class PathwayRow(Base):
     __table_args__ = (
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_pathways_phase", "phase"),
+        Index(
+            "uq_pathways_open_patient",
+            "patient_ref",
+            unique=True,
+            sqlite_where=text(OPEN_WHERE),
+            postgresql_where=text(OPEN_WHERE),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -72,6 +88,11 @@ class PathwayRow(Base):
     graft_source: Mapped[str] = mapped_column(String(ENUM_LENGTH))
     hct_number: Mapped[int] = mapped_column(Integer)
     previous_pathway: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("pathways.id"))
+    # The linked subsequent-transplant pathway. Deferred to commit, so the old pathway can be
+    # marked before the new one is inserted (the open-pathway index sees it closed by then).
+    successor: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("pathways.id", deferrable=True, initially="DEFERRED")
+    )
     phase: Mapped[str] = mapped_column(String(ENUM_LENGTH))
     version: Mapped[int] = mapped_column(Integer)
     head_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
@@ -114,6 +135,10 @@ class EntryRow(Base):
     policy_version: Mapped[str] = mapped_column(String(POLICY_VERSION_LENGTH))
     idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_LENGTH))
     corrects: Mapped[int | None] = mapped_column(Integer)
+    facts_digest: Mapped[str | None] = mapped_column(String(HASH_LENGTH))
+    origin: Mapped[str | None] = mapped_column(String(ORIGIN_LENGTH))
+    release: Mapped[str | None] = mapped_column(String(RELEASE_LENGTH))
+    form: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     prev_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
     hash: Mapped[str] = mapped_column(String(HASH_LENGTH))

@@ -30,8 +30,10 @@ from sqlalchemy.orm import Session
 
 from persistence.chain import (
     BODY_FIELDS,
+    FORM_FIELDS,
     Sealed,
     body_from_fields,
+    facts_digest,
     hash_body,
     seal_with_body,
 )
@@ -41,8 +43,10 @@ from persistence.models import outbox_table as O
 from persistence.models import pathways_table as P
 from persistence.types import UTCDateTime, bind_value, result_value
 from states.entry import GENESIS_HASH, Draft, Entry
-from states.errors import ConcurrencyConflict, HsctError, UnknownPathway
-from states.vocabulary import DonorType, GraftSource, Phase, Route
+from states.errors import ConcurrencyConflict, HsctError, IntegrityError, PatientHasOpenPathway, UnknownPathway
+from states.facts import PathwayFacts
+from states.fold import replay
+from states.vocabulary import TERMINAL_PHASES, DonorType, GraftSource, Phase, Route
 
 __all__ = [
     "DuplicateIdempotencyKey",
@@ -53,6 +57,9 @@ __all__ = [
     "translate_error",
     "translate_errors",
 ]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
 
 
 class DuplicateIdempotencyKey(ConcurrencyConflict):
@@ -131,6 +138,22 @@ class PathwayRecord:
     facts: str = field(repr=False)
     created_at: datetime
     updated_at: datetime
+    successor: str | None
+    # From the head entry, read in the same query (None when no entry is at `version` with
+    # `head_hash`): the facts digest it commits to (None in form 1) and its canonical form.
+    head_digest: str | None
+    head_form: int | None
+    facts_digest: str  # sha256 of `facts` as stored
+
+    @property
+    def consistent(self) -> bool | None:
+        """Do the stored facts match the head entry's commitment? None: a form-1 head, which
+        commits to nothing (the log must be replayed to know)."""
+        if self.head_form is None:
+            return False
+        if self.head_form < 2:
+            return None
+        return self.head_digest == self.facts_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +185,12 @@ _PG_CONFLICT_STATES = {
     "55P03": "lock not available",
 }
 _CONFLICT_CONSTRAINTS = {"uq_entries_pathway_id_sequence", "pk_pathways"}
-_PATHWAY_FOREIGN_KEYS = {"fk_entries_pathway_id_pathways", "fk_pathways_previous_pathway_pathways"}
+_PATHWAY_FOREIGN_KEYS = {
+    "fk_entries_pathway_id_pathways",
+    "fk_pathways_previous_pathway_pathways",
+    "fk_pathways_successor_pathways",
+}
+_OPEN_PATHWAY_INDEX = "uq_pathways_open_patient"
 
 
 def translate_error(exc: DBAPIError, pathway_id: str = "", *, missing_pathway: str | None = None) -> HsctError:
@@ -170,8 +198,9 @@ def translate_error(exc: DBAPIError, pathway_id: str = "", *, missing_pathway: s
 
     Busy/locked SQLite, PostgreSQL serialization failures, deadlocks and lock timeouts, and a
     lost race on a sequence number are ConcurrencyConflict; a duplicate idempotency key is
-    DuplicateIdempotencyKey; a foreign key naming no pathway is UnknownPathway; anything else
-    is StorageError (PostgreSQL's own message is not kept: its DETAIL quotes row values).
+    DuplicateIdempotencyKey; a second open pathway of a patient is PatientHasOpenPathway; a
+    foreign key naming no pathway is UnknownPathway; anything else is StorageError (PostgreSQL's
+    own message is not kept: its DETAIL quotes row values).
     """
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -182,6 +211,8 @@ def translate_error(exc: DBAPIError, pathway_id: str = "", *, missing_pathway: s
         if sqlstate == "23505":
             if constraint == "uq_entries_idempotency_key":
                 return DuplicateIdempotencyKey(pathway_id)
+            if constraint == _OPEN_PATHWAY_INDEX:
+                return PatientHasOpenPathway(pathway_id)
             if constraint in _CONFLICT_CONSTRAINTS:
                 return ConcurrencyConflict(pathway_id, f"unique constraint {constraint}")
         if sqlstate == "23503" and constraint in _PATHWAY_FOREIGN_KEYS:
@@ -194,6 +225,8 @@ def translate_error(exc: DBAPIError, pathway_id: str = "", *, missing_pathway: s
         if isinstance(orig, sqlite3.IntegrityError):
             if "UNIQUE constraint failed: entries.idempotency_key" in message:
                 return DuplicateIdempotencyKey(pathway_id)
+            if "UNIQUE constraint failed: pathways.patient_ref" in message:  # the open-pathway index
+                return PatientHasOpenPathway(pathway_id)
             if (
                 "UNIQUE constraint failed: entries.pathway_id, entries.sequence" in message
                 or "UNIQUE constraint failed: pathways.id" in message
@@ -239,14 +272,33 @@ _ADVANCE_WHERE = (
 _ADVANCE = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES)
 _ADVANCE_WITH_FACTS = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES, facts=bindparam("b_facts"))
 
-_RECORD_FIELDS = tuple(f.name for f in fields(PathwayRecord))
-_SELECT_PATHWAY = select(*(P.c[name] for name in _RECORD_FIELDS)).where(P.c.id == bindparam("b_id"))
+_HEAD_FIELDS = ("head_digest", "head_form")
+_PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (*_HEAD_FIELDS, "facts_digest"))
+_RECORD_FIELDS = (*_PATHWAY_FIELDS, *_HEAD_FIELDS)
+# The pathway row with its head entry's state commitment, in one query: the entry at
+# sequence = version whose hash is head_hash (none when the row and the log disagree).
+_SELECT_PATHWAY = (
+    select(*(P.c[name] for name in _PATHWAY_FIELDS), E.c.facts_digest.label("head_digest"), E.c.form.label("head_form"))
+    .select_from(
+        P.outerjoin(E, and_(E.c.pathway_id == P.c.id, E.c.sequence == P.c.version, E.c.hash == P.c.head_hash))
+    )
+    .where(P.c.id == bindparam("b_id"))
+)
 # PostgreSQL: writers of one pathway queue on its row from the load on, so a command judges
 # the facts it will commit after and a busy pathway costs waiting, not redone work. SQLite
-# renders no FOR UPDATE: BEGIN IMMEDIATE already serialises writers.
-_SELECT_PATHWAY_FOR_UPDATE = _SELECT_PATHWAY.with_for_update()
+# renders no FOR UPDATE: BEGIN IMMEDIATE already serialises writers. Only the pathway row is
+# locked (entries are append-only).
+_SELECT_PATHWAY_FOR_UPDATE = _SELECT_PATHWAY.with_for_update(of=P)
+_SELECT_FACTS = select(P.c.facts).where(P.c.id == bindparam("b_id"))
+_SET_SUCCESSOR = update(P).where(P.c.id == bindparam("b_id")).values(successor=bindparam("b_successor"))
+_SELECT_OPEN_OF = (
+    select(P.c.id)
+    .where(P.c.patient_ref == bindparam("b_patient"), P.c.phase.not_in(bindparam("b_closed", expanding=True)))
+    .where(P.c.successor.is_(None))
+    .order_by(P.c.created_at, P.c.id)
+)
 
-_ENTRY_NAMES = (*BODY_FIELDS, "sequence", "prev_hash", "hash")
+_ENTRY_NAMES = (*BODY_FIELDS, "sequence", "prev_hash", "hash", "form")
 _ENTRY_COLUMNS = [E.c[name] for name in _ENTRY_NAMES]
 _SELECT_ENTRIES = select(*_ENTRY_COLUMNS).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
 _later = E.alias("later")
@@ -320,7 +372,7 @@ _OUTBOX_PRUNE = delete(O).where(O.c.delivered_at < bindparam("b_before", type_=U
 # SELECT is most of exec_driver_sql's cost), with sqlite3's errors wrapped as SQLAlchemy
 # would wrap them, so the same translation applies.
 
-_ENTRY_KEYS = (*BODY_FIELDS, "sequence", "body", "prev_hash", "hash")
+_ENTRY_KEYS = (*BODY_FIELDS, "sequence", "body", "prev_hash", "hash", "form")
 _OUTBOX_KEYS = ("pathway_id", "sequence", "entry_hash", "topic", "created_at", "attempts")
 
 
@@ -482,9 +534,13 @@ def _entry_params(sealed: Sealed, dialect: str) -> dict[str, Any]:
         "policy_version": entry.policy_version,
         "idempotency_key": entry.idempotency_key,
         "corrects": entry.corrects,
+        "facts_digest": entry.facts_digest,
+        "origin": entry.origin,
+        "release": entry.release,
         "body": sealed.body,
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
+        "form": entry.form,
     }
 
 
@@ -546,6 +602,10 @@ def _record_from_row(row: Mapping[str, Any]) -> PathwayRecord:
         facts=row["facts"],
         created_at=result_value(row["created_at"]),
         updated_at=result_value(row["updated_at"]),
+        successor=row["successor"],
+        head_digest=row["head_digest"],
+        head_form=row["head_form"],
+        facts_digest=facts_digest(row["facts"]),
     )
 
 
@@ -597,7 +657,7 @@ class Store:
         if first.pathway_id != pathway_id:
             raise ValueError("the first entry belongs to another pathway")
         _aware(now, "now")
-        sealed = seal_with_body(first, 1, GENESIS_HASH)
+        sealed = seal_with_body(first, 1, GENESIS_HASH, facts_digest(facts_json))
         entry = sealed.entry
         try:
             connection = self._connection()
@@ -635,6 +695,7 @@ class Store:
         phase: Phase,
         facts_json: str | None,
         now: datetime,
+        unchanged_digest: str | None = None,
     ) -> Entry:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
@@ -642,15 +703,24 @@ class Store:
         The row is updated first, guarded by (version, head_hash): a stale caller gets
         ConcurrencyConflict before anything is written, and on PostgreSQL concurrent
         appenders queue on the row lock instead of racing on the unique sequence.
-        `facts_json=None` leaves the stored snapshot as it is.
+        The entry commits to sha256(`facts_json`); `facts_json=None` leaves the stored
+        snapshot as it is and commits to `unchanged_digest` (the loaded record's
+        `facts_digest`; read from the row when not given).
         """
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
         _aware(now, "now")
-        sealed = seal_with_body(draft, expected_version + 1, head_hash)
-        entry = sealed.entry
         try:
             connection = self._connection()
+            if facts_json is not None:
+                digest = facts_digest(facts_json)
+            elif unchanged_digest is not None:
+                digest = unchanged_digest
+            else:
+                stored = connection.execute(_SELECT_FACTS, {"b_id": pathway_id}).scalar_one_or_none()
+                digest = facts_digest(stored or "")
+            sealed = seal_with_body(draft, expected_version + 1, head_hash, digest)
+            entry = sealed.entry
             hot = _hot(connection)
             direct = _direct(connection, hot)
             entry_params = _entry_params(sealed, hot.dialect)
@@ -676,10 +746,36 @@ class Store:
             _reraise(exc, pathway_id)
         return entry
 
+    def set_successor(self, pathway_id: str, successor_id: str) -> None:
+        """Link a pathway to its subsequent-transplant pathway, which closes it for the
+        one-open-pathway-per-patient rule. Call it before inserting the successor: the foreign
+        key is checked at commit, the unique index at once. UnknownPathway if either is missing.
+        """
+        try:
+            updated = self._connection().execute(_SET_SUCCESSOR, {"b_id": pathway_id, "b_successor": successor_id})
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id, missing_pathway=successor_id)
+        if updated.rowcount != 1:
+            raise UnknownPathway(pathway_id)
+
     # --- reads -------------------------------------------------------------------------
 
-    def load(self, pathway_id: str, *, for_update: bool = False) -> PathwayRecord | None:
-        """The pathway row; `for_update` locks it until the transaction ends (PostgreSQL)."""
+    def open_pathways_of(self, patient_ref: str) -> list[str]:
+        """Ids of the patient's open pathways (not terminal, no successor), oldest first."""
+        closed = sorted(p.value for p in TERMINAL_PHASES)
+        try:
+            rows = self._connection().execute(_SELECT_OPEN_OF, {"b_patient": patient_ref, "b_closed": closed})
+            return list(rows.scalars().all())
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    def load(self, pathway_id: str, *, for_update: bool = False, checked: bool = True) -> PathwayRecord | None:
+        """The pathway row; `for_update` locks it until the transaction ends (PostgreSQL).
+
+        `checked` (the default, for everything that judges): the stored facts must be what the
+        head entry commits to (a form-1 head: what the log replays to), else IntegrityError
+        naming the pathway, logged at error level. Nothing can be appended after a failed load.
+        """
         try:
             connection = self._connection()
             hot = _hot(connection)
@@ -689,7 +785,23 @@ class Store:
             rows = _run(connection, _direct(connection, hot), statement, {"b_id": pathway_id}).fetchall()
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
-        return _record_from_row(dict(zip(_RECORD_FIELDS, rows[0], strict=True))) if rows else None
+        if not rows:
+            return None
+        record = _record_from_row(dict(zip(_RECORD_FIELDS, rows[0], strict=True)))
+        if checked:
+            self._check(record)
+        return record
+
+    def _check(self, record: PathwayRecord) -> None:
+        consistent = record.consistent
+        if consistent is None:  # a form-1 head (a database from before form 2): replay once
+            try:
+                consistent = replay(self.entries(record.id)) == PathwayFacts.model_validate_json(record.facts)
+            except ValueError:
+                consistent = False
+        if not consistent:
+            logger.error("pathway %s: the stored facts do not match its log's head entry", record.id)
+            raise IntegrityError(record.id)
 
     def entries(self, pathway_id: str, *, until_recorded: datetime | None = None) -> list[Entry]:
         """The pathway's log in sequence order, as it stood at `until_recorded` if given.
@@ -813,8 +925,11 @@ class Store:
         for position, row in enumerate(rows, start=1):
             if row["sequence"] != position or row["prev_hash"] != prev_hash:
                 return position
+            form = row["form"]
             try:
-                body = body_from_fields(_row_fields(row), position, prev_hash)
+                if form not in FORM_FIELDS:
+                    raise ValueError("unknown canonical form")
+                body = body_from_fields(_row_fields(row), position, prev_hash, form)
             except (TypeError, ValueError):
                 return position
             stored = row["body"]

@@ -86,3 +86,22 @@ class ChartError(HsctError):
 
 class PolicyError(HsctError):
     """A policy file could not be read or failed validation."""
+
+
+class IntegrityError(HsctError):
+    """The stored pathway row disagrees with its log's head entry (the facts it commits to, or
+    its hash): the database was changed outside the library. Nothing was appended; run
+    `hsct audit verify` and restore from a verified copy."""
+
+    def __init__(self, pathway_id: str) -> None:
+        self.pathway_id = pathway_id
+        super().__init__(f"pathway {pathway_id}: the stored state does not match its log; nothing was written")
+
+
+class PatientHasOpenPathway(HsctError):
+    """The patient already has an open pathway (no successor): a second one was not opened."""
+
+    def __init__(self, pathway_id: str = "") -> None:
+        self.pathway_id = pathway_id
+        where = f"pathway {pathway_id}: " if pathway_id else ""
+        super().__init__(f"{where}the patient already has an open pathway")

@@ -49,6 +49,18 @@ class Walk:
         """Phases in the order the walk reaches them."""
         return WALK_PHASES[self.name]
 
+    def for_patient(self, patient: str) -> Walk:
+        """The same walk for another patient (a patient has one open pathway at a time): the
+        referral's patient_ref and the infusion labels' recipient."""
+
+        def relabel(payload: Any) -> Any:
+            if isinstance(payload, dict) and "label_recipient_ref" in payload:
+                return {**payload, "label_recipient_ref": patient}
+            return payload
+
+        steps = tuple((at, actor, command, relabel(payload)) for at, actor, command, payload in self.steps)
+        return Walk(self.name, {**self.refer, "patient_ref": patient}, steps, self.day0)
+
 
 def _evaluation(start: date, allogeneic: bool) -> list[Step]:
     steps: list[Step] = [

@@ -12,9 +12,14 @@ verification of RFC 8032 (section 6), written out below. It checks:
    signature over the canonical JSON of every member but `signature`, and (given
    --public-key) that the signer is the key the auditor trusts;
 2. the export file: its SHA-256, format and entry count are the ones the checkpoint names;
-3. every entry: its hash is sha256 of the canonical JSON of its body members, sequence
-   numbers do not repeat, `prev_hash` links to the previous entry wherever both are present
-   (the genesis hash for entry 1), and no entry lies beyond its pathway's checkpointed head;
+3. every entry: its hash is sha256 of the canonical JSON of its body members (those of its
+   canonical form, 1 or 2), sequence numbers do not repeat, `prev_hash` links to the previous
+   entry wherever both are present (the genesis hash for entry 1), the form never goes back,
+   and no entry lies beyond its pathway's checkpointed head;
+   the content continues (docs/canonical-form.md): entry 1 starts from no phase, an entry's
+   from_phase is the previous entry's to_phase wherever both are present, a refusal, event or
+   correction keeps the phase (to_phase = from_phase) (invariant I4), and a form-2 refusal
+   commits to the same facts digest as the form-2 entry before it;
 4. each pathway whose entries run from 1 to the checkpoint's count ends on the checkpointed
    hash; an export with no filters must hold every pathway of the checkpoint that way.
    Without a checkpoint (--no-checkpoint), each pathway must run from 1 with no gap unless
@@ -35,19 +40,21 @@ import sys
 from pathlib import Path
 
 GENESIS = "0" * 64
-BODY_MEMBERS = (
+FORM_1_MEMBERS = (
     "pathway_id", "sequence", "prev_hash", "kind", "trigger", "from_phase", "to_phase", "effective_at",
     "recorded_at", "actor_id", "actor_role", "reason", "payload", "reasons", "policy_version",
     "idempotency_key", "corrects",
 )
+FORM_2_ONLY = ("facts_digest", "origin", "release")
+BODY_MEMBERS = {1: FORM_1_MEMBERS, 2: (*FORM_1_MEMBERS, *FORM_2_ONLY)}
 CSV_COLUMNS = (
     "pathway_id", "sequence", "kind", "trigger", "from_phase", "to_phase", "effective_at", "recorded_at",
     "actor_id", "actor_role", "reason", "payload", "reasons", "policy_version", "idempotency_key", "corrects",
-    "prev_hash", "hash",
+    "facts_digest", "origin", "release", "prev_hash", "hash", "form",
 )
-CSV_INTEGERS = ("sequence",)
+CSV_INTEGERS = ("sequence", "form")
 CSV_NULLABLE_INTEGERS = ("corrects",)
-CSV_NULLABLE_TEXT = ("from_phase", "to_phase", "reason", "idempotency_key")
+CSV_NULLABLE_TEXT = ("from_phase", "to_phase", "reason", "idempotency_key", *FORM_2_ONLY)
 CSV_JSON = ("payload", "reasons")
 CHECKPOINT_MEMBERS = {"format", "created_at", "pathways", "entries", "heads", "root", "export", "public_key",
                       "signature"}
@@ -225,6 +232,10 @@ def read_csv(data):
         for name in CSV_NULLABLE_TEXT:
             if record[name] == "":
                 record[name] = None
+        if record["form"] == 1:  # a form-1 entry has no form-2 members (their cells are empty)
+            extra = [record.pop(name) for name in FORM_2_ONLY]
+            if any(value is not None for value in extra):
+                raise Failed(f"CSV row {number}: a form-1 entry with form-2 cells")
         records.append(record)
     return records
 
@@ -233,12 +244,13 @@ def check_entries(records, heads, filtered):
     """Per-entry hashes, chain links, and heads; returns (entries, pathways) counted."""
     by_pathway = {}
     for record in records:
-        if set(record) != {*BODY_MEMBERS, "hash"}:
-            raise Failed("an entry does not have exactly the body members and its hash")
+        members = BODY_MEMBERS.get(record.get("form")) if type(record.get("form")) is int else None
+        if members is None or set(record) != {*members, "form", "hash"}:
+            raise Failed("an entry does not have exactly the body members of its form, its form and its hash")
         pid, sequence = record["pathway_id"], record["sequence"]
         if not isinstance(pid, str) or type(sequence) is not int:
             raise Failed("an entry has no usable pathway_id or sequence")
-        body = {name: record[name] for name in BODY_MEMBERS}
+        body = {name: record[name] for name in members}
         try:
             recomputed = sha256(canonical(body))
         except (TypeError, ValueError):
@@ -261,6 +273,9 @@ def check_entries(records, heads, filtered):
             before = GENESIS if sequence == 1 else entries.get(sequence - 1, {}).get("hash")
             if before is not None and record["prev_hash"] != before:
                 raise Failed(f"pathway {pid} sequence {sequence}: prev_hash does not link to the entry before")
+            problem = continuity(record, entries.get(sequence - 1))
+            if problem is not None:
+                raise Failed(f"pathway {pid} sequence {sequence}: {problem}")
         complete = head is not None and len(entries) == head["entries"]
         if complete and entries[head["entries"]]["hash"] != head["hash"]:
             raise Failed(f"pathway {pid} sequence {head['entries']}: not the head the checkpoint recorded")
@@ -273,6 +288,23 @@ def check_entries(records, heads, filtered):
         for pid in sorted(set(heads) - set(by_pathway)):
             raise Failed(f"pathway {pid} sequence 1: missing from an unfiltered export")
     return len(records), len(by_pathway)
+
+
+def continuity(record, previous):
+    """I4 and digest continuity between an entry and the one before it (None when absent)."""
+    if record["kind"] != "transition" and record["to_phase"] != record["from_phase"]:
+        return f"a {record['kind']} changes the phase (I4)"
+    if record["sequence"] == 1 and record["from_phase"] is not None:
+        return "the first entry does not start from nothing (I4)"
+    if previous is None:
+        return None
+    if previous["form"] > record["form"]:
+        return "sealed in an older canonical form than the entry before it"
+    if record["from_phase"] != previous["to_phase"]:
+        return "from_phase is not where the entry before left the pathway (I4)"
+    if record["kind"] == "refusal" and previous["form"] >= 2 and record["facts_digest"] != previous["facts_digest"]:
+        return "a refusal commits to other facts than the entry before it"
+    return None
 
 
 def verify(export_path, checkpoint_path, trusted_key, partial=False):

@@ -32,7 +32,7 @@ from states.actor import Actor
 from states.chart import CHART, Command
 from states.days import clinical_date, day_label, day_number
 from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
-from states.entry import Draft, Entry
+from states.entry import Draft, Entry, origin_label
 from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refused, UnknownPathway
 from states.facts import PathwayFacts
 from states.flags import pathway_flags
@@ -43,6 +43,7 @@ from states.milestones import Milestone, milestones
 from states.payloads import CorrectEntry, Infuse, Payload, Refer, StartSubsequentTransplant
 from states.policy import Policy
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
+from workflow import __version__
 from workflow.clock import Clock, SystemClock
 from workflow.engine import PathwayEngine
 from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
@@ -136,8 +137,12 @@ class PathwayService:
         auto_upgrade: bool | None = None,
         retry: RetryPolicy | None = None,
         roles: RoleDirectory | None = None,
+        origin: str = "live",
     ) -> None:
         self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        # Hashed into every entry (canonical form 2): where it came from, which release wrote it.
+        self.origin = origin_label(origin)
+        self.release = __version__
         self.policy = policy or Policy()
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
@@ -293,6 +298,7 @@ class PathwayService:
                 phase=facts.phase,
                 facts_json=None,
                 now=now,
+                unchanged_digest=record.facts_digest,
             )
             logger.info("refused %s on pathway %s: %s", spec.name, record.id, ",".join(reasons))
             outcome.refusal = Refused(record.id, spec.name, reasons, entry.sequence)
@@ -348,6 +354,8 @@ class PathwayService:
         draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
         facts = apply_entry(None, draft, 1)
         crash_point(BEFORE_FLUSH)
+        if opening.previous_pathway is not None:  # the earlier pathway is no longer the open one
+            store.set_successor(opening.previous_pathway, pathway_id)
         entry = store.insert_pathway(
             pathway_id=pathway_id,
             patient_ref=opening.patient_ref,
@@ -432,6 +440,8 @@ class PathwayService:
             reasons=reasons,
             policy_version=self.policy.version_id,
             idempotency_key=key,
+            origin=self.origin,
+            release=self.release,
             corrects=body.sequence if isinstance(body, CorrectEntry) else None,
         )
 

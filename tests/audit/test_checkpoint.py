@@ -32,7 +32,7 @@ from workflow.service import PathwayService
 def _two_pathways(service: PathwayService, clock: ManualClock) -> list[str]:
     return [
         run_walk(service, clock, WALKS["autologous"](), until=Phase.COLLECTION),
-        run_walk(service, clock, WALKS["cord_blood"](), until=Phase.DONOR_SEARCH),
+        run_walk(service, clock, WALKS["cord_blood"]().for_patient("PT-2"), until=Phase.DONOR_SEARCH),
     ]
 
 
@@ -77,7 +77,7 @@ def test_the_log_may_grow_after_a_checkpoint(service: PathwayService, clock: Man
     first, _ = _two_pathways(service, clock)
     checkpoint = create_checkpoint(service, key.path)
     service.fire(first, "record_adverse_event", {"type": "mucositis", "grade": 2}, actor=PHYS, at=clock.now())
-    third = run_walk(service, clock, WALKS["autologous"](), until=Phase.EVALUATION)
+    third = run_walk(service, clock, WALKS["autologous"]().for_patient("PT-3"), until=Phase.EVALUATION)
     verification = verify_log(service, checkpoint=checkpoint)
     assert verification.ok
     assert third in verification.heads
@@ -166,12 +166,15 @@ def test_cli_verify_against_a_checkpoint_catches_truncation(
     service = PathwayService(db_url, clock=clock, auto_upgrade=True)
     try:
         first, _ = _two_pathways(service, clock)
+        with privileged(service.engine) as sql:
+            [(facts_before,)] = sql("SELECT facts FROM pathways WHERE id = ?", first)
         service.fire(first, "record_adverse_event", {"type": "mucositis", "grade": 2}, actor=PHYS, at=clock.now())
         log = service.history(first)  # ends on an event: cutting it leaves the phase as it is
         create_checkpoint(service, key.path).write(tmp_path / "cp.json")
-        with privileged(service.engine) as sql:
+        with privileged(service.engine) as sql:  # the row rewound in full, facts included
             sql("DELETE FROM entries WHERE pathway_id = ? AND sequence = ?", first, len(log))
-            sql("UPDATE pathways SET version = ?, head_hash = ? WHERE id = ?", len(log) - 1, log[-2].hash, first)
+            sql("UPDATE pathways SET version = ?, head_hash = ?, facts = ? WHERE id = ?",
+                len(log) - 1, log[-2].hash, facts_before, first)
         assert invoke("audit", "verify", "--db", db_url).exit_code == 0  # the chain alone cannot tell
         caught = invoke("audit", "verify", "--db", db_url, "--checkpoint", tmp_path / "cp.json")
         assert caught.exit_code == 1

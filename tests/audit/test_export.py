@@ -33,7 +33,7 @@ HOSTILE_EVIDENCE = 'ECOG 1; "quoted", \\back\\, new\nline, tab\t, ü, \U0001f9ec
 def _pathways(service: PathwayService, clock: ManualClock) -> list[str]:
     """An autologous walk, a cord blood pathway with hostile free text, and a refusal."""
     first = run_walk(service, clock, WALKS["autologous"](), until=Phase.COLLECTION)
-    second = run_walk(service, clock, WALKS["cord_blood"](), until=Phase.EVALUATION)
+    second = run_walk(service, clock, WALKS["cord_blood"]().for_patient("PT-2"), until=Phase.EVALUATION)
     service.fire(second, "record_consent", {"consent_version": "v3"}, actor=COORD, at=clock.now())
     service.fire(second, "record_eligibility", {"evidence": HOSTILE_EVIDENCE}, actor=PHYS, at=clock.now())
     with pytest.raises(Refused):
@@ -60,14 +60,14 @@ def test_an_export_and_its_checkpoint_verify_independently(
     assert f"verified: {total} entries in 2 pathways" in checked.stdout
 
 
-def test_the_jsonl_lines_are_the_sealed_bodies_with_their_hash(
+def test_the_jsonl_lines_are_the_sealed_bodies_with_their_form_and_hash(
     service: PathwayService, clock: ManualClock, key: Key, tmp_path: Path
 ) -> None:
     ids = _pathways(service, clock)
     result = export_log(service, tmp_path / "log.jsonl", key=key.path)
     exported = [json.loads(line) for line in _lines(result.path)]
     expected = [
-        {**json.loads(entry_body(e, e.sequence, e.prev_hash)), "hash": e.hash}
+        {**json.loads(entry_body(e, e.sequence, e.prev_hash)), "form": 2, "hash": e.hash}
         for pid in sorted(ids)
         for e in service.history(pid)
     ]

@@ -12,6 +12,11 @@ Expected positions follow the chain's rule (docs/canonical-form.md): the first p
 breaks. A forged entry with a recomputed hash is self-consistent, so the break is the next
 entry, whose prev_hash no longer matches; a checkpoint knows only each pathway's head, so a
 recomputed chain is named at the checkpointed head's position.
+
+Canonical form 2 adds two kinds of evidence: each entry commits to the stored facts after it
+(an edited facts column is reported by plain verification, and refused on the next load), and
+invariant I4 (each entry starts where the one before left the pathway) is checked, so a forged
+but consistently re-hashed transition that skips phases is reported too.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ import pytest
 from persistence.chain import BODY_FIELDS, seal_with_body
 from persistence.types import bind_value
 from states.entry import Draft, Entry
+from states.errors import IntegrityError
+from states.fold import replay
 from states.vocabulary import EntryKind, Phase
-from tests.audit.conftest import Key, Sql, privileged
-from tests.walks import WALKS, run_walk
+from tests.audit.conftest import Key, Sql, privileged, run_verifier
+from tests.walks import PHYS, WALKS, run_walk
 from workflow.audit import create_checkpoint, verify_log
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
@@ -149,7 +156,40 @@ def _truncated(sql: Sql, w: World) -> Expected:
     sql("DELETE FROM entries WHERE pathway_id = ? AND sequence > ?", w.target, keep)
     kept = w.logs[w.target][:keep]
     _rewind_row(sql, w, kept, kept[-1].hash)
+    # and the facts the kept head commits to, which the attacker gets by replaying the kept log
+    sql("UPDATE pathways SET facts = ? WHERE id = ?", replay(kept).model_dump_json(), w.target)
     return (w.target, keep + 1, "checkpoint")
+
+
+def _facts_edited(sql: Sql, w: World) -> Expected:
+    """The outside tester's attack: ordinary write rights, no DDL, only the facts snapshot."""
+    [(facts,)] = sql("SELECT facts FROM pathways WHERE id = ?", w.target)
+    sql("UPDATE pathways SET facts = ? WHERE id = ?", facts.replace('"hct_number":1', '"hct_number":2'), w.target)
+    return (w.target, w.n(), "digest")
+
+
+def _skipping_transition(sql: Sql, w: World) -> Expected:
+    """A forged transition appended at the head, chained and hashed consistently, the row moved
+    to match (same facts, so the same digest): it starts from a phase the log never reached."""
+    head = w.logs[w.target][-1]
+    forged = seal_with_body(
+        Draft(**{name: getattr(head, name) for name in BODY_FIELDS}
+              | {"trigger": "resume", "from_phase": Phase.ON_HOLD, "to_phase": Phase.FOLLOW_UP, "payload": {}}),
+        head.sequence + 1, head.hash,
+    )
+    entry = forged.entry
+    sql("INSERT INTO entries (pathway_id, sequence, kind, trigger, from_phase, to_phase, effective_at, recorded_at, "
+        "actor_id, actor_role, reason, payload, reasons, policy_version, idempotency_key, corrects, facts_digest, "
+        "origin, release, form, body, prev_hash, hash) "
+        "SELECT pathway_id, ?, kind, ?, ?, ?, effective_at, recorded_at, actor_id, actor_role, reason, ?, reasons, "
+        "policy_version, idempotency_key, corrects, facts_digest, origin, release, form, ?, prev_hash, ? "
+        "FROM entries WHERE pathway_id = ? AND sequence = ?",
+        entry.sequence, entry.trigger, "on_hold", "follow_up", forged.payload_json, forged.body, entry.hash,
+        w.target, head.sequence)
+    sql("UPDATE entries SET prev_hash = ? WHERE pathway_id = ? AND sequence = ?", head.hash, w.target, entry.sequence)
+    sql("UPDATE pathways SET version = ?, head_hash = ?, phase = ? WHERE id = ?",
+        entry.sequence, entry.hash, "follow_up", w.target)
+    return (w.target, entry.sequence, "phases")
 
 
 def _recomputed(sql: Sql, w: World) -> Expected:
@@ -166,6 +206,8 @@ CHAIN_CASES: dict[str, Tamper] = {
         "kind", "trigger", "from_phase", "to_phase", "actor_id", "actor_role", "policy_version", "prev_hash", "hash",
     )},
     "byte in entries.payload": _change_third_char("payload", PAYLOAD_AT),
+    **{f"byte in entries.{column}": _change_third_char(column) for column in ("facts_digest", "origin", "release")},
+    "entries.form 2 -> 1": _set("form", 1),
     "byte in entries.body": _body,
     "entries.pathway_id": _pathway_id,
     "entries.sequence": _set("sequence", 1000),
@@ -187,6 +229,8 @@ CHAIN_CASES: dict[str, Tamper] = {
     "pathways.phase": _row("phase", Phase.FOLLOW_UP.value, lambda w: w.n()),
     "pathways.version": _row("version", lambda w: w.n() + 1, lambda w: w.n() + 1),
     "pathways.head_hash": _row("head_hash", "0" * 64, lambda w: w.n()),
+    "pathways.facts edited": _facts_edited,
+    "I4 broken: a re-hashed transition from a phase never reached": _skipping_transition,
 }
 CHECKPOINT_ONLY_CASES: dict[str, Tamper] = {
     "truncated tail (row rewound)": _truncated,
@@ -197,7 +241,7 @@ CHECKPOINT_ONLY_CASES: dict[str, Tamper] = {
 def _world(db_url: str, clock: ManualClock) -> World:
     service = PathwayService(db_url, clock=clock, auto_upgrade=True)
     target = run_walk(service, clock, WALKS["autologous"]())
-    other = run_walk(service, clock, WALKS["matched_sibling"](), until=Phase.DONOR_WORKUP)
+    other = run_walk(service, clock, WALKS["matched_sibling"]().for_patient("PT-2"), until=Phase.DONOR_WORKUP)
     logs = {pid: service.history(pid) for pid in (target, other)}
     return World(service, target, other, logs, service.engine.dialect.name)
 
@@ -238,3 +282,63 @@ def test_every_entries_column_is_covered_by_a_case() -> None:
     covered = {name.split(" ")[-1].split(".")[-1] for name in CHAIN_CASES if "entries." in name}
     covered |= {name.split(" ")[0].split(".")[-1] for name in CHAIN_CASES if name.startswith("entries.")}
     assert {c.name for c in entries_table.columns} - {"id"} <= covered
+
+
+def _entry_count(sql: Sql, pathway_id: str) -> tuple[int, int]:
+    [(entries,)] = sql("SELECT COUNT(*) FROM entries WHERE pathway_id = ?", pathway_id)
+    [(version,)] = sql("SELECT version FROM pathways WHERE id = ?", pathway_id)
+    return entries, version
+
+
+def test_the_outside_testers_attack_is_refused_on_load(
+    db_url: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: ordinary write rights (no DDL, no trigger touched) set a referred pathway's
+    facts to on_hold from collection; `resume` would have skipped evaluation, consent and
+    eligibility. The load sees the facts are not what the head entry commits to."""
+    service = PathwayService(db_url, clock=clock, auto_upgrade=True)
+    try:
+        pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.REFERRED)
+        raw = service.engine.raw_connection()
+        try:
+            sql = Sql(raw.driver_connection, service.engine.dialect.name)  # no privileges taken
+            [(facts,)] = sql("SELECT facts FROM pathways WHERE id = ?", pathway_id)
+            forged = facts.replace('"phase":"referred"', '"phase":"on_hold"')
+            forged = forged.replace('"held_from":null', '"held_from":"collection"')
+            assert forged.count("on_hold") == 1 and forged.count('"held_from":"collection"') == 1  # noqa: PT018
+            sql("UPDATE pathways SET facts = ? WHERE id = ?", forged, pathway_id)
+            before = _entry_count(sql, pathway_id)
+            with caplog.at_level("ERROR"), pytest.raises(IntegrityError) as raised:
+                service.fire(pathway_id, "resume", {}, actor=PHYS, at=clock.now())
+            assert raised.value.pathway_id == pathway_id
+            assert _entry_count(sql, pathway_id) == before  # nothing appended, not even a refusal
+        finally:
+            raw.close()
+        logged = [r for r in caplog.records if r.levelname == "ERROR" and pathway_id in r.getMessage()]
+        assert logged
+        assert all("PT-8F3A21" not in r.getMessage() for r in caplog.records)
+        assert "PT-8F3A21" not in str(raised.value)
+        found = verify_log(service)
+        assert found.first is not None
+        assert (found.first.pathway_id, found.first.sequence, found.first.check) == (pathway_id, 1, "digest")
+    finally:
+        service.engine.dispose()
+
+
+def test_the_independent_verifier_reports_a_broken_i4(db_url: str, clock: ManualClock, tmp_path: Any) -> None:
+    """An export holding the forged, consistently hashed transition: every hash and link checks
+    out, and tools/verify_export.py still names the entry, by I4."""
+    world = _world(db_url, clock)
+    try:
+        with privileged(world.service.engine) as sql:
+            pathway, sequence, _ = _skipping_transition(sql, world)
+            rows = sql("SELECT body, form, hash FROM entries ORDER BY pathway_id, sequence")
+        lines = [bytes(body)[:-1] + f',"form":{form},"hash":"{digest}"}}\n'.encode() for body, form, digest in rows]
+        export = tmp_path / "forged.jsonl"
+        export.write_bytes(b"".join(lines))
+        checked = run_verifier(export, "--no-checkpoint")
+        assert checked.returncode == 1, checked.stdout + checked.stderr
+        assert f"pathway {pathway} sequence {sequence}: from_phase is not where" in checked.stdout
+        assert "(I4)" in checked.stdout
+    finally:
+        world.service.engine.dispose()

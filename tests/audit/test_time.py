@@ -12,6 +12,7 @@ jumps backwards is survived (the chain, `state_at` and verification stay right).
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -46,7 +47,7 @@ STEPS = st.lists(
 
 def _walk(service: PathwayService, clock: ManualClock, name: str, known: dict[datetime, Snapshot]) -> str:
     """tests.walks.run_walk to awaiting_engraftment, snapshotting after every command."""
-    walk = WALKS[name]()
+    walk = WALKS[name]().for_patient(f"PT-{uuid.uuid4().hex[:12]}")  # examples share the database
     start = datetime(2026, 1, 5, 9, tzinfo=UTC)
     clock.set(start)
     pathway_id = service.refer(walk.refer, actor=PHYS, at=start).pathway_id

@@ -78,7 +78,7 @@ def test_workers_split_the_work_and_agree(service: PathwayService, clock: Manual
 
 def test_one_pathway_alone(service: PathwayService, clock: ManualClock) -> None:
     first = run_walk(service, clock, WALKS["autologous"](), until=Phase.COLLECTION)
-    run_walk(service, clock, WALKS["cord_blood"](), until=Phase.DONOR_SEARCH)
+    run_walk(service, clock, WALKS["cord_blood"]().for_patient("PT-2"), until=Phase.DONOR_SEARCH)
     verification = verify_log(service, pathway_id=first)
     assert verification.ok
     assert (verification.pathways, verification.entries) == (1, len(service.history(first)))
@@ -118,7 +118,8 @@ def test_the_fast_body_is_the_canonical_body_on_edge_values(db_url: str) -> None
             )
             for n, payload in enumerate(EDGE_PAYLOADS):
                 draft = _opening(pathway_id).model_copy(update={
-                    "kind": EntryKind.EVENT, "trigger": "record_lab", "to_phase": None, "payload": payload,
+                    "kind": EntryKind.EVENT, "trigger": "record_lab", "from_phase": Phase.REFERRED,
+                    "to_phase": Phase.REFERRED, "payload": payload,
                     "reason": "reason \u2028 \x1b[31m ü \U0001f9ec", "idempotency_key": f"key \"{n}\" \\",
                     "recorded_at": T0 + timedelta(microseconds=n + 1), "reasons": ("a_b", "ü"), "corrects": n or None,
                     "effective_at": datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -134,25 +135,46 @@ def test_the_fast_body_is_the_canonical_body_on_edge_values(db_url: str) -> None
         engine.dispose()
 
 
-def test_deep_mode_also_compares_the_stored_snapshot(db_url: str, clock: ManualClock) -> None:
-    """The facts column is a cache of the fold: only `deep` replays the log to check it."""
+def test_plain_verify_compares_the_stored_facts_with_the_head_digest(db_url: str, clock: ManualClock) -> None:
+    """Canonical form 2: the head entry commits to sha256 of the stored facts, so an edited
+    facts column is found without replaying anything."""
     service = PathwayService(db_url, clock=clock, auto_upgrade=True)
     try:
         pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.COLLECTION)
         assert verify_log(service, deep=True).ok
+        n = len(service.history(pathway_id))
         with service.engine.connect() as connection:
             stored = connection.execute(sa.text("SELECT facts FROM pathways WHERE id = :id"), {"id": pathway_id})
             facts = json.loads(stored.scalar_one())
         facts["hct_number"] = 2
         with privileged(service.engine) as sql:
             sql("UPDATE pathways SET facts = ? WHERE id = ?", json.dumps(facts), pathway_id)
-        assert verify_log(service).ok  # not a column the chain covers
-        deep = verify_log(service, deep=True)
-        assert deep.first is not None
-        assert (deep.first.pathway_id, deep.first.sequence, deep.first.check) == (
-            pathway_id, len(service.history(pathway_id)), "pathway")
+        for found in (verify_log(service), verify_log(service, deep=True)):
+            assert found.first is not None
+            assert (found.first.pathway_id, found.first.sequence, found.first.check) == (pathway_id, n, "digest")
     finally:
         service.engine.dispose()
+
+
+def test_deep_mode_replays_what_the_head_commits_to(db_url: str) -> None:
+    """Facts that match the head's digest but are not the fold of the log (written through the
+    store, bypassing the service) pass the digest check; only `deep` replays and sees them."""
+    engine = create_engine(db_url)
+    upgrade(engine)
+    try:
+        pathway_id = str(uuid.uuid4())
+        with Session(engine) as session, session.begin():
+            Store(session).insert_pathway(
+                pathway_id=pathway_id, patient_ref="PT-8F3A21", route=Route.AUTOLOGOUS, donor_type=None,
+                graft_source=GraftSource.PBSC, hct_number=1, previous_pathway=None, phase=Phase.REFERRED,
+                facts_json="{}", first=_opening(pathway_id), now=T0,
+            )
+        assert verify_log(engine).ok
+        deep = verify_log(engine, deep=True)
+        assert deep.first is not None
+        assert (deep.first.pathway_id, deep.first.sequence, deep.first.check) == (pathway_id, 1, "pathway")
+    finally:
+        engine.dispose()
 
 
 # --- the command line -----------------------------------------------------------------------
@@ -194,7 +216,7 @@ def test_cli_verify_exits_2_on_a_missing_database(tmp_path: object) -> None:
 @pytest.mark.parametrize("batch_size", [1, 7])
 def test_batch_boundaries_do_not_matter(service: PathwayService, clock: ManualClock, batch_size: int) -> None:
     run_walk(service, clock, WALKS["autologous"](), until=Phase.COLLECTION)
-    run_walk(service, clock, WALKS["haploidentical"](), until=Phase.DONOR_WORKUP)
+    run_walk(service, clock, WALKS["haploidentical"]().for_patient("PT-2"), until=Phase.DONOR_WORKUP)
     assert verify_log(service, batch_size=batch_size).heads == verify_log(service).heads
 
 

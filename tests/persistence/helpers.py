@@ -33,7 +33,9 @@ def draft(pathway_id: str, **overrides: Any) -> Draft:
 
 
 def new_pathway(store: Store, pathway_id: str | None = None, **overrides: Any) -> str:
-    """Insert a pathway in `referred` with its `refer` entry; returns its id (not committed)."""
+    """Insert a pathway in `referred` with its `refer` entry; returns its id (not committed).
+
+    Each pathway gets a patient of its own (one open pathway per patient)."""
     pid = pathway_id or str(uuid.uuid4())
     first = draft(
         pid,
@@ -46,7 +48,7 @@ def new_pathway(store: Store, pathway_id: str | None = None, **overrides: Any) -
     )
     args: dict[str, Any] = {
         "pathway_id": pid,
-        "patient_ref": "PT-8F3A21",
+        "patient_ref": f"PT-{uuid.uuid4().hex[:12]}",
         "route": "autologous",
         "donor_type": None,
         "graft_source": "pbsc",

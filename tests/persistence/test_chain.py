@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 
 from persistence.chain import (
     BODY_FIELDS,
+    BODY_FIELDS_FORM_1,
+    CANONICAL_FORM_VERSION,
     canonical_json,
     entry_body,
+    facts_digest,
     format_datetime,
     seal,
     seal_with_body,
@@ -125,6 +128,7 @@ def test_the_fast_seal_writes_exactly_the_documented_body(payload: dict[str, Any
 def test_body_fields_are_exactly_the_draft_fields() -> None:
     """A new Draft field must be added to the canonical form on purpose (a new form version)."""
     assert set(BODY_FIELDS) == set(Draft.model_fields)
+    assert set(BODY_FIELDS) - set(BODY_FIELDS_FORM_1) == {"facts_digest", "origin", "release"}
 
 
 def test_body_has_every_field_plus_position_but_not_the_hash() -> None:
@@ -142,7 +146,8 @@ def test_seal_hashes_the_body() -> None:
     entry = seal(d, 1, GENESIS_HASH)
     assert entry.hash == hashlib.sha256(entry_body(d, 1, GENESIS_HASH)).hexdigest()
     assert (entry.sequence, entry.prev_hash) == (1, GENESIS_HASH)
-    assert entry.model_dump(exclude={"sequence", "prev_hash", "hash"}) == d.model_dump()
+    assert entry.model_dump(exclude={"sequence", "prev_hash", "hash", "form"}) == d.model_dump()
+    assert entry.form == CANONICAL_FORM_VERSION == 2
 
 
 def test_seal_refuses_sequence_zero() -> None:
@@ -150,8 +155,8 @@ def test_seal_refuses_sequence_zero() -> None:
         seal(draft("p-1"), 0, GENESIS_HASH)
 
 
-def test_worked_example_in_the_docs_matches_the_code() -> None:
-    d = Draft(
+def _worked_example() -> Draft:
+    return Draft(
         pathway_id="3f2c",
         kind=EntryKind.TRANSITION,
         trigger="refer",
@@ -164,10 +169,41 @@ def test_worked_example_in_the_docs_matches_the_code() -> None:
         payload={"diagnosis": "multiple_myeloma", "ü": [1, 2.5, None, True]},
         policy_version="default-1",
     )
+
+
+def test_worked_example_of_form_1_in_the_docs_matches_the_code() -> None:
+    d = _worked_example()
     text = DOC.read_text(encoding="utf-8")
-    body = entry_body(d, 1, GENESIS_HASH)
+    body = entry_body(d, 1, GENESIS_HASH, form=1)
+    assert set(json.loads(body)) == {*BODY_FIELDS_FORM_1, "sequence", "prev_hash"}
     assert body.decode("utf-8") in text
-    assert seal(d, 1, GENESIS_HASH).hash in text
+    assert hashlib.sha256(body).hexdigest() in text
+
+
+def test_worked_example_of_form_2_in_the_docs_matches_the_code() -> None:
+    facts = '{"phase":"referred"}'
+    d = _worked_example().model_copy(update={"origin": "live", "release": "0.1.0"})
+    text = DOC.read_text(encoding="utf-8")
+    sealed = seal_with_body(d, 1, GENESIS_HASH, facts_digest(facts))
+    assert facts_digest(facts) == hashlib.sha256(facts.encode()).hexdigest()
+    assert f"`{facts}`" in text
+    assert facts_digest(facts) in text
+    assert sealed.body.decode("utf-8") in text
+    assert sealed.entry.hash in text
+
+
+def test_form_1_entries_verify_by_form_1_fields_and_a_chain_never_goes_back_a_form() -> None:
+    old = seal(draft("p-1"), 1, GENESIS_HASH)
+    form_1 = old.model_copy(
+        update={"form": 1, "hash": hashlib.sha256(entry_body(old, 1, GENESIS_HASH, form=1)).hexdigest()}
+    )
+    newer = seal(draft("p-1"), 2, form_1.hash, facts_digest("{}"))
+    assert verify_entries([form_1, newer]) is None
+    # the same form-1 entry read as form 2 does not verify, nor does a form-1 entry after form 2
+    assert verify_entries([form_1.model_copy(update={"form": 2})]) == 1
+    back = seal(draft("p-1"), 2, old.hash)
+    back = back.model_copy(update={"form": 1, "hash": hashlib.sha256(entry_body(back, 2, old.hash, 1)).hexdigest()})
+    assert verify_entries([old, back]) == 2
 
 
 # --- verify_entries -------------------------------------------------------------------------
@@ -258,8 +294,9 @@ def _doc_verifier() -> Any:
 
 
 def _exported(entry: Entry) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(entry_body(entry, entry.sequence, entry.prev_hash))
+    record: dict[str, Any] = json.loads(entry_body(entry, entry.sequence, entry.prev_hash, entry.form))
     record["hash"] = entry.hash
+    record["form"] = entry.form
     return record
 
 

@@ -8,9 +8,11 @@ verifies is the file moved into place and a signed checkpoint written beside it
 swapped export file is caught as well as a changed entry. tools/verify_export.py checks
 both with the standard library only (docs/audit.md).
 
-JSON Lines: one entry per line, its sealed body exactly as stored with `"hash"` appended
-(`{...body members...,"hash":"..."}`), in (pathway_id, sequence) order.
-CSV: a header, then one row per entry with the body's members and the hash (CSV_COLUMNS);
+JSON Lines: one entry per line, its sealed body exactly as stored with the canonical form that
+sealed it and `"hash"` appended (`{...body members...,"form":2,"hash":"..."}`), in
+(pathway_id, sequence) order.
+CSV: a header, then one row per entry with the body's members of the latest form, the hash and
+the form (CSV_COLUMNS; the members a form-1 entry lacks are empty);
 strings as they are, integers in decimal, `payload` and `reasons` as canonical JSON text, and
 null as an empty cell (an entry whose nullable text member is the empty string cannot be
 written as CSV: use JSON Lines).
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["CSV_COLUMNS", "ExportFilters", "ExportFormat", "ExportResult", "checkpoint_path_for", "export_log"]
 
 CSV_COLUMNS: Final = tuple(name for name in ENTRY_COLUMNS if name != "body")
-_NULLABLE_TEXT: Final = ("from_phase", "to_phase", "reason", "idempotency_key")
+_NULLABLE_TEXT: Final = ("from_phase", "to_phase", "reason", "idempotency_key", "facts_digest", "origin", "release")
 _I = {name: index for index, name in enumerate(ENTRY_COLUMNS)}
 
 
@@ -138,10 +140,12 @@ class _Writer:
     def write(self, row: Row) -> None:
         body = row[_I["body"]]
         digest = row[_I["hash"]]
+        form = row[_I["form"]]
         if self.fmt is ExportFormat.JSONL:
-            if not isinstance(body, bytes) or not isinstance(digest, str):
+            if not isinstance(body, bytes) or not isinstance(digest, str) or type(form) is not int:
                 return  # a damaged row: verification fails and the export is discarded
-            self._emit(body[:-1] + b',"hash":' + json.dumps(digest).encode("ascii") + b"}\n")
+            tail = f',"form":{form},"hash":{json.dumps(digest)}}}\n'
+            self._emit(body[:-1] + tail.encode("ascii"))
         else:
             try:
                 values = json.loads(body)
@@ -150,6 +154,7 @@ class _Writer:
             if not isinstance(values, dict):
                 return
             values["hash"] = digest
+            values["form"] = form
             for name in _NULLABLE_TEXT:
                 if values.get(name) == "":
                     raise HsctError(

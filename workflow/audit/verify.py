@@ -6,17 +6,23 @@ For each pathway, in (pathway_id, sequence) order, inside one read-only snapshot
 - the canonical body rebuilt from the *columns* (what the library reads back) equals the
   stored `body` byte for byte, and its SHA-256 is the stored `hash` (so a changed byte in any
   column, in the body or in the hash is caught);
+- each entry starts where the one before left the pathway (invariant I4: a transition's
+  from_phase is the previous phase, refusals and events keep it, the first starts from
+  nothing), and a refusal commits to the same facts digest as the entry before it;
 - the pathway row agrees with its log: version = number of entries, head_hash = last hash,
   phase = the last transition's destination, and its identity columns (patient_ref, route,
   donor type, graft source, HCT number, previous pathway) = the opening entry's payload;
-- with `deep=True`, the stored facts snapshot equals the replayed log (invariant I1; slow);
+- the stored facts are what the head entry commits to (sha256 = its facts_digest);
+- with `deep=True`, the stored facts snapshot equals the replayed log (invariant I1; slow),
+  and the replayed facts hash to the head entry's digest;
 - given a checkpoint, every pathway it lists still has at least its entry count, and the
   entry at that position still has the recorded hash: this is what catches a truncated tail
   or a chain recomputed from scratch, which satisfy every rule above.
 
 Problems name a pathway, a sequence number and a check, never a stored value. The body is
-rebuilt by a string template instead of `json.dumps` because this runs for every entry; a
-test holds the template equal to `persistence.chain.entry_body`.
+rebuilt by a string template per canonical form (the entry's `form` column picks it) instead
+of `json.dumps` because this runs for every entry; a test holds the templates equal to
+`persistence.chain.entry_body`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from persistence.audit_queries import ENTRY_COLUMNS, AuditReader, PathwayHead, Slice, audit_snapshot
-from persistence.chain import BODY_FIELDS
+from persistence.chain import FORM_FIELDS, facts_digest
 from states.entry import GENESIS_HASH, Entry
 from states.errors import UnknownPathway
 from states.facts import PathwayFacts
@@ -44,8 +50,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Head", "Problem", "Row", "Verification", "verify_log"]
 
-Check = Literal["chain", "pathway", "checkpoint"]
-_CHECK_ORDER: Final = {"chain": 0, "pathway": 1, "checkpoint": 2}
+Check = Literal["chain", "phases", "digest", "pathway", "checkpoint"]
+"""chain: hashes, links, bodies and forms; phases: invariant I4; digest: the state commitment
+(a refusal's digest, the stored facts against the head, the replay with --deep); pathway: the
+pathway row against its log; checkpoint: the log against a checkpoint."""
+_CHECK_ORDER: Final = {"chain": 0, "phases": 1, "digest": 2, "pathway": 3, "checkpoint": 4}
 
 Row = tuple[Any, ...]
 """An entry as `persistence.audit_queries` reads it (values in ENTRY_COLUMNS order)."""
@@ -102,24 +111,31 @@ class Verification:
 
 # --- the canonical body from columns -------------------------------------------------------
 
-# The body's members in canonical (sorted) order, as %-slots. Strings arrive JSON-encoded,
-# except the ones stored as canonical text already (payload, reasons), the times (computed
-# in SQL as canonical text) and prev_hash (checked equal to the previous hash first).
-# Times arrive as "YYYY-MM-DD HH:MM:SS.ffffff" and are spelled "YYYY-MM-DDTHH:MM:SS.ffffffZ"
-# by filling date and clock into "%sT%sZ" (after checking the space is where it belongs, so
-# that the mapping from stored text to body text is one-to-one).
-_TEMPLATE: Final = (
+# The body's members in canonical (sorted) order, as %-slots, one template per form. Strings
+# arrive JSON-encoded, except the ones stored as canonical text already (payload, reasons),
+# the times (computed in SQL as canonical text) and prev_hash (checked equal to the previous
+# hash first). Times arrive as "YYYY-MM-DD HH:MM:SS.ffffff" and are spelled
+# "YYYY-MM-DDTHH:MM:SS.ffffffZ" by filling date and clock into "%sT%sZ" (after checking the
+# space is where it belongs, so that the mapping from stored text to body text is one-to-one).
+_TEMPLATE_1: Final = (
     '{"actor_id":%s,"actor_role":%s,"corrects":%s,"effective_at":"%sT%sZ","from_phase":%s,'
     '"idempotency_key":%s,"kind":%s,"pathway_id":%s,"payload":%s,"policy_version":%s,'
     '"prev_hash":"%s","reason":%s,"reasons":%s,"recorded_at":"%sT%sZ","sequence":%d,"to_phase":%s,'
     '"trigger":%s}'
 )
-_BODY_MEMBERS: Final = tuple(sorted((*BODY_FIELDS, "sequence", "prev_hash")))
+_TEMPLATE_2: Final = (
+    '{"actor_id":%s,"actor_role":%s,"corrects":%s,"effective_at":"%sT%sZ","facts_digest":%s,"from_phase":%s,'
+    '"idempotency_key":%s,"kind":%s,"origin":%s,"pathway_id":%s,"payload":%s,"policy_version":%s,'
+    '"prev_hash":"%s","reason":%s,"reasons":%s,"recorded_at":"%sT%sZ","release":%s,"sequence":%d,"to_phase":%s,'
+    '"trigger":%s}'
+)
+_BODY_MEMBERS: Final = {form: tuple(sorted((*names, "sequence", "prev_hash"))) for form, names in FORM_FIELDS.items()}
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 _BODY: Final = ENTRY_COLUMNS.index("body")
 _HASH: Final = ENTRY_COLUMNS.index("hash")
+_FORM: Final = ENTRY_COLUMNS.index("form")
 _IDENTITY: Final = ("patient_ref", "route", "donor_type", "graft_source", "hct_number", "previous_pathway")
 
 
@@ -136,32 +152,26 @@ def _integer(value: Any) -> str:
 
 
 def body_text(row: Row) -> str:
-    """The canonical body the columns of `row` stand for (the verifier's template, exposed for tests)."""
+    """The canonical body the columns of `row` stand for, in the row's form (the verifier's
+    templates, exposed for tests). ValueError for a form this release does not know."""
     (pid, seq, kind, trigger, from_phase, to_phase, eff, rec, actor_id, actor_role, reason, payload, reasons,
-     policy_version, idem, corrects, _body, prev_hash, _hash) = row  # fmt: skip
+     policy_version, idem, corrects, digest, origin, release, _body, prev_hash, _hash, form) = row  # fmt: skip
     if eff[10] != " " or rec[10] != " ":
         raise ValueError("a time is not stored in the library's form")
-    return _TEMPLATE % (
-        _encode_str(actor_id),
-        _encode_str(actor_role),
-        _integer(corrects),
-        eff[:10],
-        eff[11:],
-        _nullable(from_phase),
-        _nullable(idem),
-        _encode_str(kind),
-        _encode_str(pid),
-        payload,
-        _encode_str(policy_version),
-        prev_hash,
-        _nullable(reason),
-        reasons,
-        rec[:10],
-        rec[11:],
-        seq,
-        _nullable(to_phase),
-        _encode_str(trigger),
-    )
+    head = (_encode_str(actor_id), _encode_str(actor_role), _integer(corrects), eff[:10], eff[11:])
+    if form == 2:
+        return _TEMPLATE_2 % (
+            *head, _nullable(digest), _nullable(from_phase), _nullable(idem), _encode_str(kind), _nullable(origin),
+            _encode_str(pid), payload, _encode_str(policy_version), prev_hash, _nullable(reason), reasons,
+            rec[:10], rec[11:], _nullable(release), seq, _nullable(to_phase), _encode_str(trigger),
+        )  # fmt: skip
+    if form == 1:
+        return _TEMPLATE_1 % (
+            *head, _nullable(from_phase), _nullable(idem), _encode_str(kind), _encode_str(pid), payload,
+            _encode_str(policy_version), prev_hash, _nullable(reason), reasons, rec[:10], rec[11:], seq,
+            _nullable(to_phase), _encode_str(trigger),
+        )  # fmt: skip
+    raise ValueError("an unknown canonical form")
 
 
 def _mismatch(row: Row) -> str:
@@ -186,7 +196,8 @@ def _mismatch(row: Row) -> str:
         return "a column is not in its canonical form (payload or reasons not canonical JSON text)"
     if not isinstance(sealed, dict) or not isinstance(columns, dict):
         return "the stored body is not a JSON object"
-    names = sorted(name for name in _BODY_MEMBERS if sealed.get(name, ...) != columns.get(name, ...))
+    members = _BODY_MEMBERS[row[_FORM]]  # body_text succeeded, so the form is known
+    names = sorted(name for name in members if sealed.get(name, ...) != columns.get(name, ...))
     if not names:
         return "a column is not in its canonical form"
     side = "columns differ from the sealed body" if stored_ok else "columns, body and hash disagree"
@@ -210,19 +221,24 @@ class _Scan:
     seen: int = 0  # pathways (rows or logs) in the slice
 
 
-def _finish(
-    scan: _Scan,
-    pid: str,
-    count: int,
-    last_hash: str,
-    failed: bool,
-    last_phase: str | None,
-    opening: Any,
-    rows: Sequence[Row],
-) -> None:
+@dataclass
+class _Tail:
+    """Where one pathway's log stands after the entries read so far."""
+
+    count: int = 0
+    last_hash: str = GENESIS_HASH
+    failed: bool = False
+    phase: str | None = None  # the phase after the last entry (I4)
+    digest: str | None = None  # the last entry's facts digest (None in form 1)
+    form: int = 1
+    opening: Any = None
+
+
+def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
     """Close one pathway: its head, and the pathway row's agreement with the log."""
-    scan.heads[pid] = Head(count, last_hash)
-    if failed:
+    count = tail.count
+    scan.heads[pid] = Head(count, tail.last_hash)
+    if tail.failed:
         return  # the chain's own problem is the one to read first; the row is no evidence then
     record = scan.pathways.get(pid)
     problems = scan.problems
@@ -235,15 +251,15 @@ def _finish(
                     f"the pathway row's version is {record.version} but the log has {count} entries")
         )
         return
-    if record.head_hash != last_hash:
+    if record.head_hash != tail.last_hash:
         problems.append(Problem(pid, count, "pathway", "the pathway row's head_hash is not the last entry's hash"))
         return
-    if record.phase != last_phase:
+    if record.phase != tail.phase:
         detail = "the pathway row's phase is not the last transition's destination"
         problems.append(Problem(pid, count, "pathway", detail))
         return
     try:
-        values = json.loads(opening)
+        values = json.loads(tail.opening)
     except (TypeError, ValueError):
         values = None
     if not isinstance(values, dict):
@@ -253,19 +269,27 @@ def _finish(
         if values.get(name, 1 if name == "hct_number" else None) != getattr(record, name):
             problems.append(Problem(pid, 1, "pathway", f"the pathway row's {name} differs from the opening entry"))
             return
+    stored = record.facts if isinstance(record.facts, str) else ""
+    if tail.form >= 2 and facts_digest(stored) != tail.digest:
+        problems.append(Problem(pid, count, "digest", "the stored facts are not what the head entry commits to"))
+        return
     if scan.deep:
-        _check_facts(scan, pid, record, rows)
+        _check_facts(scan, pid, record, tail, rows)
 
 
-def _check_facts(scan: _Scan, pid: str, record: PathwayHead, rows: Sequence[Row]) -> None:
-    """I1: the stored snapshot is the fold of the log."""
+def _check_facts(scan: _Scan, pid: str, record: PathwayHead, tail: _Tail, rows: Sequence[Row]) -> None:
+    """I1: the stored snapshot is the fold of the log, and (form 2) the fold is what the head commits to."""
     try:
-        entries = [_entry(row) for row in rows]
-        same = replay(entries) == PathwayFacts.model_validate_json(record.facts or "")
+        replayed = replay([_entry(row) for row in rows])
+        same = replayed == PathwayFacts.model_validate_json(record.facts or "")
+        committed = tail.form < 2 or facts_digest(replayed.model_dump_json()) == tail.digest
     except (ValueError, KeyError, TypeError):
-        same = False
+        same = committed = False
     if not same:
         scan.problems.append(Problem(pid, len(rows), "pathway", "the stored facts differ from the replayed log"))
+    elif not committed:
+        detail = "the replayed log is not what the head entry commits to"
+        scan.problems.append(Problem(pid, len(rows), "digest", detail))
 
 
 def _entry(row: Row) -> Entry:
@@ -278,6 +302,27 @@ def _entry(row: Row) -> Entry:
     return Entry.model_validate(values)
 
 
+_KIND: Final = ENTRY_COLUMNS.index("kind")
+_FROM: Final = ENTRY_COLUMNS.index("from_phase")
+_TO: Final = ENTRY_COLUMNS.index("to_phase")
+_DIGEST: Final = ENTRY_COLUMNS.index("facts_digest")
+_PREV: Final = ENTRY_COLUMNS.index("prev_hash")
+_PAYLOAD: Final = ENTRY_COLUMNS.index("payload")
+
+
+def _content_problem(tail: _Tail, position: int, row: Row) -> tuple[Check, str] | None:
+    """I4 and digest continuity of one entry that chained correctly (None when it is fine)."""
+    kind, from_phase, to_phase, form = row[_KIND], row[_FROM], row[_TO], row[_FORM]
+    if from_phase != tail.phase:
+        where = "nothing (the first entry)" if position == 1 else f"where entry {position - 1} left the pathway"
+        return "phases", f"from_phase is not {where} (I4)"
+    if kind != "transition" and to_phase != from_phase:
+        return "phases", f"a {kind} changes the phase (I4)"
+    if kind == "refusal" and form >= 2 and tail.form >= 2 and position > 1 and row[_DIGEST] != tail.digest:
+        return "digest", "a refusal commits to other facts than the entry before it"
+    return None
+
+
 def _check_rows(
     reader: AuditReader,
     scan: _Scan,
@@ -287,19 +332,12 @@ def _check_rows(
     progress: Progress | None,
     sink: Callable[[Row], None] | None,
 ) -> None:
-    """The hot loop: one pass over every entry. Locals only; a pathway change calls `_finish`."""
-    template = _TEMPLATE
-    enc = _encode_str
+    """The hot loop: one pass over every entry. A pathway change calls `_finish`."""
     sha256 = hashlib.sha256
     expected = scan.expected
     deep = scan.deep
     current: str | None = None
-    position = 0
-    prev = GENESIS_HASH
-    pid_json = ""
-    failed = False
-    last_phase: str | None = None
-    opening: Any = None
+    tail = _Tail()
     cp_position = 0
     kept: list[Row] = []
     done = 0
@@ -309,74 +347,47 @@ def _check_rows(
             pid = row[0]
             if pid != current:
                 if current is not None:
-                    _finish(scan, current, position, prev, failed, last_phase, opening, kept)
-                current, position, prev, failed, last_phase, opening = pid, 0, GENESIS_HASH, False, None, None
-                kept = []
-                try:
-                    pid_json = enc(pid)
-                except TypeError:
-                    pid_json = ""
+                    _finish(scan, current, tail, kept)
+                current, tail, kept = pid, _Tail(), []
                 head = expected.get(pid)
                 cp_position = head.entries if head is not None else 0
-            position += 1
+            tail.count += 1
+            position = tail.count
             if sink is not None:
                 sink(row)
             if position == cp_position:
                 scan.at_checkpoint[pid] = row[_HASH]
-            if failed:
-                prev = row[_HASH]
+            digest = row[_HASH]
+            if tail.failed:
+                tail.last_hash = digest
                 continue
-            (_, seq, kind, trigger, from_phase, to_phase, eff, rec, actor_id, actor_role, reason, payload, reasons,
-             policy_version, idem, corrects, body, prev_hash, digest) = row  # fmt: skip
+            seq, body, prev_hash, form = row[1], row[_BODY], row[_PREV], row[_FORM]
+            problem: tuple[Check, str] | None = None
             if seq != position:
-                scan.problems.append(Problem(pid, position, "chain", f"no entry with sequence number {position} here "
-                                                                     "(deleted, swapped or renumbered)"))
-                failed, prev = True, digest
+                problem = "chain", f"no entry with sequence number {position} here (deleted, swapped or renumbered)"
+            elif prev_hash != tail.last_hash:
+                problem = "chain", ("the first entry's prev_hash is not the genesis hash" if position == 1
+                                    else f"prev_hash is not the hash of entry {position - 1}")
+            elif type(form) is not int or form < tail.form:
+                problem = "chain", "sealed in an older canonical form than the entry before it"
+            else:
+                try:
+                    data = body_text(row).encode("utf-8")
+                except (TypeError, ValueError, IndexError):
+                    data = b""
+                if data != body or sha256(data).hexdigest() != digest:
+                    problem = "chain", _mismatch(row)
+                else:
+                    problem = _content_problem(tail, position, row)
+            if problem is not None:
+                scan.problems.append(Problem(pid, position, *problem))
+                tail.failed, tail.last_hash = True, digest
                 continue
-            if prev_hash != prev:
-                detail = ("the first entry's prev_hash is not the genesis hash" if position == 1
-                          else f"prev_hash is not the hash of entry {position - 1}")
-                scan.problems.append(Problem(pid, position, "chain", detail))
-                failed, prev = True, digest
-                continue
-            try:
-                if eff[10] != " " or rec[10] != " ":
-                    raise ValueError
-                data = (
-                    template
-                    % (
-                        enc(actor_id),
-                        enc(actor_role),
-                        "null" if corrects is None else _integer(corrects),
-                        eff[:10],
-                        eff[11:],
-                        "null" if from_phase is None else enc(from_phase),
-                        "null" if idem is None else enc(idem),
-                        enc(kind),
-                        pid_json,
-                        payload,
-                        enc(policy_version),
-                        prev_hash,
-                        "null" if reason is None else enc(reason),
-                        reasons,
-                        rec[:10],
-                        rec[11:],
-                        seq,
-                        "null" if to_phase is None else enc(to_phase),
-                        enc(trigger),
-                    )
-                ).encode("utf-8")
-            except (TypeError, ValueError, IndexError):
-                data = b""
-            if data != body or sha256(data).hexdigest() != digest:
-                scan.problems.append(Problem(pid, position, "chain", _mismatch(row)))
-                failed, prev = True, digest
-                continue
-            prev = digest
-            if kind == "transition":
-                last_phase = to_phase
+            tail.last_hash, tail.form, tail.digest = digest, form, row[_DIGEST]
+            if row[_KIND] == "transition":
+                tail.phase = row[_TO]
             if position == 1:
-                opening = payload
+                tail.opening = row[_PAYLOAD]
             if deep:
                 kept.append(row)
         done += len(batch)
@@ -384,7 +395,7 @@ def _check_rows(
             progress(done)
     batches.close()
     if current is not None:
-        _finish(scan, current, position, prev, failed, last_phase, opening, kept)
+        _finish(scan, current, tail, kept)
     scan.entries = done
 
 
@@ -411,7 +422,7 @@ def _check_against(scan: _Scan) -> None:
 def _scan_slice(reader: AuditReader, where: Slice, expected: Mapping[str, Head], *, deep: bool, batch_size: int,
                 progress: Progress | None, sink: Callable[[Row], None] | None) -> _Scan:
     """Check one slice of pathways inside one snapshot (everything but the checkpoint comparison)."""
-    rows = {row.id: row for row in reader.pathways(where, with_facts=deep)}
+    rows = {row.id: row for row in reader.pathways(where, with_facts=True)}  # the digests need the facts
     scan = _Scan(rows, expected, deep)
     _check_rows(reader, scan, where, batch_size=batch_size, progress=progress, sink=sink)
     for pid in rows.keys() - scan.heads.keys():
@@ -498,10 +509,13 @@ def _parallel_ok(engine: Engine) -> bool:
 
 
 def _bounds(engine: Engine, workers: int) -> tuple[list[Slice], int]:
-    """Id ranges holding about the same number of entries each (by the pathway rows' versions)."""
+    """Id ranges holding about the same number of entries each (by the pathway rows' versions);
+    one range for everything when there are fewer pathways than workers."""
     with audit_snapshot(engine) as reader:
         heads = reader.pathways()
         total = reader.count_entries()
+    if len(heads) < workers:
+        return [Slice()], total
     target = max(1, sum(head.version for head in heads) // workers)
     cuts: list[str] = []
     running = 0
@@ -528,6 +542,10 @@ def _parallel(
     slices, total = _bounds(engine, workers)
     if on_total is not None:
         on_total(total)
+    if len(slices) == 1:  # nothing to share out: check it here
+        with audit_snapshot(engine) as reader:
+            return [_scan_slice(reader, slices[0], expected, deep=deep, batch_size=batch_size, progress=progress,
+                                sink=None)]
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     counter = context.Value("q", 0)
