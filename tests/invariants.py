@@ -1,4 +1,5 @@
-"""Invariants I1-I5 of RELIABILITY.md, checked over every pathway in a database."""
+"""Invariants I1-I5 of RELIABILITY.md, checked over every pathway in a database (with the
+state commitment of canonical form 2: the head entry commits to the stored facts)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from itertools import pairwise
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from persistence.chain import verify_entries
+from persistence.chain import facts_digest, verify_entries
 from persistence.models import outbox_table
 from persistence.store import Store
 from states.facts import PathwayFacts
@@ -28,15 +29,24 @@ def assert_invariants(engine: sa.Engine) -> int:
             assert [e.sequence for e in entries] == list(range(1, len(entries) + 1)), pathway_id
             # I3: the hash chain verifies
             assert verify_entries(entries) is None, pathway_id
-            # I4: each transition starts where the previous one ended
-            transitions = [e for e in entries if e.kind is EntryKind.TRANSITION]
-            for before, after in pairwise(transitions):
+            # I4: each entry starts where the previous one left the pathway (the first from
+            # nothing); only transitions move it
+            assert entries[0].from_phase is None, pathway_id
+            for before, after in pairwise(entries):
                 assert after.from_phase == before.to_phase, (pathway_id, after.sequence)
+            for entry in entries:
+                if entry.kind is not EntryKind.TRANSITION:
+                    assert entry.to_phase == entry.from_phase, (pathway_id, entry.sequence)
+            transitions = [e for e in entries if e.kind is EntryKind.TRANSITION]
             # I1: phase is the last transition's destination; replay gives the stored facts
             assert transitions, pathway_id
             assert transitions[-1].to_phase == record.phase, pathway_id
             replayed = replay(entries)
             assert replayed == PathwayFacts.model_validate_json(record.facts), pathway_id
+            # the head entry commits to the stored facts (canonical form 2), which are the fold
+            if entries[-1].form >= 2:
+                assert entries[-1].facts_digest == facts_digest(record.facts), pathway_id
+                assert facts_digest(replayed.model_dump_json()) == entries[-1].facts_digest, pathway_id
             assert replayed.phase == record.phase
             # I5: every entry moves the chain head, so version == number of entries
             assert record.version == len(entries), pathway_id

@@ -59,9 +59,9 @@ def _refuse_duplicates() -> None:
     if ids:
         raise OpenPathwaysConflict(
             "revision 0003 needs at most one open pathway per patient, but these pathways share a patient "
-            f"with another open one: {', '.join(ids)}. Close all but one of each patient's pathways "
-            "(withdraw them through the library, which logs why), or link a subsequent transplant by setting "
-            "pathways.successor on the earlier one, then upgrade again. Nothing was changed."
+            f"with another open one: {', '.join(ids)}. With the release you have, close all but one of each "
+            "patient's open pathways through the library (withdraw the duplicate referral, with its reason, so the "
+            "log says why), then upgrade again. Nothing was changed."
         )
 
 
@@ -72,17 +72,14 @@ def upgrade() -> None:
     op.add_column("entries", sa.Column("release", sa.String(64), nullable=True))
     op.add_column("entries", sa.Column("form", sa.Integer(), server_default=sa.text("1"), nullable=False))
 
-    if op.get_context().dialect.name == "sqlite":
-        # SQLite adds a foreign key only inline with the column (Alembic would need a rebuild).
+    sqlite = op.get_context().dialect.name == "sqlite"
+    if sqlite:  # SQLite adds a foreign key only inline with the column (Alembic would need a rebuild)
         op.execute(
             f"ALTER TABLE pathways ADD COLUMN successor VARCHAR(36) CONSTRAINT {SUCCESSOR_FK} "
             "REFERENCES pathways (id) DEFERRABLE INITIALLY DEFERRED"
         )
     else:
         op.add_column("pathways", sa.Column("successor", sa.String(36), nullable=True))
-        op.create_foreign_key(
-            SUCCESSOR_FK, "pathways", "pathways", ["successor"], ["id"], deferrable=True, initially="DEFERRED"
-        )
     # Existing subsequent transplants: the earlier pathway's successor is the one naming it.
     op.execute(
         "UPDATE pathways SET successor = (SELECT MIN(later.id) FROM pathways AS later "
@@ -97,6 +94,10 @@ def upgrade() -> None:
         sqlite_where=sa.text(OPEN),
         postgresql_where=sa.text(OPEN),
     )
+    if not sqlite:  # after the index: PostgreSQL cannot index a table with deferred checks pending
+        op.create_foreign_key(
+            SUCCESSOR_FK, "pathways", "pathways", ["successor"], ["id"], deferrable=True, initially="DEFERRED"
+        )
 
 
 def downgrade() -> None:
