@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from states.errors import HsctError, UnknownPathway
+from states.errors import HsctError, InvalidCommand, UnknownPathway
 from states.policy import Policy
 from states.vocabulary import Phase
 from tests.walks import LAB, PATIENT, WALKS, run_walk
@@ -188,3 +188,10 @@ def test_html_in_headless_chromium_shows_axes_and_recovery(
         assert text in picture, text
     assert "platelet recovery D" not in dom
     assert PATIENT not in dom
+
+
+def test_state_on_takes_a_date_not_a_time(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.EVALUATION)
+    with pytest.raises(InvalidCommand) as caught:
+        service.state_on(pathway_id, datetime(2026, 1, 6, 9, tzinfo=UTC))
+    assert [p.rule for p in caught.value.problems] == ["date_only"]

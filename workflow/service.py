@@ -597,7 +597,7 @@ class PathwayService:
         by the end of that day (pathway's timezone), whenever recorded, every correction
         recorded since applied. `state_at` answers the other question: what was recorded then."""
         if isinstance(on, datetime) or not isinstance(on, date):
-            raise InvalidCommand("state_on", [FieldProblem("on", "not_a_date", "a clinical date is expected")])
+            raise InvalidCommand("state_on", [FieldProblem("on", "date_only", "must be a date, not a time")])
         with self._reading(session) as store:
             zone = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts).timezone
             log = store.entries(pathway_id)

@@ -239,7 +239,7 @@ def _figure(data: TimelineData) -> Figure:
     for axes, word in ((anc_axes, "ANC"), (plt_axes, "platelet")):
         for mark in data.recoveries:
             if mark.label.startswith(word):
-                axes.annotate(mark.label, (mark.day, 0.92), xycoords=axes.get_xaxis_transform(), xytext=(4, 0),
+                axes.annotate(mark.label, (mark.day, 0.05), xycoords=axes.get_xaxis_transform(), xytext=(4, 0),
                               textcoords="offset points", color="#1a7a1a", fontweight="bold",
                               bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
     _events(events, data)
