@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -59,6 +60,9 @@ from workflow.outbox import Dispatcher
 from workflow.service import Availability, PathwayService, Result, Snapshot
 from workflow.validation import problems_of
 
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
 T = TypeVar("T")
 ServiceFactory = Callable[[], PathwayService]
 
@@ -76,8 +80,8 @@ _PROBLEM = {
     "description": "problem details (RFC 9457)",
     "content": {MEDIA_TYPE: {"schema": {"$ref": COMPONENTS.format(model="ProblemOut")}}},
 }
-_READ_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((401, 403, 404, 422, 503), _PROBLEM)
-_WRITE_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((401, 403, 404, 409, 412, 422, 500, 503), _PROBLEM)
+_READ_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 422, 500, 503), _PROBLEM)
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((400, 401, 403, 404, 409, 412, 422, 500, 503), _PROBLEM)
 
 _bearer = HTTPBearer(auto_error=False, description="a token the host's verifier accepts")
 
@@ -129,8 +133,10 @@ def create_app(
     return app
 
 
-async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
-    """Anything unexpected: a 500 that says nothing about the request (it may hold patient data)."""
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected: a 500 that says nothing about the request (it may hold patient data);
+    the log gets the exception's class and the path (ids only), never its message."""
+    logger.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
     return problem(500, "internal", "Internal error")
 
 
