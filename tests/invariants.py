@@ -43,10 +43,9 @@ def assert_invariants(engine: sa.Engine) -> int:
             assert transitions[-1].to_phase == record.phase, pathway_id
             replayed = replay(entries)
             assert replayed == PathwayFacts.model_validate_json(record.facts), pathway_id
-            # the head entry commits to the stored facts (canonical form 2), which are the fold
+            # the head entry commits to the stored facts text (canonical form 2), the fold above
             if entries[-1].form >= 2:
                 assert entries[-1].facts_digest == facts_digest(record.facts), pathway_id
-                assert facts_digest(replayed.model_dump_json()) == entries[-1].facts_digest, pathway_id
             assert replayed.phase == record.phase
             # I5: every entry moves the chain head, so version == number of entries
             assert record.version == len(entries), pathway_id

@@ -11,6 +11,7 @@ cloned log replays to, so invariants I1-I5 hold on the seeded database.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -52,25 +53,32 @@ def make_templates(service: PathwayService, clock: ManualClock, entries_per_path
     return templates
 
 
-def clone(store: Store, log: Sequence[Entry], record: PathwayRecord) -> str:
-    """A new pathway whose log repeats `log` under a new id, sealed by the store."""
+def clone(store: Store, log: Sequence[Entry], record: PathwayRecord, *, patient_ref: str | None = None) -> str:
+    """A new pathway whose log repeats `log` under a new id, sealed by the store; for another
+    patient when `patient_ref` is given (a patient has one open pathway at a time), which then
+    replaces the template's patient reference wherever it appears (payloads, facts)."""
     new_id = str(uuid.uuid4())
+    old = json.dumps(record.patient_ref)
+    new = old if patient_ref is None else json.dumps(patient_ref)
 
     def draft(entry: Entry) -> Draft:
         # model_construct: these values come from a validated Entry of the same fields.
-        return Draft.model_construct(**{**{name: getattr(entry, name) for name in BODY_FIELDS}, "pathway_id": new_id})
+        payload = entry.payload if new == old else json.loads(json.dumps(entry.payload).replace(old, new))
+        return Draft.model_construct(
+            **{**{name: getattr(entry, name) for name in BODY_FIELDS}, "pathway_id": new_id, "payload": payload}
+        )
 
     first = log[0]
     head = store.insert_pathway(
         pathway_id=new_id,
-        patient_ref=record.patient_ref,
+        patient_ref=patient_ref or record.patient_ref,
         route=record.route,
         donor_type=record.donor_type,
         graft_source=record.graft_source,
         hct_number=record.hct_number,
         previous_pathway=None,
         phase=first.to_phase or record.phase,
-        facts_json=record.facts,
+        facts_json=record.facts.replace(old, new),
         first=draft(first),
         now=first.recorded_at,
     )

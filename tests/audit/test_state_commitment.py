@@ -1,8 +1,10 @@
 """The state commitment of canonical form 2, on random walks, and `--workers` on a small log.
 
 Property (for random prefixes of the walks of tests/walks.py with refusals and events mixed
-in): after every command, the stored facts == replay(log) == the facts whose SHA-256 the head
-entry commits to; a refusal commits to the same digest as the entry before it. Expectations
+in): after every command, replay(log) == the stored facts, and the stored facts text is the
+text whose SHA-256 the head entry commits to; a refusal commits to the same digest as the
+entry before it. (Facts compare as values: the stored text keeps payload keys in the order
+sent, so the digest is of the stored text, not of a re-serialised replay.) Expectations
 come from the definition (docs/canonical-form.md): the digest is sha256 of the stored facts
 text, and the facts are the fold of the log.
 """
@@ -43,7 +45,6 @@ def _check(service: PathwayService, pathway_id: str) -> None:
     assert replayed == PathwayFacts.model_validate_json(stored)
     assert head.form == 2
     assert head.facts_digest == hashlib.sha256(stored.encode("utf-8")).hexdigest()
-    assert head.facts_digest == hashlib.sha256(replayed.model_dump_json().encode("utf-8")).hexdigest()
     if head.kind is EntryKind.REFUSAL and len(log) > 1:
         assert head.facts_digest == log[-2].facts_digest
 
