@@ -1,5 +1,6 @@
-"""The tables: `pathways` (one row per pathway, the current head), `entries` (the log) and
-`outbox` (one row per entry, marked when a host handler has taken it).
+"""The tables: `pathways` (one row per pathway, the current head), `entries` (the log),
+`outbox` (one row per entry, marked when a host handler has taken it) and `policies` (the
+policy registry).
 
 The migration in persistence/migrations is the source of truth for the database; these
 models describe the same schema for queries and for Alembic's autogenerate, and a test
@@ -177,6 +178,24 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(ERROR_NAME_LENGTH))
 
 
+class PolicyRow(Base):
+    """The policy registry: each policy version's full content, stored once (migration 0004).
+
+    Append-only like `entries` (triggers refuse UPDATE and DELETE): an entry's
+    `policy_version` names a row here, whose `content` is the policy's canonical JSON
+    (`Policy.canonical_json`), so the rules that judged any entry can be read back.
+    """
+
+    __tablename__ = "policies"
+
+    version: Mapped[str] = mapped_column(String(POLICY_VERSION_LENGTH), primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    release: Mapped[str] = mapped_column(String(RELEASE_LENGTH))
+
+
 pathways_table = cast("Table", PathwayRow.__table__)
 entries_table = cast("Table", EntryRow.__table__)
 outbox_table = cast("Table", OutboxRow.__table__)
+policies_table = cast("Table", PolicyRow.__table__)

@@ -231,6 +231,7 @@ _EVENTS: tuple[Command, ...] = (
     ),
     _event("record_registry_form", pl.RecordRegistryForm, tuple(Phase)),
     _event("correct_entry", pl.CorrectEntry, tuple(Phase)),
+    _event("adopt_policy", pl.AdoptPolicy, NON_TERMINAL, "policy_differs"),
 )
 
 

@@ -176,6 +176,10 @@ class PathwayFacts(Frozen):
     next_pathway: str | None = None
     held_from: Phase | None = None
     last_effective_at: AwareDatetime | None = None
+    # The policy version the pathway is judged under: the one its first entry was judged
+    # under, until an `adopt_policy` moves it (docs/versioning.md). None only in snapshots
+    # written before the policy registry.
+    policy_version: str | None = None
 
     consent_on: date | None = None
     eligibility_documented: bool = False

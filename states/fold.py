@@ -19,6 +19,10 @@ from states.facts import PathwayFacts
 from states.payloads import Ctx, Refer
 from states.vocabulary import EntryKind, Phase
 
+FACTS_REDERIVED: str = "facts_rederived"  # a trigger name, not a reason code
+"""The system event `hsct db upgrade` appends to commit re-derived facts: it changes nothing in
+the fold (the new facts are the fold of the entries before it), docs/versioning.md."""
+
 
 class Opening(Refer):
     """The first entry's payload: the referral plus what the library adds (timezone, HCT link)."""
@@ -61,9 +65,9 @@ def apply_entry(
         opening = Opening.model_validate(values)
         on = clinical_date(entry.effective_at, opening.timezone)
         return opening_facts(opening, entry.to_phase, on).model_copy(
-            update={"last_effective_at": entry.effective_at}
+            update={"last_effective_at": entry.effective_at, "policy_version": entry.policy_version}
         )
-    if entry.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):
+    if entry.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION) or entry.trigger == FACTS_REDERIVED:
         return facts
     command = CHART.commands[entry.trigger]
     model = command.payload.model_validate(values)

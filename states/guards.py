@@ -16,6 +16,7 @@ from states.days import clinical_date, day_number
 from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
 from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
 from states.payloads import (
+    AdoptPolicy,
     ClearDonor,
     DeclareGraftFailure,
     Infuse,
@@ -448,6 +449,12 @@ def subsequent_transplant_allowed(a: Attempt) -> Verdict:
     return PASS if f.relapse_on is not None else refuse("relapse_not_recorded")
 
 
+def policy_differs(a: Attempt) -> Verdict:
+    """Adopting the policy the pathway is already judged under would change nothing."""
+    assert isinstance(a.payload, AdoptPolicy)
+    return refuse("policy_already_adopted") if a.payload.version == a.facts.policy_version else PASS
+
+
 def not_before_previous_entry(a: Attempt) -> Verdict:
     last = a.facts.last_effective_at
     return refuse("effective_time_before_previous_entry") if last is not None and a.at < last else PASS
@@ -484,6 +491,7 @@ GUARDS: dict[str, Guard] = {
         relapse_not_before_day0,
         subsequent_transplant_allowed,
         not_before_previous_entry,
+        policy_differs,
     )
 }
 

@@ -644,6 +644,15 @@ class RecordRegistryForm(Payload):
         return _upd(facts, forms=_add_unique(facts.forms, self.form))
 
 
+class AdoptPolicy(WithReason):
+    """Moves a running pathway to another registered policy version (docs/versioning.md)."""
+
+    version: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, policy_version=self.version)
+
+
 class CorrectEntry(Payload):
     """Corrects an earlier entry's values; the earlier entry is never changed."""
 

@@ -85,6 +85,8 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     "record_assessment": frozenset({P}),
     "record_registry_form": frozenset({C, QM, SYS}),
     "correct_entry": frozenset({QM, P, C, LAB}),
+    # Moving a running pathway to a new policy is a governance decision, not a clinical step. [S]
+    "adopt_policy": frozenset({P, QM}),
 }
 
 
@@ -190,8 +192,12 @@ class Policy(BaseModel):
         """The declared version, else a short content hash: stored on every entry (computed once)."""
         if self.version:
             return self.version
-        body = json.dumps(_sets_sorted(self.model_dump()), sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:16]
+        return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def canonical_json(self) -> str:
+        """The policy's whole content as the exact JSON text its content hash is taken over:
+        what the policy registry stores, and what `policy_from_canonical` reads back."""
+        return json.dumps(_sets_sorted(self.model_dump()), sort_keys=True, separators=(",", ":"))
 
     def may(self, role: Role, command: str) -> bool:
         return role in self.roles.get(command, frozenset())
@@ -209,6 +215,15 @@ def _sets_sorted(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+def policy_from_canonical(text: str, *, origin: str = "policy registry") -> Policy:
+    """A policy from its `canonical_json` text (a registry row): the same rules, the same version."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise PolicyError(f"{origin}: not JSON") from exc
+    return policy_from_mapping(data, origin=origin)
 
 
 def policy_from_mapping(data: Any, *, origin: str = "policy") -> Policy:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from states.errors import InvalidCommand, Refused
+from states.policy import Policy
 from states.vocabulary import EntryKind, Phase
 from tests.walks import (
     COL,
@@ -103,6 +104,8 @@ COMMANDS: dict[str, tuple[Mapping[str, str], dict[str, Any]]] = {
     "start_subsequent_transplant": (PHYS, {"reason": "relapse", "route": "autologous", "graft_source": "pbsc"}),
     "record_registry_form": (COORD, {"form": "pre_transplant"}),
     "correct_entry": (QM, {"sequence": 1, "changes": {"diagnosis": "dlbcl"}, "reason": "referral typo"}),
+    # The service's own (default) policy: registered, and already the pathway's.
+    "adopt_policy": (QM, {"version": Policy().version_id, "reason": "programme policy review"}),
 }
 
 

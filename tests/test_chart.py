@@ -91,7 +91,7 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
 }
 # Commands the project added where PATHWAY.md is silent (docs/decisions.md); only their
 # presence is pinned here.
-DOCUMENTED_ADDITIONS = {"record_registry_form"}
+DOCUMENTED_ADDITIONS = {"record_registry_form", "adopt_policy"}
 
 
 def _commands(**replaced: dict[str, Any]) -> tuple[Command, ...]:

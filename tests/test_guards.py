@@ -429,6 +429,10 @@ def test_start_conditioning_under_a_cryopreservation_policy(service: PathwayServ
     frozen = PathwayService(service.engine, clock=clock, policy=Policy(cryopreserve_before_conditioning=True))
     regimen = steps_of(walk, "start_conditioning")[0][3]
     at = t(d("2026-03-31"), 8)
+    # The running pathway moves to the new policy only by adopting it (docs/versioning.md).
+    adopt = {"version": frozen.policy.version_id, "reason": "freeze every graft"}
+    clock.set(at)
+    frozen.fire(ready, "adopt_policy", adopt, actor=PHYS, at=at)
     assert refused(frozen, clock, ready, at, PHYS, "start_conditioning", regimen) == ("product_not_cryopreserved",)
 
     pathway_id = open_walk(frozen, clock, walk)

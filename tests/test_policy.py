@@ -19,7 +19,7 @@ import pytest
 from states.errors import PolicyError
 from states.policy import Policy
 from states.vocabulary import GraftSource, Phase, Role
-from tests.helpers_core import COL, COORD, PRO, WALKS, fire, open_walk, play, refused, steps_before, t
+from tests.helpers_core import COL, COORD, PRO, QM, WALKS, fire, open_walk, play, refused, steps_before, t
 from tests.walks import d, run_walk
 from workflow.clock import ManualClock
 from workflow.policy_files import load_policy
@@ -218,6 +218,9 @@ def test_the_content_hash_is_the_same_in_every_process(tmp_path: Path) -> None:
 def test_the_policy_version_is_stored_on_every_entry(service: PathwayService, clock: ManualClock) -> None:
     pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.FOLLOW_UP)
     declared = PathwayService(service.engine, clock=clock, policy=Policy(version="oslo-2026.1"))
+    # A running pathway keeps its policy until it adopts the new one (docs/versioning.md).
+    adopt = {"version": "oslo-2026.1", "reason": "programme policy 2026.1"}
+    declared.fire(pathway_id, "adopt_policy", adopt, actor=QM, at=clock.now())
     refused(
         declared,
         clock,

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from persistence.engine import create_engine
+from persistence.policies import PolicyBook, register
 from persistence.schema import ensure_current
 from persistence.store import PathwayRecord, Store, translate_errors
 from states.actor import Actor
@@ -36,11 +37,11 @@ from states.entry import Draft, Entry, origin_label
 from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refused, UnknownPathway
 from states.facts import PathwayFacts
 from states.flags import pathway_flags
-from states.fold import Opening, apply_entry, replay
+from states.fold import FACTS_REDERIVED, Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge
 from states.milestones import Milestone, milestones
-from states.payloads import CorrectEntry, Infuse, Payload, Refer, StartSubsequentTransplant
+from states.payloads import AdoptPolicy, CorrectEntry, Infuse, Payload, Refer, StartSubsequentTransplant
 from states.policy import Policy
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
 from workflow import __version__
@@ -153,6 +154,10 @@ class PathwayService:
             auto_upgrade = self.engine.dialect.name == "sqlite"
         with translate_errors():  # a busy SQLite at start-up is a ConcurrencyConflict too
             ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
+            # Before anything is judged under it; PolicyError if its version names other rules.
+            with self.engine.begin() as connection:
+                register(connection, self.policy, now=self.clock.now(), release=self.release)
+        self._policies = PolicyBook(self.policy)
 
     # --- units of work -------------------------------------------------------------------
 
@@ -270,7 +275,11 @@ class PathwayService:
     ) -> None:
         facts = PathwayFacts.model_validate_json(record.facts)
         now = self.clock.now()
-        judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=self.policy)
+        version, policy = self._policy_for(store, facts)
+        if isinstance(body, AdoptPolicy) and self._policies.get(store.connection, body.version) is None:
+            problem = FieldProblem("with.version", "policy_version_unknown", "not in the policy registry")
+            raise InvalidCommand(spec.name, [problem])
+        judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=policy)
         reasons = judgement.verdict.reasons + self._roles_not_held(store, who, body)
         # A correction needs the log (to check its target, then to replay): read it once.
         log = store.entries(record.id) if isinstance(body, CorrectEntry) else []
@@ -292,6 +301,7 @@ class PathwayService:
                     body,
                     key,
                     reasons=reasons,
+                    policy_version=version,
                 ),
                 expected_version=record.version,
                 head_hash=record.head_hash,
@@ -309,7 +319,7 @@ class PathwayService:
             body = self._open_subsequent(store, record, facts, body, who, at, key)
         phase = facts.phase
         if spec.changes_phase:
-            phase = self._machine.fire(facts.phase, spec.name, facts, self.policy)
+            phase = self._machine.fire(facts.phase, spec.name, facts, policy)
             if phase is not judgement.destination:
                 raise RuntimeError(f"engine and chart disagree on {spec.name} from {facts.phase}")
         kind = (
@@ -319,7 +329,9 @@ class PathwayService:
             if spec.changes_phase
             else EntryKind.EVENT
         )
-        draft = self._draft(record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key)
+        draft = self._draft(
+            record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key, policy_version=version
+        )
         sequence = record.version + 1
         if kind is EntryKind.CORRECTION:
             new_facts = replay([*log, _provisional(draft, sequence)])
@@ -424,6 +436,7 @@ class PathwayService:
         key: str | None,
         *,
         reasons: tuple[str, ...] = (),
+        policy_version: str | None = None,
     ) -> Draft:
         return Draft(
             pathway_id=pathway_id,
@@ -438,7 +451,7 @@ class PathwayService:
             reason=_reason_of(body),
             payload=body.model_dump(mode="json", exclude_none=True),
             reasons=reasons,
-            policy_version=self.policy.version_id,
+            policy_version=policy_version or self.policy.version_id,
             idempotency_key=key,
             origin=self.origin,
             release=self.release,
@@ -475,6 +488,18 @@ class PathwayService:
         if any(v.role not in set(self.roles(store.connection, v.id)) for v in verifiers):
             reasons.append("verifier_role_not_held")
         return tuple(reasons)
+
+    def _policy_for(self, store: Store, facts: PathwayFacts) -> tuple[str, Policy]:
+        """The policy a pathway is judged under: its own version, from the registry. A version
+        the registry does not hold (a pathway from before the registry) falls back to the
+        service's policy, as before the registry; its entries then record that version."""
+        version = facts.policy_version
+        found = None if version is None else self._policies.get(store.connection, version)
+        if found is None or version is None:
+            if version is not None:
+                logger.warning("policy %s is not registered: judging under %s", version, self.policy.version_id)
+            return self.policy.version_id, self.policy
+        return version, found
 
     @staticmethod
     def _load(store: Store, pathway_id: str, *, for_update: bool = False) -> PathwayRecord:
@@ -537,8 +562,9 @@ class PathwayService:
         when = aware(at, command=command) if at is not None else self.clock.now()
         with self._reading(session) as store:
             facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+            _, policy = self._policy_for(store, facts)
         verdict = judge(
-            spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=self.clock.now(), policy=self.policy
+            spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=self.clock.now(), policy=policy
         ).verdict
         return Availability(command, verdict.passed, verdict.reasons)
 
@@ -556,9 +582,10 @@ class PathwayService:
         when = aware(at, command="available") if at is not None else self.clock.now()
         with self._reading(session) as store:
             facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+            _, policy = self._policy_for(store, facts)
         answers = []
         for spec in CHART.commands.values():
-            if facts.phase not in spec.phases() or not self.policy.may(who.role, spec.name):
+            if facts.phase not in spec.phases() or not policy.may(who.role, spec.name):
                 continue
             try:
                 body = spec.payload.model_validate({})
@@ -566,7 +593,7 @@ class PathwayService:
                 answers.append(Availability(spec.name, True, (), needs_payload=True))
                 continue
             verdict = judge(
-                spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=when, policy=self.policy
+                spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=when, policy=policy
             ).verdict
             answers.append(Availability(spec.name, verdict.passed, verdict.reasons))
         return answers
@@ -623,7 +650,8 @@ class PathwayService:
         when = aware(at, command="milestones") if at is not None else self.clock.now()
         with self._reading(session) as store:
             facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
-        return milestones(facts, self.policy, clinical_date(when, facts.timezone))
+            _, policy = self._policy_for(store, facts)
+        return milestones(facts, policy, clinical_date(when, facts.timezone))
 
     def due(self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None) -> list[Milestone]:
         return [m for m in self.milestones(pathway_id, at=at, session=session) if m.status == "due"]
@@ -647,14 +675,14 @@ class PathwayService:
         a clinical date for every pathway alike; otherwise each takes `at`'s date in its zone."""
         when = aware(at, command="milestones") if at is not None else self.clock.now()
         closed = TERMINAL_PHASES - {Phase.DAY100_COMPLETE}
-        with self._reading(session) as store:
-            rows = store.snapshots(exclude_phases=closed)
         found = []
-        for pathway_id, facts_json in rows:
-            facts = PathwayFacts.model_validate_json(facts_json)
-            open_items = milestones(facts, self.policy, on or clinical_date(when, facts.timezone))
-            if open_items:
-                found.append((pathway_id, facts, open_items))
+        with self._reading(session) as store:
+            for pathway_id, facts_json in store.snapshots(exclude_phases=closed):
+                facts = PathwayFacts.model_validate_json(facts_json)
+                _, policy = self._policy_for(store, facts)
+                open_items = milestones(facts, policy, on or clinical_date(when, facts.timezone))
+                if open_items:
+                    found.append((pathway_id, facts, open_items))
         return found
 
     def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:
@@ -699,7 +727,8 @@ def _correction_problems(log: Sequence[Entry], body: CorrectEntry) -> tuple[str,
     target = next((e for e in log if e.sequence == body.sequence), None)
     if target is None:
         return ("corrected_entry_unknown",)
-    if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION):
+    # A policy adoption is undone by adopting again; re-derived facts are the library's own.
+    if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION) or target.trigger in ("adopt_policy", FACTS_REDERIVED):
         return ("entry_not_correctable",)
     model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
     merged = {**target.payload, **body.changes}

@@ -25,11 +25,13 @@ BEGIN
 END
 $$;
 
--- Reading: the schema revision (checked at start-up), pathways, the log, the outbox.
-GRANT SELECT ON hsct_alembic_version, pathways, entries, outbox TO hsct_app;
+-- Reading: the schema revision (checked at start-up), pathways, the log, the outbox, the
+-- policy registry.
+GRANT SELECT ON hsct_alembic_version, pathways, entries, outbox, policies TO hsct_app;
 
--- Appending: new pathways, entries and their outbox rows (the ids come from sequences).
-GRANT INSERT ON pathways, entries, outbox TO hsct_app;
+-- Appending: new pathways, entries and their outbox rows (the ids come from sequences), and
+-- the service's policy the first time a service starts with it (append-only, like the log).
+GRANT INSERT ON pathways, entries, outbox, policies TO hsct_app;
 GRANT USAGE ON SEQUENCE entries_id_seq, outbox_id_seq TO hsct_app;
 
 -- Moving a pathway: its head, phase, facts snapshot and successor link; nothing else.
