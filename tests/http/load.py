@@ -39,12 +39,14 @@ def drive(
     clients: int,
     per_client: int,
     token: str,
+    spread: bool = False,
     resend_every: int = 0,
     time_limit_s: float = 120.0,
 ) -> Tally:
     """`clients` threads, client i on server `bases[i % len(bases)]`, each sending `per_client`
-    commands round-robin over `pathways`; every `resend_every`-th is sent again to the next
-    server with the same key, and must answer the same."""
+    commands, alternately hold and resume: to pathway i (`spread`: round-robin over all, so
+    clients race and some commands are refused); every `resend_every`-th is sent again to the
+    next server with the same key, and must answer the same."""
     tally = Tally()
     headers = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + time_limit_s
@@ -57,8 +59,8 @@ def drive(
             for n in range(per_client):
                 if time.monotonic() > deadline:
                     return
-                pathway = pathways[(i + n) % len(pathways)]
-                command = COMMANDS[(i + n) % 2]
+                pathway = pathways[(i + n if spread else i) % len(pathways)]
+                command = COMMANDS[n % 2]
                 key = {"Idempotency-Key": f"load-{i}-{n}"}
                 url = f"/pathways/{pathway}/commands/{command}"
                 began = time.perf_counter()

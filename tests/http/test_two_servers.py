@@ -32,7 +32,16 @@ def test_two_servers_one_database_nothing_lost_nothing_duplicated(tmp_path: Path
         for n in range(3):
             body = {"with": {**REFER["with"], "patient_ref": f"PT-E2E{n:03d}"}}
             pathways.append(httpx.post(f"{first}/pathways", json=body, headers=auth).json()["pathway_id"])
-        tally = drive([first, second], pathways, clients=4, per_client=40, token=TOKEN, resend_every=5, time_limit_s=90)
+        tally = drive(
+            [first, second],
+            pathways,
+            clients=4,
+            per_client=40,
+            token=TOKEN,
+            spread=True,
+            resend_every=5,
+            time_limit_s=90,
+        )
         assert set(tally.statuses) <= {200, 409}, tally.statuses
         assert sum(tally.statuses.values()) == 4 * 40
         assert tally.replays_differing == 0

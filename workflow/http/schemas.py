@@ -171,4 +171,3 @@ def command_components() -> dict[str, Any]:
             "required": ["with"] if required else [],
         }
     return components
-
