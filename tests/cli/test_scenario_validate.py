@@ -130,15 +130,17 @@ def test_validate_command_exit_codes_and_messages(write: Write) -> None:
                 "bad.yaml")
     result = invoke("scenario", "validate", good, bad)
     assert result.exit_code == 2
-    assert f"{bad}:12: step 2: with.product: Extra inputs are not permitted [extra_forbidden]" in result.stderr
-    assert "step 2: with.product_id: Field required [missing]" in result.stderr
+    assert (f"{bad}:12: step 2 (record_collection): with.product: Extra inputs are not permitted "
+            "[extra_forbidden]") in result.stderr
+    assert "step 2 (record_collection): with.product_id: Field required [missing]" in result.stderr
 
 
 def test_run_refuses_an_invalid_file_with_exit_2(write: Write) -> None:
     bad = write(BASE.replace("by: dr_ross\n    do: begin", "by: nobody\n    do: begin"), "bad.yaml")
     result = invoke("scenario", "run", bad)
     assert result.exit_code == 2
-    assert f"{bad}:10: step 2: by: 'nobody' is not declared under `actors` [undeclared_actor]" in result.stderr
+    assert (f"{bad}:10: step 2 (begin_evaluation): by: 'nobody' is not declared under `actors` "
+            "[undeclared_actor]") in result.stderr
     assert "nothing was run" in result.stderr
     assert result.stdout == ""
 

@@ -1,22 +1,26 @@
 """Reading scenario files: YAML through the safe loader, then the whole file validated at once.
 
-Values go through `workflow.yaml_safe.load_yaml` (YAML 1.2 booleans: `no` stays a string).
-The same text is also composed into PyYAML's node tree, which knows where every key sits:
-that gives problems their line numbers and catches duplicate keys, which a plain load would
-silently collapse to the last one. Messages never quote the file's text (it may hold a
-patient reference), only paths, rules and line numbers.
+Values go through `workflow.yaml_safe.load_yaml_tree` (YAML 1.2 booleans: `no` stays a
+string), within the input limits of `workflow.input_limits`: the byte size is checked before
+the file is read, nesting and alias expansion while it is parsed. The composed node tree
+knows where every key sits: that gives problems their line numbers and catches duplicate
+keys, which a plain load would silently collapse to the last one. Messages never quote the
+file's text (it may hold a patient reference), only paths, rules and line numbers.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from workflow.input_limits import MAX_SCENARIO_BYTES, LimitExceeded, check_text_size, read_bounded
 from workflow.scenario.models import (
+    COMMAND_NAMES,
     Scenario,
     ScenarioInvalid,
     ScenarioProblem,
@@ -25,7 +29,7 @@ from workflow.scenario.models import (
     problems_from_validation,
     raw_loc,
 )
-from workflow.yaml_safe import load_yaml
+from workflow.yaml_safe import YAML_ERROR, load_yaml_tree
 
 __all__ = ["SUFFIXES", "expand_paths", "load_paths", "load_scenario", "parse_scenario"]
 
@@ -59,9 +63,11 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate one scenario file; raise `ScenarioInvalid` with every problem found."""
     name = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_SCENARIO_BYTES).decode("utf-8")
+    except LimitExceeded as exc:
+        raise ScenarioInvalid([ScenarioProblem("", exc.rule, str(exc), file=name)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         problem = ScenarioProblem("", "unreadable", f"cannot read the file: {reason}", file=name)
         raise ScenarioInvalid([problem]) from None
     return parse_scenario(text, file=name)
@@ -86,12 +92,12 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Scen
 
 def parse_scenario(text: str, *, file: str | None = None) -> Scenario:
     """Validate scenario `text`; `file` names it in problems."""
-    import yaml
-
     try:
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = load_yaml(text)
-    except yaml.YAMLError as exc:
+        check_text_size(text, MAX_SCENARIO_BYTES)
+        data, tree = load_yaml_tree(text)
+    except LimitExceeded as exc:
+        raise ScenarioInvalid([ScenarioProblem("", exc.rule, str(exc), file=file, line=exc.line)]) from None
+    except YAML_ERROR as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "not valid YAML"
         line = mark.line + 1 if mark is not None else None
@@ -108,7 +114,7 @@ def parse_scenario(text: str, *, file: str | None = None) -> Scenario:
     if scenario is not None:
         problems += check_references(scenario, file=file)
     if problems:
-        located = [_with_line(p, tree) for p in problems]
+        located = [_with_do(_with_line(p, tree), data) for p in problems]
         raise ScenarioInvalid(sorted(located, key=lambda p: p.line or 0))
     assert scenario is not None
     return scenario
@@ -117,8 +123,19 @@ def parse_scenario(text: str, *, file: str | None = None) -> Scenario:
 def _with_line(problem: ScenarioProblem, tree: Any) -> ScenarioProblem:
     if problem.line is not None or tree is None:
         return problem
-    line = _line_of(tree, raw_loc(problem))
-    return ScenarioProblem(problem.path, problem.rule, problem.message, problem.step, problem.file, line)
+    return replace(problem, line=_line_of(tree, raw_loc(problem)))
+
+
+def _with_do(problem: ScenarioProblem, data: dict[Any, Any]) -> ScenarioProblem:
+    """The problem with its step's `do` (or "check"), when that is a name the chart knows."""
+    steps = data.get("steps")
+    if problem.step is None or not isinstance(steps, list) or not 0 < problem.step <= len(steps):
+        return problem
+    step = steps[problem.step - 1]
+    if not isinstance(step, dict):
+        return problem
+    do = "check" if "check" in step else step.get("do")
+    return replace(problem, do=do) if isinstance(do, str) and do in {*COMMAND_NAMES, "check"} else problem
 
 
 def _line_of(node: Any, loc: list[Any]) -> int:
@@ -157,8 +174,7 @@ def _duplicate_keys(
             name = str(key.value)
             if name in seen and name != "<<":
                 problem = problem_at([*loc, name], "duplicate_key", "is given twice", file=file)
-                yield ScenarioProblem(problem.path, problem.rule, problem.message, problem.step, file,
-                                      key.start_mark.line + 1)
+                yield replace(problem, line=key.start_mark.line + 1)
             seen.add(name)
             yield from _duplicate_keys(value, [*loc, name], file, _seen)
     elif isinstance(node, yaml.SequenceNode):

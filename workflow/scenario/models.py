@@ -82,7 +82,8 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 @dataclass(frozen=True)
 class ScenarioProblem:
-    """One reason a file is invalid: where (file, line, step number, field path) and which rule."""
+    """One reason a file is invalid: where (file, line, step number and its `do`, field path)
+    and which rule. `do` is a chart command's name or "check", never other text of the file."""
 
     path: str
     rule: str
@@ -90,13 +91,14 @@ class ScenarioProblem:
     step: int | None = None
     file: str | None = None
     line: int | None = None
+    do: str | None = None
 
     def __str__(self) -> str:
         where = self.file or "<scenario>"
         if self.line is not None:
             where += f":{self.line}"
         if self.step is not None:
-            where += f": step {self.step}"
+            where += f": step {self.step}" + (f" ({self.do})" if self.do else "")
         path = f"{self.path}: " if self.path else ""
         return f"{where}: {path}{self.message} [{self.rule}]"
 
@@ -135,6 +137,11 @@ def _parse_on(value: Any) -> Any:
                 return date.fromisoformat(text)
             return datetime.fromisoformat(text)
         except ValueError:
+            if _DATE_ONLY.match(text[:10]):
+                raise PydanticCustomError(
+                    "impossible_date", "is not a calendar date or time (month 1-12, a day the month has, "
+                    "hours under 24, an offset under 24 hours)"
+                ) from None
             raise PydanticCustomError(
                 "iso_date_or_datetime", "must be an ISO 8601 date (2026-01-05) or date-time (2026-01-05T08:00)"
             ) from None
@@ -381,17 +388,28 @@ def problems_from_validation(exc: ValidationError, *, file: str | None = None) -
     return found
 
 
+_PLAIN_KEY = re.compile(r"^(?:[A-Za-z0-9_-]{1,64}|\[key\])$")
+
+
+def _shown(part: Any) -> str:
+    """A path part as shown: a plain name or index, else `<key>` (keys may be any text of the file)."""
+    text = str(part) if isinstance(part, str | int) and not isinstance(part, bool) else ""
+    return text if _PLAIN_KEY.match(text) else "<key>"
+
+
 def problem_at(loc: list[Any], rule: str, message: str, *, file: str | None) -> ScenarioProblem:
     """A problem at `loc` (a path from the top of the file, step indexes from 0)."""
     if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
-        path = ".".join(str(part) for part in loc[2:])
+        path = ".".join(_shown(part) for part in loc[2:])
         return ScenarioProblem(path=path, rule=rule, message=message, step=loc[1] + 1, file=file)
-    return ScenarioProblem(path=".".join(str(p) for p in loc), rule=rule, message=message, file=file)
+    return ScenarioProblem(path=".".join(_shown(p) for p in loc), rule=rule, message=message, file=file)
 
 
 def raw_loc(problem: ScenarioProblem) -> list[Any]:
     """The path from the top of the file of a problem (step index from 0), for line lookup."""
-    parts: list[Any] = [int(p) if p.isdigit() else p for p in problem.path.split(".") if p] if problem.path else []
+    parts: list[Any] = [
+        int(p) if p.isascii() and p.isdigit() else p for p in problem.path.split(".") if p
+    ] if problem.path else []
     if problem.step is not None:
         return ["steps", problem.step - 1, *parts]
     return parts
