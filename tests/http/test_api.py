@@ -207,3 +207,13 @@ def test_lookup_by_patient_ref_finds_that_patients_pathways_only(client: TestCli
     assert [p["pathway_id"] for p in found.json()["items"]] == [mine]
     none = client.post("/pathways/lookup", json={"patient_ref": "PT-NOBODY1"}, headers=PHYS)
     assert none.json()["items"] == []
+
+
+def test_a_body_that_is_not_an_object_or_not_json_is_rejected(client: TestClient) -> None:
+    pathway = refer(client)
+    not_json = client.post(f"/pathways/{pathway}/commands/begin_evaluation", content=b"{", headers=COORD)
+    assert not_json.status_code == 400
+    listed = client.post(f"/pathways/{pathway}/commands/begin_evaluation", json=[1], headers=COORD)
+    assert listed.status_code == 422
+    assert [e["path"] for e in listed.json()["errors"]] == [""]
+    assert len(client.get(f"/pathways/{pathway}/history", headers=PHYS).json()["items"]) == 1

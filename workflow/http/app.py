@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -168,7 +167,7 @@ async def _envelope(request: Request) -> Envelope:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise HttpProblem(400, "invalid-json", "The body is not JSON") from None
     try:
-        return Envelope.model_validate(data if isinstance(data, dict) else {"": data})
+        return Envelope.model_validate(data)
     except ValidationError as exc:
         raise InvalidCommand("request", problems_of(exc)) from None
 
@@ -292,14 +291,12 @@ def _routes(app: FastAPI) -> None:
         return _snapshot(service.state_at(pathway_id, at, as_known_now=as_known_now))
 
     @app.get("/pathways/{pathway_id}/history", response_model=Page[Entry], responses=_READ_ERRORS, tags=["reading"])
-    def history(service: Service, _: Caller, pathway_id: PATHWAY_ID, limit: LIMIT = 100, cursor: CURSOR = None) -> Any:
+    def history(
+        service: Service, _: Caller, pathway_id: PATHWAY_ID, limit: LIMIT = 100, cursor: CURSOR = None
+    ) -> JSONResponse:
         """The pathway's log entries in sequence order."""
         page = _page(service.history(pathway_id), lambda e: e.sequence, limit, cursor)
-        return JSONResponse(
-            jsonable_encoder(
-                {"items": [e.model_dump(mode="json") for e in page.items], "next_cursor": page.next_cursor}
-            )
-        )
+        return JSONResponse(page.model_dump(mode="json"))
 
     @app.get(
         "/pathways/{pathway_id}/milestones", response_model=list[MilestoneOut], responses=_READ_ERRORS, tags=["reading"]
