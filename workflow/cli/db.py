@@ -1,10 +1,23 @@
-"""`hsct db upgrade | current`: the database schema, migrated with the scripts the library ships."""
+"""`hsct db upgrade | current`: the database schema, migrated with the scripts the library ships,
+and the pathways' facts re-derived from their logs when a release changes a derivation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import typer
 
-from workflow.cli._common import DEFAULT_DB_URL, Db, library_errors, masked, missing_sqlite_file, stdout
+from workflow.cli._common import (
+    DEFAULT_DB_URL,
+    Db,
+    is_terminal,
+    library_errors,
+    masked,
+    missing_sqlite_file,
+    stderr,
+    stdout,
+)
 
 app = typer.Typer(name="db", help="Create or upgrade the database schema, and show its revision.",
                   no_args_is_help=True)
@@ -12,18 +25,20 @@ app = typer.Typer(name="db", help="Create or upgrade the database schema, and sh
 
 @app.command()
 def upgrade(db: Db = DEFAULT_DB_URL) -> None:
-    """Migrate the database to the revision this library needs (creating a SQLite file if needed)."""
+    """Migrate the database to the revision this library needs (creating a SQLite file if
+    needed), then re-derive every pathway's facts from its log (docs/versioning.md)."""
     from persistence.engine import create_engine
     from persistence.schema import current_revision, head_revision
-    from persistence.schema import upgrade as run_upgrade
     from persistence.store import translate_errors
+    from workflow.upgrade import upgrade_database
 
     with library_errors(db):
         engine = create_engine(db)
         try:
             with translate_errors():
                 before = current_revision(engine)
-                run_upgrade(engine)
+                with _progress() as progress:
+                    rederived = upgrade_database(engine, progress=progress)
                 after = current_revision(engine)
         finally:
             engine.dispose()
@@ -32,6 +47,27 @@ def upgrade(db: Db = DEFAULT_DB_URL) -> None:
         stdout().print(f"{masked(db)}: already at revision {after} (head {head})")
     else:
         stdout().print(f"{masked(db)}: upgraded from {before or 'an empty database'} to revision {after} (head {head})")
+    stdout().print(
+        f"facts re-derived from the log: {rederived.facts_changed} of {rederived.pathways} pathways changed "
+        f"({rederived.milestones_changed} with changed open milestones)"
+    )
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (a terminal only) for the re-derivation, pathway by pathway."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("re-deriving facts"), BarColumn(), MofNCompleteColumn(),
+        console=stderr(), transient=True, disable=not is_terminal(),
+    ) as bar:
+        task = bar.add_task("re-deriving facts", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield progress
 
 
 @app.command()
