@@ -3,9 +3,11 @@
 It never begins, commits or rolls back: the service (or the host) owns the unit of work.
 Statements are Core, built once at import, executed on the session's connection, with no
 ORM unit of work and no extra SELECT. The four on every command's hot path (load the
-pathway row, move it forward, insert the entry and its outbox row) are rendered to SQL once
-per dialect and run as driver SQL, with this module converting the few values the column
-types would have. Driver errors are translated here into the library's own exceptions.
+pathway row with its head entry's state commitment, move it forward, insert the entry and its
+outbox row) are rendered to SQL once per dialect and run as driver SQL, with this module
+converting the few values the column types would have. A load refuses a pathway whose stored
+facts are not what its head entry commits to (IntegrityError). Driver errors are translated
+here into the library's own exceptions.
 The outbox queries the dispatcher needs (workflow/outbox.py) are here too.
 
 After any exception from a write the caller must roll back: on PostgreSQL the transaction
