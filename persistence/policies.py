@@ -22,7 +22,7 @@ from persistence.store import translate_error
 from states.errors import PolicyError
 from states.policy import Policy, policy_from_canonical
 
-__all__ = ["PolicyBook", "RegisteredPolicy", "all_policies", "register", "registered"]
+__all__ = ["PolicyBook", "RegisteredPolicy", "all_policies", "check", "register", "registered"]
 
 _SELECT_ONE = select(T).where(T.c.version == bindparam("b_version"))
 _SELECT_ALL = select(T).order_by(T.c.registered_at, T.c.version)
@@ -66,9 +66,26 @@ def all_policies(connection: Connection) -> list[RegisteredPolicy]:
         raise translate_error(exc) from None
 
 
-def register(connection: Connection, policy: Policy, *, now: datetime, release: str) -> RegisteredPolicy:
-    """Store `policy` under its version unless the registry has it (a concurrent registration
-    of the same version loses quietly); PolicyError if the version is held with other rules."""
+def check(connection: Connection, policy: Policy) -> bool:
+    """Is `policy` registered? False when its version is not; PolicyError when the version is
+    registered with other rules (a declared version must name one set of rules forever)."""
+    stored = registered(connection, policy.version_id)
+    if stored is None:
+        return False
+    if stored.content != policy.canonical_json() and stored.policy != policy:
+        raise PolicyError(
+            f"policy version {policy.version_id!r} is registered with different rules: a declared version "
+            "names one set of rules forever; give the changed policy a new version"
+        )
+    return True
+
+
+def register(connection: Connection, policy: Policy, *, now: datetime, release: str) -> bool:
+    """Store `policy` under its version in the caller's transaction unless the registry holds
+    it; True when it was already there (committed before), False when this call added it. A
+    concurrent registration of the same version loses quietly; other rules raise PolicyError."""
+    if check(connection, policy):
+        return True
     content = policy.canonical_json()
     values = {
         "version": policy.version_id,
@@ -82,14 +99,8 @@ def register(connection: Connection, policy: Policy, *, now: datetime, release: 
         connection.execute(dialect.insert(T).values(**values).on_conflict_do_nothing(index_elements=["version"]))
     except DBAPIError as exc:
         raise translate_error(exc) from None
-    stored = registered(connection, policy.version_id)
-    assert stored is not None  # inserted above or already there
-    if stored.content != content and stored.policy != policy:
-        raise PolicyError(
-            f"policy version {policy.version_id!r} is registered with different rules: a declared version "
-            "names one set of rules forever; give the changed policy a new version"
-        )
-    return stored
+    check(connection, policy)  # a concurrent registration with other rules
+    return False
 
 
 class PolicyBook:

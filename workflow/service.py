@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from persistence.engine import create_engine
-from persistence.policies import PolicyBook, register
+from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
 from persistence.store import PathwayRecord, Store, translate_errors
 from states.actor import Actor
@@ -154,9 +154,9 @@ class PathwayService:
             auto_upgrade = self.engine.dialect.name == "sqlite"
         with translate_errors():  # a busy SQLite at start-up is a ConcurrencyConflict too
             ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
-            # Before anything is judged under it; PolicyError if its version names other rules.
-            with self.engine.begin() as connection:
-                register(connection, self.policy, now=self.clock.now(), release=self.release)
+            # PolicyError if its version is registered with other rules; stored with its first entry.
+            with self.engine.connect() as connection:
+                self._registered = check(connection, self.policy)
         self._policies = PolicyBook(self.policy)
 
     # --- units of work -------------------------------------------------------------------
@@ -276,7 +276,10 @@ class PathwayService:
         facts = PathwayFacts.model_validate_json(record.facts)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
-        if isinstance(body, AdoptPolicy) and self._policies.get(store.connection, body.version) is None:
+        adopting = body.version if isinstance(body, AdoptPolicy) else None
+        if policy is self.policy or adopting == self.policy.version_id:
+            self._register(store)
+        if adopting is not None and self._policies.get(store.connection, adopting) is None:
             problem = FieldProblem("with.version", "policy_version_unknown", "not in the policy registry")
             raise InvalidCommand(spec.name, [problem])
         judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=policy)
@@ -363,6 +366,7 @@ class PathwayService:
     ) -> Result:
         pathway_id = str(uuid.uuid4())
         now = self.clock.now()
+        self._register(store)
         draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
         facts = apply_entry(None, draft, 1)
         crash_point(BEFORE_FLUSH)
@@ -488,6 +492,12 @@ class PathwayService:
         if any(v.role not in set(self.roles(store.connection, v.id)) for v in verifiers):
             reasons.append("verifier_role_not_held")
         return tuple(reasons)
+
+    def _register(self, store: Store) -> None:
+        """The service's policy goes into the registry in the transaction of the first entry
+        judged under it (until a later write finds it committed, each write makes sure)."""
+        if not self._registered:
+            self._registered = register(store.connection, self.policy, now=self.clock.now(), release=self.release)
 
     def _policy_for(self, store: Store, facts: PathwayFacts) -> tuple[str, Policy]:
         """The policy a pathway is judged under: its own version, from the registry. A version

@@ -39,25 +39,29 @@ def _later(clock: ManualClock, hours: int = 1) -> None:
     clock.set(clock.now() + timedelta(hours=hours))
 
 
-def test_a_service_registers_its_policy_once_with_its_whole_content(service: PathwayService) -> None:
+def test_a_service_registers_its_policy_with_its_first_entry(service: PathwayService) -> None:
+    with service.engine.connect() as connection:
+        assert all_policies(connection) == []  # starting writes nothing
+    _refer(service)
     with service.engine.connect() as connection:
         row = registered(connection, service.policy.version_id)
         assert row is not None
         assert row.policy == service.policy
         assert row.content == service.policy.canonical_json()
-    PathwayService(service.engine, clock=service.clock)  # started again: nothing new to store
+    _refer(PathwayService(service.engine, clock=service.clock), "PT-9F8E7D")  # nothing new to store
     with service.engine.connect() as connection:
         assert [p.version for p in all_policies(connection)] == [service.policy.version_id]
 
 
 def test_a_declared_version_names_one_set_of_rules_forever(service: PathwayService) -> None:
-    PathwayService(service.engine, clock=service.clock, policy=Policy(version="v9", idm_window_days=20))
+    _refer(PathwayService(service.engine, clock=service.clock, policy=Policy(version="v9", idm_window_days=20)))
     PathwayService(service.engine, clock=service.clock, policy=Policy(version="v9", idm_window_days=20))
     with pytest.raises(PolicyError, match="v9"):
         PathwayService(service.engine, clock=service.clock, policy=Policy(version="v9", idm_window_days=25))
 
 
 def test_the_registry_is_append_only(service: PathwayService) -> None:
+    _refer(service)
     for statement in ("UPDATE policies SET content = '{}'", "DELETE FROM policies"):
         with pytest.raises(Exception, match="append-only"), service.engine.begin() as connection:
             connection.execute(text(statement))
