@@ -121,6 +121,7 @@ _TRIGGERS: tuple[Command, ...] = (
         "donor_selected",
         "donor_idm_current",
         "cord_segments_typed",
+        "donor_dsa_acceptable",
     ),
     _trigger(
         "complete_collection",
@@ -151,6 +152,8 @@ _TRIGGERS: tuple[Command, ...] = (
         "label_matches_patient",
         "identity_verified",
         "fresh_product_in_time",
+        "donor_dsa_acceptable",
+        "infused_dose_sufficient",
     ),
     _trigger(
         "confirm_engraftment",
@@ -171,6 +174,7 @@ _TRIGGERS: tuple[Command, ...] = (
         "stored_product_available",
         "label_matches_patient",
         "identity_verified",
+        "infused_dose_sufficient",
     ),
     _trigger("complete_day100", pl.CompleteDay100, _edges(Ph.FOLLOW_UP, Ph.DAY100_COMPLETE), "day100_ready"),
     _trigger("withdraw", pl.Withdraw, _edges(BEFORE_CONDITIONING, Ph.WITHDRAWN)),
@@ -194,7 +198,8 @@ _EVENTS: tuple[Command, ...] = (
     _event(
         "record_collection",
         pl.RecordCollection,
-        (Ph.COLLECTION, Ph.CONDITIONING, Ph.GRAFT_FAILURE),
+        # After Day 0 too: a DLI or boost bag is recorded before `record_infusion` names it.
+        (Ph.COLLECTION, Ph.CONDITIONING, *POST_INFUSION, Ph.GRAFT_FAILURE),
         "collection_donor_current",
     ),
     _event(
@@ -218,7 +223,14 @@ _EVENTS: tuple[Command, ...] = (
         (*POST_INFUSION, Ph.DAY100_COMPLETE),
         "relapse_not_before_day0",
     ),
-    _event("record_infusion", pl.RecordInfusion, POST_INFUSION),
+    _event(
+        "record_infusion",
+        pl.RecordInfusion,
+        POST_INFUSION,
+        "products_belong",
+        "label_matches_patient",
+        "identity_verified",
+    ),
     _event("record_adverse_event", pl.RecordAdverseEvent, NON_TERMINAL),
     _event("discharge", pl.Discharge, POST_INFUSION),
     _event("readmit", pl.Readmit, POST_INFUSION),

@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from states.vocabulary import DonorType, GraftSource, Locus, Phase, Route
 
@@ -31,11 +31,52 @@ class LabMethod(StrEnum):
 
 
 class HlaResult(StrEnum):
-    """Per-locus comparison of donor and recipient."""
+    """The first per-locus vocabulary: one comparison per locus, so at most one mismatch.
+
+    Still accepted (stored payloads and a short form for callers): each value reads as the
+    `LocusMatch` it means.
+    """
 
     MATCH = "match"
     ALLELE_MISMATCH = "allele_mismatch"
     ANTIGEN_MISMATCH = "antigen_mismatch"
+
+
+class LocusMatch(BaseModel):
+    """Donor-recipient comparison at one HLA locus: how many of its two alleles mismatch, and
+    at which level (allele or antigen). 0, 1 or 2 mismatches in all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allele_mismatches: int = Field(0, ge=0, le=2)
+    antigen_mismatches: int = Field(0, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _two_alleles(self) -> LocusMatch:
+        if self.mismatches > 2:
+            raise ValueError("a locus has two alleles: at most 2 mismatches in all")
+        return self
+
+    @property
+    def mismatches(self) -> int:
+        return self.allele_mismatches + self.antigen_mismatches
+
+
+_LEGACY_LOCUS: dict[str, dict[str, int]] = {
+    HlaResult.MATCH: {},
+    HlaResult.ALLELE_MISMATCH: {"allele_mismatches": 1},
+    HlaResult.ANTIGEN_MISMATCH: {"antigen_mismatches": 1},
+}
+
+
+def _legacy_locus(value: object) -> object:
+    """An `HlaResult` value (old entries, or the short form) reads as the `LocusMatch` it means."""
+    if isinstance(value, str) and value in _LEGACY_LOCUS:
+        return _LEGACY_LOCUS[value]
+    return value
+
+
+HlaLocus = Annotated[LocusMatch, BeforeValidator(_legacy_locus)]
 
 
 class DsaResult(StrEnum):
@@ -65,7 +106,7 @@ class DonorCandidate(Frozen):
 
     donor_ref: str
     donor_type: DonorType
-    hla: dict[Locus, HlaResult] = Field(default_factory=dict)
+    hla: dict[Locus, HlaLocus] = Field(default_factory=dict)
     dsa: DsaResult = DsaResult.NOT_TESTED
     desensitization_plan: bool = False
     justification: str | None = None
@@ -132,23 +173,44 @@ class Chimerism(Frozen):
 
 
 class GvhdAssessment(Frozen):
+    """One acute GVHD assessment; `states.gvhd` derives the MAGIC stages from it.
+
+    `skin_bullae` (bullae seen, extent not given) is what entries recorded before the extent
+    was asked for carry; skin stage 4 needs the extent, `skin_bullae_bsa_pct` > 5 % BSA.
+    """
+
     at: AwareDatetime
     skin_bsa_pct: float = 0.0
     skin_bullae: bool = False
+    skin_bullae_bsa_pct: float = 0.0
     bilirubin_mg_per_dl: float = 0.0
     stool_ml_per_day: float = 0.0
+    stool_episodes_per_day: int | None = None
+    weight_kg: float | None = None
     lower_gi_severe: bool = False
     upper_gi: bool = False
 
 
+VodCriteria = Literal["baltimore", "modified_seattle", "ebmt_adult", "ebmt_paediatric"]
+
+
 class VodAssessment(Frozen):
+    """The findings of one VOD/SOS assessment under a named criteria set (`states.vod`)."""
+
     at: AwareDatetime
-    criteria: Literal["baltimore", "modified_seattle", "ebmt_adult"]
+    criteria: VodCriteria
     bilirubin_mg_per_dl: float
     hepatomegaly: bool = False
     ruq_pain: bool = False
     ascites: bool = False
     weight_gain_pct: float = 0.0
+    # EBMT adult late onset: imaging (ultrasound) or haemodynamic evidence; histology.
+    imaging_evidence: bool = False
+    histology_proven: bool = False
+    # EBMT paediatric findings.
+    refractory_thrombocytopenia: bool = False
+    weight_gain_3_days_despite_diuretics: bool = False
+    bilirubin_rising_3_days: bool = False
 
 
 class Infusion(Frozen):

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from states.days import clinical_date, day_number
 from states.facts import PathwayFacts
+from states.policy import Policy
 from states.vod import vod_diagnosed
 
 
-def pathway_flags(facts: PathwayFacts) -> frozenset[str]:
+def pathway_flags(facts: PathwayFacts, policy: Policy) -> frozenset[str]:
+    """The facts' flags plus `vod` when an assessment meets its criteria set under the
+    policy's readings of the contested hepatic findings."""
     found = set(facts.flags)
     anchor = facts.day0 or facts.planned_day0
     if anchor is not None and any(
-        vod_diagnosed(a, day_number(clinical_date(a.at, facts.timezone), anchor)) for a in facts.vod
+        vod_diagnosed(
+            a,
+            day_number(clinical_date(a.at, facts.timezone), anchor),
+            baltimore_hepatic=policy.vod_baltimore_hepatic,
+            seattle_hepatic=policy.vod_seattle_hepatic,
+        )
+        for a in facts.vod
     ):
         found.add("vod")
     return frozenset(found)

@@ -17,9 +17,9 @@ from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
 from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
 from states.payloads import (
     AdoptPolicy,
+    BedsideCheck,
     ClearDonor,
     DeclareGraftFailure,
-    Infuse,
     RecordCollection,
     RecordConditioningDose,
     SelectDonor,
@@ -32,6 +32,8 @@ from states.verdict import PASS, Attempt, Verdict, combine, refuse
 from states.vocabulary import DonorType, GraftSource, Phase
 
 Guard = Callable[[Attempt], Verdict]
+
+TNC_X10E7_PER_X10E8 = 10  # a unit conversion (x10^7 -> x10^8), not a clinical number
 
 # --- evaluation ---------------------------------------------------------------------------
 
@@ -74,15 +76,7 @@ def donor_meets_policy(a: Attempt) -> Verdict:
     if any(c.donor_type is not facts.donor_type for c in candidates):
         return refuse("donor_type_mismatch")
     if facts.donor_type is DonorType.CORD_BLOOD:
-        return refuse(
-            *hla.cord_selection_reasons(
-                candidates,
-                single_min_tnc_x10e7_per_kg=policy.cord_single_min_tnc_x10e7_per_kg,
-                single_min_cd34_x10e5_per_kg=policy.cord_single_min_cd34_x10e5_per_kg,
-                double_min_tnc_x10e7_per_kg=policy.cord_double_min_tnc_x10e7_per_kg,
-                max_hla_mismatches=policy.cord_max_hla_mismatches,
-            )
-        )
+        return refuse(*hla.cord_selection_reasons(candidates, _cord_rules(policy)))
     if len(candidates) > 1:
         return refuse("donor_count_invalid")
     return refuse(*_donor_rules(candidates[0], policy))
@@ -151,7 +145,10 @@ def cord_segments_typed(a: Attempt) -> Verdict:
 
 
 def emergency_donor_known(a: Attempt) -> Verdict:
-    """After `report_donor_unavailable`: a stored product, or a donor that meets its donor rules."""
+    """After `report_donor_unavailable`: a stored product, or a donor that meets its donor rules.
+
+    DSA aside: an emergency donor is chosen while the DSA result may be pending, and
+    `donor_dsa_acceptable` judges it at clearance and infusion (docs/clinical-rules.md)."""
     assert isinstance(a.payload, SelectEmergencyDonor)
     payload = a.payload
     reasons = [] if a.facts.donor_unavailable else ["donor_unavailable_not_reported"]
@@ -167,16 +164,32 @@ def emergency_donor_known(a: Attempt) -> Verdict:
         return refuse(*reasons, "donor_candidate_unknown")
     policy = a.policy
     if known.donor_type is DonorType.CORD_BLOOD:
-        rules = hla.cord_selection_reasons(
-            [known],
-            single_min_tnc_x10e7_per_kg=policy.cord_single_min_tnc_x10e7_per_kg,
-            single_min_cd34_x10e5_per_kg=policy.cord_single_min_cd34_x10e5_per_kg,
-            double_min_tnc_x10e7_per_kg=policy.cord_double_min_tnc_x10e7_per_kg,
-            max_hla_mismatches=policy.cord_max_hla_mismatches,
-        )
+        rules = hla.cord_selection_reasons([known], _cord_rules(policy))
     else:
         rules = _donor_rules(known, policy)
-    return refuse(*reasons, *rules)
+    deferred = set(_dsa_reasons(known, policy))
+    return refuse(*reasons, *(r for r in rules if r not in deferred))
+
+
+def donor_dsa_acceptable(a: Attempt) -> Verdict:
+    """Every current donor or cord unit has the DSA result its donor rule needs [F:EBMT-DSA],
+    [F:CORD-SEL]: re-checked at clearance and infusion, where an emergency donor's pending
+    DSA is judged."""
+    candidates = (a.facts.candidates.get(ref) for ref in a.facts.current_donors)
+    return refuse(*(r for c in candidates if c is not None for r in _dsa_reasons(c, a.policy)))
+
+
+def _cord_rules(policy: Policy) -> hla.CordRules:
+    return hla.CordRules(
+        single_min_tnc_x10e7_per_kg=policy.cord_single_min_tnc_x10e7_per_kg,
+        single_min_cd34_x10e5_per_kg=policy.cord_single_min_cd34_x10e5_per_kg,
+        double_min_tnc_x10e7_per_kg=policy.cord_double_min_tnc_x10e7_per_kg,
+        double_min_cd34_x10e5_per_kg=policy.cord_double_min_cd34_x10e5_per_kg,
+        dose_rule=policy.cord_dose_rule,
+        max_hla_mismatches=policy.cord_max_hla_mismatches,
+        avoid_hla_c_mismatch=policy.cord_avoid_hla_c_mismatch,
+        dsa_rule=policy.cord_dsa_rule,
+    )
 
 
 def _donor_rules(candidate: DonorCandidate, policy: Policy) -> tuple[str, ...]:
@@ -184,8 +197,12 @@ def _donor_rules(candidate: DonorCandidate, policy: Policy) -> tuple[str, ...]:
         candidate,
         min_matches_8=policy.min_matches_8,
         mismatched_unrelated_min_matches_8=policy.mismatched_unrelated_min_matches_8,
-        cord_max_hla_mismatches=policy.cord_max_hla_mismatches,
+        cord=_cord_rules(policy),
     )
+
+
+def _dsa_reasons(candidate: DonorCandidate, policy: Policy) -> tuple[str, ...]:
+    return hla.dsa_reasons(candidate, min_matches_8=policy.min_matches_8, cord=_cord_rules(policy))
 
 
 # --- collection ---------------------------------------------------------------------------
@@ -197,7 +214,7 @@ def _stored_cd34(facts: PathwayFacts) -> float:
 
 def _dose_meets_target(product: Product, a: Attempt) -> bool:
     if product.graft_source is GraftSource.BONE_MARROW and product.tnc_x10e7_per_kg is not None:
-        return product.tnc_x10e7_per_kg / 10 >= a.policy.min_tnc_marrow_x10e8_per_kg
+        return product.tnc_x10e7_per_kg / TNC_X10E7_PER_X10E8 >= a.policy.min_tnc_marrow_x10e8_per_kg
     return (product.cd34_x10e6_per_kg or 0.0) >= a.policy.min_cd34_allogeneic_x10e6_per_kg
 
 
@@ -299,12 +316,13 @@ def conditioning_complete(a: Attempt) -> Verdict:
 
 
 def _infused_ids(a: Attempt) -> tuple[str, ...]:
-    assert isinstance(a.payload, Infuse)
+    assert isinstance(a.payload, BedsideCheck)
     return a.payload.products
 
 
 def products_belong(a: Attempt) -> Verdict:
-    """Every product is this pathway's, not yet infused, from the current cleared donor."""
+    """Every product is this pathway's, not yet infused, from the current cleared donor
+    (`infuse`, `record_infusion`: one chain-of-identity check for every infusion)."""
     f = a.facts
     reasons: list[str] = []
     cleared = set(f.cleared_donors)
@@ -324,13 +342,14 @@ def products_belong(a: Attempt) -> Verdict:
 
 
 def label_matches_patient(a: Attempt) -> Verdict:
-    assert isinstance(a.payload, Infuse)
+    """The recipient on the label is this patient (a missing label never matches)."""
+    assert isinstance(a.payload, BedsideCheck)
     return PASS if a.payload.label_recipient_ref == a.facts.patient_ref else refuse("recipient_label_mismatch")
 
 
 def identity_verified(a: Attempt) -> Verdict:
     """Two distinct qualified staff verify identity at the bedside [F:NMDP-CLEAR]."""
-    assert isinstance(a.payload, Infuse)
+    assert isinstance(a.payload, BedsideCheck)
     verifiers = a.payload.verifiers
     reasons = []
     if len({v.id for v in verifiers}) < 2:
@@ -347,6 +366,38 @@ def fresh_product_in_time(a: Attempt) -> Verdict:
         product = a.facts.products.get(pid)
         if product and a.facts.is_allogeneic and not product.cryopreserved and a.at - product.collected_at > limit:
             return refuse("fresh_product_too_old")
+    return PASS
+
+
+def _product_dose_met(products: list[Product], a: Attempt) -> bool:
+    """The summed dose of the infused products of one graft source meets the policy minimum:
+    CD34+ for PBSC (autologous [F:RUSSELL-2013] or allogeneic [S]), TNC for marrow
+    [F:BM-HARVEST]. A product with no recorded dose adds nothing."""
+    if products[0].graft_source is GraftSource.BONE_MARROW:
+        tnc_x10e8 = sum(p.tnc_x10e7_per_kg or 0.0 for p in products) / TNC_X10E7_PER_X10E8
+        return tnc_x10e8 >= a.policy.min_tnc_marrow_x10e8_per_kg
+    policy = a.policy
+    minimum = (
+        policy.min_cd34_allogeneic_x10e6_per_kg if a.facts.is_allogeneic else policy.min_cd34_autologous_x10e6_per_kg
+    )
+    return sum(p.cd34_x10e6_per_kg or 0.0 for p in products) >= minimum
+
+
+def infused_dose_sufficient(a: Attempt) -> Verdict:
+    """The cells infused reach the policy minimum for the route and graft source: products by
+    `_product_dose_met`, cord units by the cord dose rule [F:DEHN-2019], [F:CORD-SEL]."""
+    f = a.facts
+    by_source: dict[GraftSource, list[Product]] = {}
+    units: list[DonorCandidate] = []
+    for pid in _infused_ids(a):
+        product = f.products.get(pid)
+        if product is not None:
+            by_source.setdefault(product.graft_source, []).append(product)
+        elif _is_cord(f, pid):
+            units.append(f.candidates[pid])
+    short = not all(_product_dose_met(ps, a) for ps in by_source.values())
+    if short or (units and hla.cord_dose_reasons(units, _cord_rules(a.policy))):
+        return refuse("infused_dose_below_minimum")
     return PASS
 
 
@@ -472,6 +523,7 @@ GUARDS: dict[str, Guard] = {
         donor_idm_current,
         cord_segments_typed,
         emergency_donor_known,
+        donor_dsa_acceptable,
         collection_sufficient,
         collection_donor_current,
         product_known,
@@ -484,6 +536,7 @@ GUARDS: dict[str, Guard] = {
         identity_verified,
         fresh_product_in_time,
         stored_product_available,
+        infused_dose_sufficient,
         neutrophil_recovery_met,
         platelet_recovery_met,
         graft_failure_criteria,

@@ -23,7 +23,7 @@ from states.facts import (
     Episode,
     GivenDose,
     GvhdAssessment,
-    HlaResult,
+    HlaLocus,
     IdmResult,
     Infusion,
     LabMethod,
@@ -33,6 +33,7 @@ from states.facts import (
     Regimen,
     Transfusion,
     VodAssessment,
+    VodCriteria,
 )
 from states.vocabulary import DonorType, GraftSource, Locus, Phase, Role, Route
 
@@ -191,7 +192,7 @@ class RecordDonorCandidate(Payload):
 
     donor_ref: Ref
     donor_type: DonorType
-    hla: dict[Locus, HlaResult] | None = None
+    hla: dict[Locus, HlaLocus] | None = None
     dsa: DsaResult | None = None
     desensitization_plan: bool | None = None
     justification: Text | None = None
@@ -424,10 +425,22 @@ class Verifier(Payload):
     role: Role
 
 
-class Infuse(Payload):
-    """Day 0: the products infused, the label check and the two-person identity verification."""
+class BedsideCheck(Payload):
+    """What every infusion records at the bedside: the products (bags or cord units), the
+    recipient named on their label and the two people who verified identity. One shape, so
+    one set of guards judges `infuse`, `rescue_infusion` and `record_infusion` alike."""
 
     products: tuple[Ref, ...] = Field(min_length=1, max_length=4)
+    label_recipient_ref: PatientRef | None = Field(None, repr=False)
+    verifiers: tuple[Verifier, ...] = Field((), max_length=2)
+
+    # The bedside identity check as it was done: a wrong label is never corrected into a right one.
+    identity_fields: ClassVar[frozenset[str]] = frozenset({"label_recipient_ref", "verifiers"})
+
+
+class Infuse(BedsideCheck):
+    """Day 0: the products infused, the label check and the two-person identity verification."""
+
     label_recipient_ref: PatientRef = Field(repr=False)
     verifiers: tuple[Verifier, ...] = Field(min_length=2, max_length=2)
 
@@ -454,11 +467,14 @@ class RescueInfusion(Infuse):
         return _upd(_infused(facts, ctx, self.products, "rescue"), graft_failure=None)
 
 
-class RecordInfusion(Payload):
-    """A further infusion of the same HCT: a second infusion day, a boost or a DLI."""
+class RecordInfusion(BedsideCheck):
+    """A further infusion of the same HCT: a second infusion day, a boost or a DLI.
+
+    The label and verifiers are optional in the shape only so that entries written before they
+    were asked for still replay; the guards refuse a new infusion without them.
+    """
 
     kind: Literal["second_day", "boost", "dli"]
-    products: tuple[Ref, ...] = Field(min_length=1, max_length=4)
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _infused(facts, ctx, self.products, self.kind)
@@ -535,10 +551,16 @@ class RecordChimerism(Payload):
 
 
 class RecordGvhdAssessment(Payload):
+    """MAGIC inputs: skin erythema and bullae/desquamation % BSA, bilirubin, stool volume
+    (3-day average) and episodes, weight (child lower GI bands at <= 50 kg), upper GI."""
+
     skin_bsa_pct: Pct = 0.0
     skin_bullae: bool = False
+    skin_bullae_bsa_pct: Pct = 0.0
     bilirubin_mg_per_dl: Annotated[float, Field(strict=True, ge=0, le=100)] = 0.0
     stool_ml_per_day: Annotated[float, Field(strict=True, ge=0, le=20000)] = 0.0
+    stool_episodes_per_day: Annotated[int, Field(strict=True, ge=0, le=100)] | None = None
+    weight_kg: Annotated[float, Field(strict=True, gt=0, le=400)] | None = None
     lower_gi_severe: bool = False
     upper_gi: bool = False
 
@@ -548,12 +570,19 @@ class RecordGvhdAssessment(Payload):
 
 
 class RecordVodAssessment(Payload):
-    criteria: Literal["baltimore", "modified_seattle", "ebmt_adult"]
+    """The findings of one criteria set (`states.vod`); the diagnosis is derived, not sent."""
+
+    criteria: VodCriteria
     bilirubin_mg_per_dl: Annotated[float, Field(strict=True, ge=0, le=100)]
     hepatomegaly: bool = False
     ruq_pain: bool = False
     ascites: bool = False
     weight_gain_pct: Annotated[float, Field(strict=True, ge=-50, le=100)] = 0.0
+    imaging_evidence: bool = False
+    histology_proven: bool = False
+    refractory_thrombocytopenia: bool = False
+    weight_gain_3_days_despite_diuretics: bool = False
+    bilirubin_rising_3_days: bool = False
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         value = VodAssessment(at=ctx.at, **self.model_dump())

@@ -13,13 +13,14 @@ import hashlib
 import json
 from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from states.errors import PolicyError
 from states.vocabulary import GraftSource, Role
+from states.vod import BaltimoreHepatic, SeattleHepatic
 
 
 def _src(source: str) -> dict[str, Any]:
@@ -118,10 +119,34 @@ class Policy(BaseModel):
         8, ge=0, le=8, json_schema_extra=_src("PATHWAY.md Donor rules: matched sibling and unrelated 8/8")
     )
     mismatched_unrelated_min_matches_8: int = Field(7, ge=0, le=8, json_schema_extra=_src("F:PIDALA-2014, F:MDRI"))
-    cord_single_min_tnc_x10e7_per_kg: float = Field(2.5, gt=0, json_schema_extra=_src("F:CORD-SEL"))
-    cord_single_min_cd34_x10e5_per_kg: float = Field(1.5, gt=0, json_schema_extra=_src("F:CORD-SEL"))
+    cord_single_min_tnc_x10e7_per_kg: float = Field(
+        3.0, gt=0, json_schema_extra=_src("F:DEHN-2019 (NMDP guidance); F:CORD-SEL gives 2.5-3")
+    )
+    cord_single_min_cd34_x10e5_per_kg: float = Field(1.5, gt=0, json_schema_extra=_src("F:DEHN-2019, F:CORD-SEL"))
     cord_double_min_tnc_x10e7_per_kg: float = Field(1.5, gt=0, json_schema_extra=_src("F:CORD-SEL"))
+    cord_double_min_cd34_x10e5_per_kg: float = Field(1.0, gt=0, json_schema_extra=_src("F:CORD-SEL, F:DEHN-2019"))
+    cord_dose_rule: Literal["tnc_and_cd34", "tnc_or_cd34"] = Field(
+        "tnc_and_cd34",
+        json_schema_extra=_src("F:DEHN-2019 (TNC and CD34+); F:CORD-SEL reads 'and/or' (either suffices)"),
+    )
     cord_max_hla_mismatches: int = Field(2, ge=0, json_schema_extra=_src("F:CORD-SEL, F:DEHN-2019"))
+    cord_avoid_hla_c_mismatch: bool = Field(True, json_schema_extra=_src("F:CORD-SEL, F:DEHN-2019"))
+    cord_dsa_rule: Literal["refuse_positive", "require_negative", "not_checked"] = Field(
+        "refuse_positive",
+        json_schema_extra=_src("F:CORD-SEL, F:DEHN-2019: avoid units the patient has DSA against"),
+    )
+
+    # VOD/SOS: readings of a contested hepatic finding (docs/clinical-rules.md)
+    vod_baltimore_hepatic: BaltimoreHepatic = Field(
+        "hepatomegaly",
+        json_schema_extra=_src(
+            "F:JONES-1987 (primary: hepatomegaly with or without RUQ pain); F:EBMT-VOD-ADULT restates painful"
+        ),
+    )
+    vod_seattle_hepatic: SeattleHepatic = Field(
+        "hepatomegaly_or_ruq_pain",
+        json_schema_extra=_src("F:MCDONALD-1993 as read by F:VOD (or); other summaries read 'with RUQ pain'"),
+    )
 
     # Engraftment and graft failure
     anc_recovery_x10e9_per_l: float = Field(0.5, gt=0, json_schema_extra=_src("F:CIBMTR-ANC"))

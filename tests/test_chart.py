@@ -69,7 +69,9 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
     "record_donor_idm": {Ph.DONOR_WORKUP, Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING},
     "start_mobilization": {Ph.COLLECTION},
     "report_mobilization_failure": {Ph.COLLECTION},
-    "record_collection": {Ph.COLLECTION, Ph.CONDITIONING, Ph.GRAFT_FAILURE},
+    # PATHWAY.md lists collection, conditioning and graft_failure; a DLI or boost bag collected
+    # after Day 0 is recorded too, so `record_infusion` can name a known bag (docs/clinical-rules.md).
+    "record_collection": {Ph.COLLECTION, Ph.CONDITIONING, *POST_INFUSION, Ph.GRAFT_FAILURE},
     "cryopreserve_product": {Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD},
     "record_conditioning_dose": {Ph.CONDITIONING},
     "report_donor_unavailable": {Ph.CONDITIONING},

@@ -106,7 +106,10 @@ def test_second_infusion_day_and_dli_never_move_day0(service: PathwayService, cl
     walk = WALKS["matched_sibling"]()
     pid = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
     day1 = walk.day0 + timedelta(days=1)
-    act(service, clock, pid, t(day1), RN, "record_infusion", {"kind": "second_day", "products": ["DIN-D1"]})
+    # The second day's bag is collected and recorded, then infused with the bedside checks.
+    act(service, clock, pid, t(day1, 8), COL, "record_collection", {"product_id": "DIN-D2", "cd34_x10e6_per_kg": 1.4})
+    bedside = {"label_recipient_ref": PATIENT, "verifiers": VERIFIERS}
+    act(service, clock, pid, t(day1), RN, "record_infusion", {"kind": "second_day", "products": ["DIN-D2"], **bedside})
     snap = service.snapshot(pid, at=t(day1))
     assert snap.day0 == walk.day0  # one HCT, Day 0 is the first infusion date [F:CIBMTR-HCT]
     assert snap.day_label == "D+1"

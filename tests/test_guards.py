@@ -203,10 +203,15 @@ SELECTIONS = [
     ("cord_blood", S14_UNITS, ["CBU-A", "CBU-B"], ()),
     ("cord_blood", S14_UNITS, ["CBU-A", "CBU-C"], ("cord_unit_dose_insufficient",)),
     ("cord_blood", S14_UNITS, ["CBU-A"], ("cord_unit_dose_insufficient",)),
-    ("cord_blood", {"CBU-S": {"hla": CORD_5_OF_6, "tnc_x10e7_per_kg": 3.4}}, ["CBU-S"], ()),
     (
         "cord_blood",
-        {"CBU-X": {"hla": {**CORD_4_OF_6, "A": "antigen_mismatch"}, "tnc_x10e7_per_kg": 3.4}},
+        {"CBU-S": {"hla": CORD_5_OF_6, "tnc_x10e7_per_kg": 3.4, "cd34_x10e5_per_kg": 1.6}},
+        ["CBU-S"],
+        (),
+    ),
+    (
+        "cord_blood",
+        {"CBU-X": {"hla": {**CORD_4_OF_6, "A": "antigen_mismatch"}, "tnc_x10e7_per_kg": 3.4, "cd34_x10e5_per_kg": 1.6}},
         ["CBU-X"],
         ("cord_unit_hla_mismatch_excess",),
     ),

@@ -41,7 +41,7 @@ from states.fold import FACTS_REDERIVED, Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge
 from states.milestones import Milestone, milestones
-from states.payloads import AdoptPolicy, CorrectEntry, Infuse, Payload, Refer, StartSubsequentTransplant
+from states.payloads import AdoptPolicy, BedsideCheck, CorrectEntry, Payload, Refer, StartSubsequentTransplant
 from states.policy import Policy
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
 from workflow import __version__
@@ -488,7 +488,7 @@ class PathwayService:
         reasons = []
         if who.role not in set(self.roles(store.connection, who.id)):
             reasons.append("role_not_held")
-        verifiers = body.verifiers if isinstance(body, Infuse) else ()
+        verifiers = body.verifiers if isinstance(body, BedsideCheck) else ()
         if any(v.role not in set(self.roles(store.connection, v.id)) for v in verifiers):
             reasons.append("verifier_role_not_held")
         return tuple(reasons)
@@ -708,7 +708,7 @@ class PathwayService:
             neutrophil_recovery_on=neutrophil_recovery_of(facts, self.policy, at),
             platelet_recovery_on=platelet_recovery_of(facts, self.policy, at),
             gvhd_max_grade=max_grade(g for g in facts.gvhd if g.at <= at),
-            flags=pathway_flags(facts),
+            flags=pathway_flags(facts, self.policy),
         )
 
 

@@ -15,7 +15,7 @@ from states.gvhd import GvhdStages, max_grade, organ_stages, overall_grade
 AT = datetime(2026, 4, 15, 9, 0, tzinfo=UTC)
 
 
-def assess(**kw: float | bool) -> GvhdAssessment:
+def assess(**kw: float | bool | None) -> GvhdAssessment:
     return GvhdAssessment(at=AT, **kw)
 
 
@@ -34,21 +34,34 @@ def test_s17_max_grade_over_the_course() -> None:
     assert max_grade([]) == 0
 
 
+# Skin, Harris 2016 / PDQ Table 4: stage 1 rash < 25 % BSA, 2 25-50 %, 3 > 50 %, 4 generalized
+# erythroderma (> 50 % BSA) plus bullous formation and desquamation > 5 % BSA.
 @pytest.mark.parametrize(
-    ("bsa", "bullae", "stage"),
+    ("bsa", "bullae_bsa", "stage"),
     [
-        (0, False, 0),
-        (1, False, 1),
-        (24.9, False, 1),
-        (25, False, 2),
-        (50, False, 2),
-        (50.1, False, 3),
-        (100, False, 3),
-        (60, True, 4),
+        (0, 0, 0),
+        (1, 0, 1),
+        (24.9, 0, 1),
+        (25, 0, 2),
+        (50, 0, 2),
+        (50.1, 0, 3),
+        (100, 0, 3),
+        (60, 5.0, 3),  # desquamation must exceed 5 % BSA
+        (60, 5.1, 4),
+        (100, 30, 4),
+        (10, 10, 1),  # bullae on 10 % with a limited rash are not stage 4 (the reviewed defect)
+        (50, 20, 2),  # erythroderma must exceed 50 %
     ],
 )
-def test_skin_stages(bsa: float, bullae: bool, stage: int) -> None:
-    assert organ_stages(assess(skin_bsa_pct=bsa, skin_bullae=bullae)).skin == stage
+def test_skin_stages(bsa: float, bullae_bsa: float, stage: int) -> None:
+    a = assess(skin_bsa_pct=bsa, skin_bullae=bullae_bsa > 0, skin_bullae_bsa_pct=bullae_bsa)
+    assert organ_stages(a).skin == stage
+
+
+def test_bullae_without_extent_do_not_make_stage_4() -> None:
+    # An entry from before the extent was recorded: bullae seen, extent unknown.
+    assert organ_stages(assess(skin_bsa_pct=10, skin_bullae=True)).skin == 1
+    assert organ_stages(assess(skin_bsa_pct=60, skin_bullae=True)).skin == 3
 
 
 @pytest.mark.parametrize(
@@ -75,6 +88,46 @@ def test_liver_stages(bilirubin: float, stage: int) -> None:
 )
 def test_lower_gi_stages(stool: float, severe: bool, stage: int) -> None:
     assert organ_stages(assess(stool_ml_per_day=stool, lower_gi_severe=severe)).lower_gi == stage
+
+
+# Lower GI by episodes/day, adult (> 50 kg or weight not recorded): < 3, 3-4, 5-7, > 7.
+@pytest.mark.parametrize(
+    ("episodes", "stage"), [(0, 0), (2, 0), (3, 1), (4, 1), (5, 2), (7, 2), (8, 3), (15, 3)]
+)
+@pytest.mark.parametrize("weight", [None, 50.1, 80.0])
+def test_lower_gi_adult_episode_bands(episodes: int, stage: int, weight: float | None) -> None:
+    a = assess(stool_episodes_per_day=episodes, weight_kg=weight)
+    assert organ_stages(a).lower_gi == stage
+
+
+# Child (<= 50 kg): < 10 mL/kg/day or < 4 episodes; 10-19.9 or 4-6; 20-30 or 7-10; > 30 or > 10.
+@pytest.mark.parametrize(
+    ("ml_per_kg", "stage"),
+    [(0, 0), (9.9, 0), (10, 1), (19.9, 1), (20, 2), (30, 2), (30.1, 3), (60, 3)],
+)
+def test_lower_gi_child_volume_bands(ml_per_kg: float, stage: int) -> None:
+    weight = 20.0
+    assert organ_stages(assess(stool_ml_per_day=ml_per_kg * weight, weight_kg=weight)).lower_gi == stage
+
+
+@pytest.mark.parametrize(
+    ("episodes", "stage"), [(3, 0), (4, 1), (6, 1), (7, 2), (10, 2), (11, 3)]
+)
+def test_lower_gi_child_episode_bands(episodes: int, stage: int) -> None:
+    assert organ_stages(assess(stool_episodes_per_day=episodes, weight_kg=50.0)).lower_gi == stage
+
+
+def test_child_bands_apply_at_50_kg_and_below() -> None:
+    # 400 mL/day: adult stage 0 (< 500 mL); for a 25 kg child 16 mL/kg/day, stage 1.
+    assert organ_stages(assess(stool_ml_per_day=400)).lower_gi == 0
+    assert organ_stages(assess(stool_ml_per_day=400, weight_kg=25.0)).lower_gi == 1
+    assert organ_stages(assess(stool_ml_per_day=400, weight_kg=60.0)).lower_gi == 0
+
+
+def test_volume_and_episodes_take_the_higher_stage() -> None:
+    # "500-999 mL or 3-4 episodes": either measure stages the organ; the worse one counts.
+    assert organ_stages(assess(stool_ml_per_day=1200, stool_episodes_per_day=3)).lower_gi == 2
+    assert organ_stages(assess(stool_ml_per_day=200, stool_episodes_per_day=8)).lower_gi == 3
 
 
 def test_upper_gi_stage() -> None:
@@ -143,9 +196,11 @@ assessments_ = st.builds(
     GvhdAssessment,
     at=st.just(AT),
     skin_bsa_pct=st.floats(0, 100),
-    skin_bullae=st.booleans(),
+    skin_bullae_bsa_pct=st.floats(0, 100),
     bilirubin_mg_per_dl=st.floats(0, 40),
     stool_ml_per_day=st.floats(0, 4000),
+    stool_episodes_per_day=st.none() | st.integers(0, 20),
+    weight_kg=st.none() | st.floats(5, 120),
     lower_gi_severe=st.booleans(),
     upper_gi=st.booleans(),
 )
@@ -153,7 +208,7 @@ assessments_ = st.builds(
 
 @given(
     assessments_,
-    st.sampled_from(["skin_bsa_pct", "bilirubin_mg_per_dl", "stool_ml_per_day"]),
+    st.sampled_from(["skin_bsa_pct", "skin_bullae_bsa_pct", "bilirubin_mg_per_dl", "stool_ml_per_day"]),
     st.floats(0, 50),
 )
 def test_worse_findings_never_lower_a_stage_or_the_grade(a: GvhdAssessment, field: str, more: float) -> None:
@@ -163,6 +218,12 @@ def test_worse_findings_never_lower_a_stage_or_the_grade(a: GvhdAssessment, fiel
     assert after.liver >= before.liver
     assert after.lower_gi >= before.lower_gi
     assert overall_grade(after) >= overall_grade(before)
+
+
+@given(assessments_, st.integers(0, 20))
+def test_more_stool_episodes_never_lower_the_lower_gi_stage(a: GvhdAssessment, more: int) -> None:
+    worse = a.model_copy(update={"stool_episodes_per_day": (a.stool_episodes_per_day or 0) + more})
+    assert organ_stages(worse).lower_gi >= organ_stages(a).lower_gi
 
 
 @given(st.lists(assessments_, max_size=6))

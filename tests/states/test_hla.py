@@ -1,22 +1,25 @@
 """HLA grades and donor rules (PATHWAY.md "Donor rules"; HSCT_REFERENCE.md §1.2-§1.5, S05, S07, S14).
 
-Policy values are the reference defaults: 8/8 for matched donors, 7/8 for a mismatched
-unrelated donor, cord single unit TNC >= 2.5 x10^7/kg or CD34+ >= 1.5 x10^5/kg, double unit
-each TNC >= 1.5, at most 2 HLA mismatches per unit [F:CORD-SEL].
+Policy values are the defaults: 8/8 for matched donors, 7/8 for a mismatched unrelated donor;
+cord single unit TNC >= 3.0 x10^7/kg and CD34+ >= 1.5 x10^5/kg (NMDP guidance, Dehn 2019),
+double unit each TNC >= 1.5 and CD34+ >= 1.0, at most 2 HLA mismatches per unit, no HLA-C
+mismatch, no unit the patient has DSA against [F:CORD-SEL], [F:DEHN-2019].
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from states.facts import DonorCandidate, DsaResult, HlaResult
+from states.facts import DonorCandidate, DsaResult, HlaResult, LocusMatch
 from states.hla import (
     LOCI_8,
     LOCI_10,
+    CordRules,
     cord_selection_reasons,
     donor_rule_reasons,
     grade_8,
@@ -28,22 +31,34 @@ from states.vocabulary import DonorType, Locus
 
 MIN_MATCHES_8 = 8
 MMUD_MIN_MATCHES_8 = 7
-SINGLE_MIN_TNC = 2.5
-SINGLE_MIN_CD34 = 1.5
-DOUBLE_MIN_TNC = 1.5
-MAX_CORD_MISMATCHES = 2
+# The published cord rules (Dehn 2019 NMDP guidance; ASH-SAP table), written out here.
+CORD = CordRules(
+    single_min_tnc_x10e7_per_kg=3.0,
+    single_min_cd34_x10e5_per_kg=1.5,
+    double_min_tnc_x10e7_per_kg=1.5,
+    double_min_cd34_x10e5_per_kg=1.0,
+    dose_rule="tnc_and_cd34",
+    max_hla_mismatches=2,
+    avoid_hla_c_mismatch=True,
+    dsa_rule="refuse_positive",
+)
 
-M, AL, AG = HlaResult.MATCH, HlaResult.ALLELE_MISMATCH, HlaResult.ANTIGEN_MISMATCH
+M = LocusMatch()
+AL = LocusMatch(allele_mismatches=1)
+AG = LocusMatch(antigen_mismatches=1)
+AL2 = LocusMatch(allele_mismatches=2)  # both alleles of the locus differ
+AG2 = LocusMatch(antigen_mismatches=2)
+AG_AL = LocusMatch(antigen_mismatches=1, allele_mismatches=1)
 
 
-def typed(**mismatches: HlaResult) -> dict[Locus, HlaResult]:
+def typed(**mismatches: LocusMatch) -> dict[Locus, LocusMatch]:
     """A 10-locus typing, all matched except the loci given (by name)."""
     hla = dict.fromkeys((*LOCI_10, Locus.DPB1), M)
     hla.update({Locus(name): result for name, result in mismatches.items()})
     return hla
 
 
-def candidate(donor_type: DonorType, hla: dict[Locus, HlaResult] | None = None, **kw: Any) -> DonorCandidate:
+def candidate(donor_type: DonorType, hla: dict[Locus, LocusMatch] | None = None, **kw: Any) -> DonorCandidate:
     return DonorCandidate(donor_ref="D1", donor_type=donor_type, hla=typed() if hla is None else hla, **kw)
 
 
@@ -52,18 +67,12 @@ def rules(c: DonorCandidate) -> tuple[str, ...]:
         c,
         min_matches_8=MIN_MATCHES_8,
         mismatched_unrelated_min_matches_8=MMUD_MIN_MATCHES_8,
-        cord_max_hla_mismatches=MAX_CORD_MISMATCHES,
+        cord=CORD,
     )
 
 
-def cords(*units: DonorCandidate) -> tuple[str, ...]:
-    return cord_selection_reasons(
-        units,
-        single_min_tnc_x10e7_per_kg=SINGLE_MIN_TNC,
-        single_min_cd34_x10e5_per_kg=SINGLE_MIN_CD34,
-        double_min_tnc_x10e7_per_kg=DOUBLE_MIN_TNC,
-        max_hla_mismatches=MAX_CORD_MISMATCHES,
-    )
+def cords(*units: DonorCandidate, **changes: Any) -> tuple[str, ...]:
+    return cord_selection_reasons(units, replace(CORD, **changes))
 
 
 # --- grades -----------------------------------------------------------------------------------
@@ -105,12 +114,43 @@ def test_untyped_locus_has_no_grade() -> None:
     assert match_grade(hla, (Locus.A, Locus.B)) == (4, 4)
 
 
-@given(st.dictionaries(st.sampled_from(list(LOCI_10)), st.sampled_from([M, AL, AG]), min_size=5, max_size=5))
-def test_grade_and_mismatched_loci_agree(hla: dict[Locus, HlaResult]) -> None:
+@pytest.mark.parametrize("double", [AL2, AG2, AG_AL])
+def test_a_double_mismatch_at_one_locus_is_6_of_8(double: LocusMatch) -> None:
+    # Both alleles of HLA-B differ: 2 of the 8 alleles mismatch (Pidala 2014: 6/8).
+    hla = typed(B=double)
+    assert grade_8(hla) == (6, 8)
+    assert grade_10(hla) == (8, 10)
+    assert mismatched_loci(hla, LOCI_8) == (Locus.B,)
+
+
+def test_x10_counts_a_double_dqb1_mismatch() -> None:
+    assert grade_10(typed(DQB1=AG2)) == (8, 10)
+    assert grade_10(typed(A=AL, DQB1=AL2)) == (7, 10)
+
+
+def test_a_locus_has_two_alleles() -> None:
+    with pytest.raises(ValueError, match="at most 2"):
+        LocusMatch(antigen_mismatches=2, allele_mismatches=1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [(HlaResult.MATCH, M), (HlaResult.ALLELE_MISMATCH, AL), (HlaResult.ANTIGEN_MISMATCH, AG)]
+)
+def test_the_first_per_locus_vocabulary_still_reads(old: HlaResult, new: LocusMatch) -> None:
+    c = DonorCandidate.model_validate({"donor_ref": "D1", "donor_type": "matched_unrelated", "hla": {"A": old.value}})
+    assert c.hla[Locus.A] == new
+
+
+counts_ = st.sampled_from([M, AL, AG, AL2, AG2, AG_AL])
+
+
+@given(st.dictionaries(st.sampled_from(list(LOCI_10)), counts_, min_size=5, max_size=5))
+def test_grade_counts_every_mismatched_allele(hla: dict[Locus, LocusMatch]) -> None:
     for loci in (LOCI_8, LOCI_10):
         matched, compared = match_grade(hla, loci)
         assert compared == 2 * len(loci)
-        assert compared - matched == len(mismatched_loci(hla, loci))
+        assert compared - matched == sum(hla[locus].mismatches for locus in loci)
+        assert set(mismatched_loci(hla, loci)) == {locus for locus in loci if hla[locus] != M}
 
 
 # --- donor rules ------------------------------------------------------------------------------
@@ -153,6 +193,12 @@ def test_mismatched_unrelated_needs_a_written_justification(justification: str |
 def test_mismatched_unrelated_needs_a_negative_dsa(dsa: DsaResult) -> None:
     c = candidate(DonorType.MISMATCHED_UNRELATED, typed(C=AL), justification="urgent", dsa=dsa)
     assert rules(c) == ("dsa_not_negative",)
+
+
+def test_a_true_6_of_8_unrelated_donor_is_refused() -> None:
+    # Both HLA-A alleles mismatched: 6/8, below the 7/8 floor for a mismatched unrelated donor.
+    c = candidate(DonorType.MISMATCHED_UNRELATED, typed(A=AL2), justification="x", dsa=DsaResult.NEGATIVE)
+    assert rules(c) == ("hla_match_insufficient",)
 
 
 def test_mismatched_unrelated_6_of_8_is_refused() -> None:
@@ -246,24 +292,60 @@ def test_s14_unit_c_as_second_unit_is_refused() -> None:
 
 
 def test_s14_unit_a_alone_is_below_the_single_unit_dose() -> None:
-    # TNC 2.2 < 2.5 and CD34+ 1.3 < 1.5.
+    # TNC 2.2 < 3.0 and CD34+ 1.3 < 1.5.
     assert cords(S14_A) == ("cord_unit_dose_insufficient",)
 
 
-@pytest.mark.parametrize(("tnc", "cd34"), [(2.5, None), (3.4, 0.5), (1.0, 1.5), (None, 2.0)])
-def test_single_unit_needs_tnc_or_cd34(tnc: float | None, cd34: float | None) -> None:
+# Single unit (Dehn 2019): TNC >= 3.0 x10^7/kg AND CD34+ >= 1.5 x10^5/kg.
+@pytest.mark.parametrize(("tnc", "cd34"), [(3.0, 1.5), (4.2, 2.0)])
+def test_single_unit_meeting_tnc_and_cd34(tnc: float, cd34: float) -> None:
     assert cords(unit("U", tnc, cd34)) == ()
 
 
-@pytest.mark.parametrize(("tnc", "cd34"), [(2.49, 1.49), (None, None), (2.4, None)])
-def test_single_unit_below_both_doses(tnc: float | None, cd34: float | None) -> None:
+@pytest.mark.parametrize(
+    ("tnc", "cd34"),
+    [(1.0, 1.5), (3.4, 0.3), (2.99, 1.5), (3.0, 1.49), (3.0, None), (None, 2.0), (None, None)],
+)
+def test_single_unit_short_of_either_dose_is_refused(tnc: float | None, cd34: float | None) -> None:
+    # The reviewed defect: TNC 1.0 + CD34 1.5 and TNC 3.4 + CD34 0.3 both passed.
     assert cords(unit("U", tnc, cd34)) == ("cord_unit_dose_insufficient",)
 
 
-def test_double_unit_needs_tnc_on_each_unit() -> None:
-    assert cords(unit("A", 1.5), unit("B", 1.5)) == ()
-    assert cords(unit("A", 1.5), unit("B", 1.49, 5.0)) == ("cord_unit_dose_insufficient",)
-    assert cords(unit("A", 3.0), unit("B", None)) == ("cord_unit_dose_insufficient",)
+def test_either_dose_suffices_under_the_and_or_reading() -> None:
+    assert cords(unit("U", 1.0, 1.5), dose_rule="tnc_or_cd34") == ()
+    assert cords(unit("U", 3.4, 0.3), dose_rule="tnc_or_cd34") == ()
+    assert cords(unit("U", 2.9, 1.4), dose_rule="tnc_or_cd34") == ("cord_unit_dose_insufficient",)
+
+
+# Double unit: each TNC >= 1.5 x10^7/kg and CD34+ >= 1.0 x10^5/kg.
+def test_double_unit_needs_tnc_and_cd34_on_each_unit() -> None:
+    assert cords(unit("A", 1.5, 1.0), unit("B", 1.5, 1.0)) == ()
+    assert cords(unit("A", 1.5, 1.0), unit("B", 1.49, 5.0)) == ("cord_unit_dose_insufficient",)
+    assert cords(unit("A", 3.0, 2.0), unit("B", 2.0, 0.9)) == ("cord_unit_dose_insufficient",)
+    assert cords(unit("A", 3.0, 2.0), unit("B", 2.0)) == ("cord_unit_dose_insufficient",)
+    assert cords(unit("A", 3.0, 2.0), unit("B", None)) == ("cord_unit_dose_insufficient",)
+
+
+def test_unit_with_an_hla_c_mismatch() -> None:
+    c_mismatch = unit("A", 3.0, 1.5, hla=typed(C=AL))
+    assert cords(c_mismatch) == ("cord_unit_hla_c_mismatch",)
+    assert cords(c_mismatch, avoid_hla_c_mismatch=False) == ()
+
+
+@pytest.mark.parametrize(
+    ("rule", "dsa", "refused"),
+    [
+        ("refuse_positive", DsaResult.POSITIVE, True),
+        ("refuse_positive", DsaResult.NOT_TESTED, False),
+        ("refuse_positive", DsaResult.NEGATIVE, False),
+        ("require_negative", DsaResult.NOT_TESTED, True),
+        ("require_negative", DsaResult.NEGATIVE, False),
+        ("not_checked", DsaResult.POSITIVE, False),
+    ],
+)
+def test_cord_dsa_rule(rule: str, dsa: DsaResult, refused: bool) -> None:
+    reasons = cords(unit("A", 3.0, 1.5, dsa=dsa), dsa_rule=rule)
+    assert reasons == (("dsa_not_negative",) if refused else ())
 
 
 def test_unit_count() -> None:
@@ -273,28 +355,31 @@ def test_unit_count() -> None:
 
 
 def test_unit_with_more_than_two_mismatches() -> None:
-    two = unit("A", 3.0, hla=typed(A=AG, C=AL))
-    three = unit("B", 3.0, hla=typed(A=AG, C=AL, DRB1=AL))
+    two = unit("A", 3.0, 1.5, hla=typed(A=AG, B=AL))
+    three = unit("B", 3.0, 1.5, hla=typed(A=AG, B=AL, DRB1=AL))
+    double_at_one_locus = unit("C", 3.0, 1.5, hla=typed(DRB1=AL2, A=AG))
     assert cords(two) == ()
     assert cords(three) == ("cord_unit_hla_mismatch_excess",)
     assert cords(two, three) == ("cord_unit_hla_mismatch_excess",)
+    assert cords(double_at_one_locus) == ("cord_unit_hla_mismatch_excess",)
 
 
 def test_unit_without_attached_segment() -> None:
-    assert cords(unit("A", 3.0, attached_segment=False)) == ("cord_unit_segment_missing",)
-    assert cords(S14_A, unit("B", 1.7, attached_segment=False)) == ("cord_unit_segment_missing",)
+    assert cords(unit("A", 3.0, 1.5, attached_segment=False)) == ("cord_unit_segment_missing",)
+    assert cords(S14_A, unit("B", 1.7, 1.1, attached_segment=False)) == ("cord_unit_segment_missing",)
 
 
 def test_unit_with_incomplete_typing_and_non_cord_units() -> None:
     hla = typed()
     del hla[Locus.C]
-    assert cords(unit("A", 3.0, hla=hla)) == ("hla_typing_incomplete",)
+    assert cords(unit("A", 3.0, 1.5, hla=hla)) == ("hla_typing_incomplete",)
     not_cord = DonorCandidate(
         donor_ref="X",
         donor_type=DonorType.MATCHED_UNRELATED,
         hla=typed(),
         attached_segment=True,
         tnc_x10e7_per_kg=3.0,
+        cd34_x10e5_per_kg=1.5,
     )
     assert cords(not_cord) == ("cord_unit_not_cord_blood",)
 
@@ -305,6 +390,7 @@ def test_several_reasons_are_all_reported_once() -> None:
     assert cords(bad, worse) == (
         "cord_unit_dose_insufficient",
         "cord_unit_hla_mismatch_excess",
+        "cord_unit_hla_c_mismatch",
         "cord_unit_segment_missing",
     )
 

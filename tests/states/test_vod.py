@@ -1,29 +1,51 @@
-"""VOD/SOS by the named criteria set (HSCT_REFERENCE.md §2 "VOD/SOS", source [F:VOD])."""
+"""VOD/SOS by the named criteria set, one table per published set (HSCT_REFERENCE.md §2 "VOD/SOS").
+
+Expectations are read off the definitions: Baltimore (Jones 1987), modified Seattle (McDonald
+1993), EBMT 2016 adult (Mohty) and EBMT 2017 paediatric (Corbacioglu 2018). The contested
+hepatic findings are tested under both readings; the defaults are the reference's.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from states.facts import VodAssessment
-from states.vod import ebmt_onset, vod_diagnosed
+from states.facts import VodAssessment, VodCriteria
+from states.policy import Policy
+from states.vod import BaltimoreHepatic, SeattleHepatic, ebmt_onset, vod_diagnosed
 
 AT = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
-Criteria = Literal["baltimore", "modified_seattle", "ebmt_adult"]
+DEFAULT = Policy()
 
 
-def vod(criteria: Criteria, bilirubin: float, **kw: Any) -> VodAssessment:
+def vod(criteria: VodCriteria, bilirubin: float, **kw: Any) -> VodAssessment:
     return VodAssessment(at=AT, criteria=criteria, bilirubin_mg_per_dl=bilirubin, **kw)
+
+
+def diagnosed(
+    a: VodAssessment,
+    day: int = 10,
+    *,
+    baltimore: BaltimoreHepatic = DEFAULT.vod_baltimore_hepatic,
+    seattle: SeattleHepatic = DEFAULT.vod_seattle_hepatic,
+) -> bool:
+    return vod_diagnosed(a, day, baltimore_hepatic=baltimore, seattle_hepatic=seattle)
 
 
 PAINFUL = {"hepatomegaly": True, "ruq_pain": True}
 
 
-# --- Baltimore: bilirubin >= 2 plus >= 2 of painful hepatomegaly, weight gain > 5 %, ascites; by D+21
+def test_default_readings_are_the_references() -> None:
+    # Baltimore as the primary (with or without pain); modified Seattle "hepatomegaly or RUQ pain".
+    assert DEFAULT.vod_baltimore_hepatic == "hepatomegaly"
+    assert DEFAULT.vod_seattle_hepatic == "hepatomegaly_or_ruq_pain"
+
+
+# --- Baltimore: bilirubin >= 2 plus >= 2 of hepatomegaly (+/- pain), weight gain > 5 %, ascites; by D+21
 
 
 @pytest.mark.parametrize(
@@ -35,60 +57,121 @@ PAINFUL = {"hepatomegaly": True, "ruq_pain": True}
         (2.0, {"ascites": True, "weight_gain_pct": 5.0}, False),  # weight gain must exceed 5 %
         (2.0, {"ascites": True, "weight_gain_pct": 5.1}, True),
         (2.5, {**PAINFUL, "weight_gain_pct": 6.0}, True),
-        (2.0, {"hepatomegaly": True, "ascites": True}, False),  # hepatomegaly must be painful
-        (2.0, {"ruq_pain": True, "ascites": True}, False),
+        (2.0, {"hepatomegaly": True, "ascites": True}, True),  # primary: hepatomegaly without pain counts
+        (2.0, {"hepatomegaly": True, "weight_gain_pct": 5.1}, True),
+        (2.0, {"ruq_pain": True, "ascites": True}, False),  # pain alone is not hepatomegaly
         (8.0, {}, False),
     ],
 )
-def test_baltimore_findings(bilirubin: float, findings: dict[str, Any], expected: bool) -> None:
-    assert vod_diagnosed(vod("baltimore", bilirubin, **findings), 10) is expected
+def test_baltimore_primary_reading(bilirubin: float, findings: dict[str, Any], expected: bool) -> None:
+    assert diagnosed(vod("baltimore", bilirubin, **findings)) is expected
+
+
+@pytest.mark.parametrize(
+    ("findings", "expected"),
+    [
+        ({"hepatomegaly": True, "ascites": True}, False),  # EBMT's restatement: must be painful
+        ({**PAINFUL, "ascites": True}, True),
+        ({"ascites": True, "weight_gain_pct": 6.0}, True),
+    ],
+)
+def test_baltimore_painful_reading(findings: dict[str, Any], expected: bool) -> None:
+    assert diagnosed(vod("baltimore", 2.0, **findings), baltimore="painful_hepatomegaly") is expected
 
 
 def test_baltimore_window_ends_on_day_21() -> None:
     a = vod("baltimore", 3.0, ascites=True, weight_gain_pct=7.0)
-    assert vod_diagnosed(a, 21) is True
-    assert vod_diagnosed(a, 22) is False
+    assert diagnosed(a, 21) is True
+    assert diagnosed(a, 22) is False
 
 
-# --- modified Seattle: >= 2 of bilirubin > 2, hepatomegaly or RUQ pain, weight gain > 2 %; by D+20
+# --- modified Seattle: >= 2 of bilirubin > 2, hepatic finding, weight gain > 2 %; by D+20
 
 
 @pytest.mark.parametrize(
-    ("bilirubin", "findings", "expected"),
+    ("bilirubin", "findings", "with_or", "with_and"),
     [
-        (2.1, {"ruq_pain": True}, True),
-        (2.1, {"hepatomegaly": True}, True),
-        (2.0, {"hepatomegaly": True}, False),  # bilirubin must exceed 2
-        (0.8, {"hepatomegaly": True, "weight_gain_pct": 2.1}, True),  # bilirubin not required
-        (0.8, {"hepatomegaly": True, "weight_gain_pct": 2.0}, False),
-        (0.8, {"hepatomegaly": True, "ruq_pain": True}, False),  # one finding, counted once
-        (3.0, {"ascites": True}, False),  # ascites is not a Seattle finding
-        (2.5, {"weight_gain_pct": 3.0}, True),
+        (2.1, {"ruq_pain": True}, True, False),
+        (2.1, {"hepatomegaly": True}, True, False),
+        (2.1, PAINFUL, True, True),
+        (2.0, PAINFUL, False, False),  # bilirubin must exceed 2
+        (0.8, {"hepatomegaly": True, "weight_gain_pct": 2.1}, True, False),  # bilirubin not required
+        (0.8, {**PAINFUL, "weight_gain_pct": 2.1}, True, True),
+        (0.8, {"hepatomegaly": True, "weight_gain_pct": 2.0}, False, False),
+        (0.8, PAINFUL, False, False),  # one finding, counted once
+        (3.0, {"ascites": True}, False, False),  # ascites is not a Seattle finding
+        (2.5, {"weight_gain_pct": 3.0}, True, True),
     ],
 )
-def test_modified_seattle_findings(bilirubin: float, findings: dict[str, Any], expected: bool) -> None:
-    assert vod_diagnosed(vod("modified_seattle", bilirubin, **findings), 10) is expected
+def test_modified_seattle_both_readings(
+    bilirubin: float, findings: dict[str, Any], with_or: bool, with_and: bool
+) -> None:
+    a = vod("modified_seattle", bilirubin, **findings)
+    assert diagnosed(a, seattle="hepatomegaly_or_ruq_pain") is with_or
+    assert diagnosed(a, seattle="hepatomegaly_with_ruq_pain") is with_and
 
 
 def test_modified_seattle_window_ends_on_day_20() -> None:
     a = vod("modified_seattle", 2.5, hepatomegaly=True)
-    assert vod_diagnosed(a, 20) is True
-    assert vod_diagnosed(a, 21) is False
+    assert diagnosed(a, 20) is True
+    assert diagnosed(a, 21) is False
 
 
-# --- EBMT adult: classical (<= D+21) by Baltimore; late (> D+21) accepted by the same criteria
+# --- EBMT 2016 adult: classical (<= D+21) bilirubin >= 2 + 2 of painful hepatomegaly, weight gain
+# > 5 %, ascites; late (> D+21) classical, or histology, or 2 of the 4 (bilirubin one of them)
+# with imaging/haemodynamic evidence.
 
 
-@pytest.mark.parametrize("day", [5, 21, 22, 60, 100])
-def test_ebmt_adult_accepts_classical_and_late_onset(day: int) -> None:
-    assert vod_diagnosed(vod("ebmt_adult", 2.0, ascites=True, weight_gain_pct=6.0), day) is True
-    assert vod_diagnosed(vod("ebmt_adult", 1.9, ascites=True, weight_gain_pct=6.0), day) is False
-    assert vod_diagnosed(vod("ebmt_adult", 2.0, ascites=True, weight_gain_pct=3.0), day) is False
+@pytest.mark.parametrize(
+    ("bilirubin", "findings", "classical", "late"),
+    [
+        (2.0, {"ascites": True, "weight_gain_pct": 6.0}, True, True),
+        (2.0, {**PAINFUL, "ascites": True}, True, True),
+        (2.0, {"hepatomegaly": True, "ascites": True}, False, False),  # EBMT's own text: painful
+        (1.9, {"ascites": True, "weight_gain_pct": 6.0}, False, False),
+        (1.9, {"ascites": True, "weight_gain_pct": 6.0, "imaging_evidence": True}, False, True),
+        (2.0, {"ascites": True, "imaging_evidence": True}, False, True),
+        (2.0, {"imaging_evidence": True}, False, False),  # one finding is not enough
+        (0.5, {"histology_proven": True}, False, True),
+        (2.0, {"ascites": True}, False, False),
+    ],
+)
+def test_ebmt_adult_classical_and_late(
+    bilirubin: float, findings: dict[str, Any], classical: bool, late: bool
+) -> None:
+    a = vod("ebmt_adult", bilirubin, **findings)
+    assert diagnosed(a, 21) is classical
+    assert diagnosed(a, 22) is late
+    assert diagnosed(a, 90) is late
 
 
 def test_ebmt_onset_classes() -> None:
     assert ebmt_onset(21) == "classical"
     assert ebmt_onset(22) == "late"
+
+
+# --- EBMT 2017 paediatric: no time limit; >= 2 of refractory thrombocytopenia, weight gain (3 days
+# despite diuretics or > 5 %), hepatomegaly, ascites, bilirubin (rising 3 days or >= 2).
+
+
+@pytest.mark.parametrize(
+    ("bilirubin", "findings", "expected"),
+    [
+        (0.5, {"refractory_thrombocytopenia": True, "ascites": True}, True),
+        (0.5, {"hepatomegaly": True, "weight_gain_3_days_despite_diuretics": True}, True),
+        (0.5, {"hepatomegaly": True, "weight_gain_pct": 5.1}, True),
+        (0.5, {"hepatomegaly": True, "weight_gain_pct": 5.0}, False),
+        (2.0, {"ascites": True}, True),
+        (1.9, {"ascites": True}, False),
+        (0.8, {"ascites": True, "bilirubin_rising_3_days": True}, True),
+        (0.5, {"weight_gain_pct": 8.0, "weight_gain_3_days_despite_diuretics": True}, False),  # one finding
+        (0.5, {"ruq_pain": True, "ascites": True}, False),  # pain is not a paediatric finding
+    ],
+)
+def test_ebmt_paediatric(bilirubin: float, findings: dict[str, Any], expected: bool) -> None:
+    a = vod("ebmt_paediatric", bilirubin, **findings)
+    for day in (5, 21, 22, 60):
+        assert diagnosed(a, day) is expected
 
 
 findings_ = st.fixed_dictionaries(
@@ -98,14 +181,18 @@ findings_ = st.fixed_dictionaries(
         "ruq_pain": st.booleans(),
         "ascites": st.booleans(),
         "weight_gain_pct": st.floats(0, 20),
+        "imaging_evidence": st.booleans(),
+        "histology_proven": st.booleans(),
     }
 )
 
 
 @given(findings_, st.integers(-10, 120))
-def test_ebmt_agrees_with_baltimore_in_the_classical_window(findings: dict[str, Any], day: int) -> None:
-    ebmt = vod_diagnosed(VodAssessment(at=AT, criteria="ebmt_adult", **findings), day)
-    baltimore = vod_diagnosed(VodAssessment(at=AT, criteria="baltimore", **findings), day)
+def test_ebmt_adult_is_baltimore_painful_in_the_classical_window(findings: dict[str, Any], day: int) -> None:
+    ebmt = diagnosed(VodAssessment(at=AT, criteria="ebmt_adult", **findings), day)
+    baltimore = diagnosed(
+        VodAssessment(at=AT, criteria="baltimore", **findings), day, baltimore="painful_hepatomegaly"
+    )
     if day <= 21:
         assert ebmt == baltimore
     else:
@@ -113,13 +200,10 @@ def test_ebmt_agrees_with_baltimore_in_the_classical_window(findings: dict[str, 
 
 
 @given(findings_, st.integers(-10, 120))
-def test_baltimore_implies_modified_seattle_when_bilirubin_exceeds_2(
-    findings: dict[str, Any], day: int
-) -> None:
-    # Baltimore's findings with bilirubin > 2 and painful hepatomegaly or weight gain > 5 % always
-    # give two Seattle findings; only an ascites-based Baltimore diagnosis can miss Seattle.
-    baltimore = vod_diagnosed(VodAssessment(at=AT, criteria="baltimore", **findings), day)
-    seattle = vod_diagnosed(VodAssessment(at=AT, criteria="modified_seattle", **findings), day)
-    strong = (findings["hepatomegaly"] and findings["ruq_pain"]) or findings["weight_gain_pct"] > 5
-    if baltimore and day <= 20 and findings["bilirubin_mg_per_dl"] > 2 and strong:
-        assert seattle
+def test_painful_reading_never_diagnoses_more_than_the_primary(findings: dict[str, Any], day: int) -> None:
+    a = VodAssessment(at=AT, criteria="baltimore", **findings)
+    if diagnosed(a, day, baltimore="painful_hepatomegaly"):
+        assert diagnosed(a, day, baltimore="hepatomegaly")
+    s = a.model_copy(update={"criteria": "modified_seattle"})
+    if diagnosed(s, day, seattle="hepatomegaly_with_ruq_pain"):
+        assert diagnosed(s, day, seattle="hepatomegaly_or_ruq_pain")
