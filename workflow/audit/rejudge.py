@@ -31,6 +31,7 @@ from states.judge import judge
 from states.payloads import CorrectEntry
 from states.policy import Policy
 from states.vocabulary import EntryKind
+from workflow import __version__
 from workflow.service import _correction_problems
 
 HOST_REASONS = frozenset({"role_not_held", "verifier_role_not_held"})
@@ -107,9 +108,9 @@ def rejudge_pathway(entries: Sequence[Entry], policy_of: PolicyLookup) -> tuple[
             found.append(_difference(entry, None, f"policy {entry.policy_version} is not registered"))
         elif facts is None:  # a referral: only the role table judges it (decisions.md)
             judged += 1
-            allowed = policy.may(entry.actor_role, INITIAL_COMMAND)
-            if _stored(entry) != (() if allowed else ("role_not_permitted",)):
-                found.append(_difference(entry, () if allowed else ("role_not_permitted",)))
+            referral: tuple[str, ...] = () if policy.may(entry.actor_role, INITIAL_COMMAND) else ("role_not_permitted",)
+            if referral != _stored(entry):
+                found.append(_difference(entry, referral))
         else:
             judged += 1
             try:
@@ -127,6 +128,8 @@ def rejudge_pathway(entries: Sequence[Entry], policy_of: PolicyLookup) -> tuple[
 
 
 def _difference(entry: Entry, recomputed: tuple[str, ...] | None, note: str = "") -> Difference:
+    if entry.release != __version__ and not note:  # the guards themselves may have changed since
+        note = f"written by release {entry.release or 'unrecorded'}, re-judged by {__version__}"
     return Difference(
         pathway_id=entry.pathway_id,
         sequence=entry.sequence,

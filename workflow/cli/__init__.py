@@ -15,7 +15,7 @@ from __future__ import annotations
 import typer
 
 from workflow import __version__
-from workflow.cli import audit, db, pathway, scenario
+from workflow.cli import audit, db, pathway, policy, scenario
 from workflow.cli.commands import commands
 from workflow.cli.diagram import diagram
 from workflow.cli.serve import serve
@@ -34,6 +34,7 @@ app.add_typer(scenario.app, name="scenario")
 app.add_typer(pathway.app, name="pathway")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db.app, name="db")
+app.add_typer(policy.app, name="policy")
 app.command("diagram")(diagram)
 app.command("commands")(commands)
 app.command("serve")(serve)

@@ -1,4 +1,4 @@
-"""`hsct audit log | verify | keygen | checkpoint | export | fhir`: reading and proving the log.
+"""`hsct audit log | verify | rejudge | keygen | checkpoint | export | fhir`: reading and proving the log.
 
 `log` prints the append-only log across pathways, filtered, as a table, JSON lines or CSV.
 By default only the structural fields are printed (who did what, when, with which outcome
@@ -38,6 +38,9 @@ from workflow.cli._common import (
     stderr,
     stdout,
 )
+from workflow.cli.output import Format as OutputFormat
+from workflow.cli.output import FormatOption as OutputFormatOption
+from workflow.cli.output import emit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -229,20 +232,31 @@ def _progress(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[int
 
 
 def _trusted_key(value: str | None) -> str | None:
-    """A public key given as hex, or as a file holding the hex."""
+    """A public key given as hex, or as a file holding the hex (exit 2 when that file is not text)."""
+    from workflow.input_limits import MAX_KEY_FILE_BYTES, LimitExceeded, read_bounded
+
     if value is None:
         return None
     path = Path(value)
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else value.strip()
+    if not path.is_file():
+        return value.strip()
+    try:
+        return read_bounded(path, MAX_KEY_FILE_BYTES).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError, LimitExceeded):
+        fail(f"--public-key {path}: not a readable file holding the key as hex")
 
 
 def _read_checkpoint(path: Path, public_key: str | None) -> Checkpoint:
-    from workflow.audit.checkpoint import CheckpointInvalid, load_checkpoint
+    """The checkpoint, checked; exit 2 when the file is no checkpoint, 1 when it fails its checks."""
+    from workflow.audit.checkpoint import CheckpointInvalid, CheckpointMalformed, load_checkpoint
 
+    trusted = _trusted_key(public_key)
     try:
-        return load_checkpoint(path, public_key=_trusted_key(public_key))
+        return load_checkpoint(path, public_key=trusted)
     except OSError as exc:
         fail(f"cannot read the checkpoint {path}: {exc.strerror}")
+    except CheckpointMalformed as exc:
+        fail(f"{path}: {exc}")
     except CheckpointInvalid as exc:
         stderr().print(f"[bold red]checkpoint rejected:[/] {exc}")
         raise typer.Exit(EXIT_FAILED) from None
@@ -458,3 +472,38 @@ def fhir(
         service.engine.dispose()
     if out is not None:
         stderr().print(f"{written} FHIR R4B bundle(s) written to {out}")
+
+
+REJUDGE_KEYS = ("pathway_id", "sequence", "trigger", "policy_version", "release", "stored", "recomputed", "note")
+
+
+@app.command()
+def rejudge(
+    db: Db = DEFAULT_DB_URL, pathway: PathwayFilter = None, fmt: OutputFormatOption = OutputFormat.TABLE
+) -> None:
+    """Re-run every judgement under the policy stored for its entry; exit 1 naming each entry
+    whose stored reasons differ (host role-directory reasons are not recomputed)."""
+    from workflow.audit.rejudge import HOST_REASONS, rejudge_log
+
+    service = open_service(db)
+    with library_errors(db):
+        result = rejudge_log(service.engine, pathway_ids=None if pathway is None else [pathway])
+    releases = ", ".join(f"{release or 'unrecorded'}: {n}" for release, n in sorted(
+        result.entries_by_release.items(), key=lambda item: str(item[0])))
+    footer = (
+        f"{len(result.differences)} difference(s); {result.judged} entries of {result.pathways} pathways re-judged, "
+        f"{result.skipped} not judged by a policy; entries by release: {releases or 'none'}. Not recomputed: "
+        f"{', '.join(sorted(HOST_REASONS))} (the host's role directory at the time is not in the log)."
+    )
+    emit(
+        [{**vars(d), "stored": ",".join(d.stored) or "passes",
+          "recomputed": "-" if d.recomputed is None else ",".join(d.recomputed) or "passes"}
+         for d in result.differences],
+        REJUDGE_KEYS,
+        fmt,
+        footer=footer,
+    )
+    if fmt is not OutputFormat.TABLE:
+        stderr().print(footer, markup=False)
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
