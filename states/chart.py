@@ -179,6 +179,17 @@ _TRIGGERS: tuple[Command, ...] = (
     _trigger("complete_day100", pl.CompleteDay100, _edges(Ph.FOLLOW_UP, Ph.DAY100_COMPLETE), "day100_ready"),
     _trigger("withdraw", pl.Withdraw, _edges(BEFORE_CONDITIONING, Ph.WITHDRAWN)),
     _trigger("record_death", pl.RecordDeath, _edges(NON_TERMINAL, Ph.DECEASED), "not_before_previous_entry"),
+    # Before the graft is committed: referral and evaluation stay, an allogeneic donor search and
+    # an autologous collection not yet started goes back to evaluation (docs/decisions.md).
+    _trigger(
+        "change_route",
+        pl.ChangeRoute,
+        _edges(Ph.REFERRED, Ph.REFERRED)
+        + _edges(Ph.EVALUATION, Ph.EVALUATION)
+        + _edges(Ph.DONOR_SEARCH, Ph.EVALUATION, "allogeneic")
+        + _edges(Ph.COLLECTION, Ph.EVALUATION, "autologous"),
+        "route_change_allowed",
+    ),
 )
 
 _EVENTS: tuple[Command, ...] = (

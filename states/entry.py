@@ -48,7 +48,7 @@ class Draft(BaseModel):
     recorded_at: AwareDatetime
     actor_id: str
     actor_role: Role
-    reason: str | None = None
+    reason: str | None = Field(None, repr=False)  # free text: never in a repr
     payload: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold the patient reference
     reasons: tuple[str, ...] = ()
     policy_version: str

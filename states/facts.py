@@ -238,6 +238,9 @@ class PathwayFacts(Frozen):
     next_pathway: str | None = None
     held_from: Phase | None = None
     last_effective_at: AwareDatetime | None = None
+    # The opening entry's effective time: no later entry may be effective before it
+    # (effective_time_before_referral). None only in snapshots written before it was kept.
+    referred_at: AwareDatetime | None = None
     # The policy version the pathway is judged under: the one its first entry was judged
     # under, until an `adopt_policy` moves it (docs/versioning.md). None only in snapshots
     # written before the policy registry.

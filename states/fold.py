@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -36,6 +36,8 @@ class Opening(Refer):
     eligibility_documented: bool = False
     hla_samples: tuple[str, ...] = ()
     abo_samples: tuple[str, ...] = ()
+
+    identity_fields: ClassVar[frozenset[str]] = Refer.identity_fields | {"timezone", "hct_number", "previous_pathway"}
 
 
 def opening_facts(opening: Opening, phase: Phase, on: date) -> PathwayFacts:
@@ -65,7 +67,11 @@ def apply_entry(
         opening = Opening.model_validate(values)
         on = clinical_date(entry.effective_at, opening.timezone)
         return opening_facts(opening, entry.to_phase, on).model_copy(
-            update={"last_effective_at": entry.effective_at, "policy_version": entry.policy_version}
+            update={
+                "last_effective_at": entry.effective_at,
+                "referred_at": entry.effective_at,
+                "policy_version": entry.policy_version,
+            }
         )
     if entry.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION) or entry.trigger == FACTS_REDERIVED:
         return facts

@@ -18,6 +18,7 @@ from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
 from states.payloads import (
     AdoptPolicy,
     BedsideCheck,
+    ChangeRoute,
     ClearDonor,
     DeclareGraftFailure,
     RecordCollection,
@@ -506,6 +507,19 @@ def policy_differs(a: Attempt) -> Verdict:
     return refuse("policy_already_adopted") if a.payload.version == a.facts.policy_version else PASS
 
 
+def route_change_allowed(a: Attempt) -> Verdict:
+    """A route changes to another one, and an autologous one only before collection starts
+    (the chart's edges close allogeneic changes when donor search ends) [S, decisions.md]."""
+    assert isinstance(a.payload, ChangeRoute)
+    f, new = a.facts, a.payload
+    reasons = []
+    if (new.route, new.donor_type, new.graft_source) == (f.route, f.donor_type, f.graft_source):
+        reasons.append("route_unchanged")
+    if f.episodes or f.products:
+        reasons.append("collection_started")
+    return refuse(*reasons)
+
+
 def not_before_previous_entry(a: Attempt) -> Verdict:
     last = a.facts.last_effective_at
     return refuse("effective_time_before_previous_entry") if last is not None and a.at < last else PASS
@@ -545,6 +559,7 @@ GUARDS: dict[str, Guard] = {
         subsequent_transplant_allowed,
         not_before_previous_entry,
         policy_differs,
+        route_change_allowed,
     )
 }
 

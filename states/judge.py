@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from states.chart import CHART, Chart, Command
+from states.chart import CHART, INITIAL_COMMAND, Chart, Command
 from states.days import clinical_date
 from states.facts import PathwayFacts
 from states.guards import run_guards
@@ -30,6 +30,26 @@ class Judgement:
     @property
     def passed(self) -> bool:
         return self.verdict.passed
+
+
+def judge_referral(*, actor_role: Role, at: datetime, now: datetime, policy: Policy) -> Verdict:
+    """A referral: the role may refer, and its time lies between `earliest_referral_days` back
+    and the future tolerance ahead of now (docs/decisions.md "Time")."""
+    checks = [] if policy.may(actor_role, INITIAL_COMMAND) else [refuse("role_not_permitted")]
+    checks.append(_time_bounds(at, now, policy, earliest=None))
+    if at < now - timedelta(days=policy.earliest_referral_days):
+        checks.append(refuse("referral_too_early"))
+    return combine(checks)
+
+
+def _time_bounds(at: datetime, now: datetime, policy: Policy, *, earliest: datetime | None) -> Verdict:
+    """Not after now plus the clock-skew tolerance; not before the pathway's referral."""
+    reasons = []
+    if at > now + timedelta(minutes=policy.future_tolerance_minutes):
+        reasons.append("effective_time_in_future")
+    if earliest is not None and at < earliest:
+        reasons.append("effective_time_before_referral")
+    return refuse(*reasons)
 
 
 def judge(
@@ -57,8 +77,7 @@ def judge(
         checks.append(refuse("event_not_allowed_in_phase"))
     if facts.next_pathway is not None and command.name not in AFTER_SUPERSEDED:
         checks.append(refuse("pathway_superseded"))
-    if at > now + timedelta(minutes=policy.future_tolerance_minutes):
-        checks.append(refuse("effective_time_in_future"))
+    checks.append(_time_bounds(at, now, policy, earliest=facts.referred_at))
     attempt = Attempt(
         command=command.name,
         facts=facts,

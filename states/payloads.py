@@ -7,12 +7,23 @@ doses) and knows what its fact does to the snapshot (`apply`). Guards live in
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from states.facts import (
@@ -48,7 +59,9 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whi
 """Free text a person typed: stored verbatim, never interpreted; NUL refused (no database keeps it)."""
 Drug = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=r"^[^\x00]*$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
-DoseText = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?\s*[A-Za-z%µ/0-9.]+( [A-Za-z/]+)*$")]
+DoseText = Annotated[
+    str, StringConstraints(max_length=64, pattern=r"^\d+(\.\d+)?\s*[A-Za-z%µ/0-9.]+( [A-Za-z/]+)*$")
+]
 Pct = Annotated[float, Field(strict=True, ge=0, le=100)]
 
 EARLIEST_DATE = date(1900, 1, 1)
@@ -102,6 +115,9 @@ class Payload(BaseModel):
 
     # Fields the library fills in (derived facts); a caller may not send them.
     derived_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields that say who the patient is or which transplant this is: `correct_entry` refuses
+    # them (identity_not_correctable, docs/decisions.md "Identity is not corrected").
+    identity_fields: ClassVar[frozenset[str]] = frozenset()
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         """What this fact does to the snapshot (the phase itself is moved by the fold)."""
@@ -122,21 +138,28 @@ class Refer(Payload):
     graft_source: GraftSource
     diagnosis: Code | None = None
 
+    identity_fields: ClassVar[frozenset[str]] = frozenset({"patient_ref", "route", "donor_type", "graft_source"})
+
     @model_validator(mode="after")
     def _consistent(self) -> Refer:
-        # Raised as pydantic errors whose type is the rule name (see workflow.validation).
-        if self.route is Route.AUTOLOGOUS and self.donor_type is not None:
-            raise PydanticCustomError("donor_type_for_autologous", "an autologous route has no donor_type")
-        if self.route is Route.ALLOGENEIC and self.donor_type is None:
-            raise PydanticCustomError("donor_type_missing", "an allogeneic route needs a donor_type")
-        if self.route is Route.AUTOLOGOUS and self.graft_source is GraftSource.CORD_BLOOD:
-            raise PydanticCustomError("graft_source_inconsistent", "cord blood is never autologous")
-        cord_type = self.donor_type is DonorType.CORD_BLOOD
-        if cord_type != (self.graft_source is GraftSource.CORD_BLOOD) and self.route is Route.ALLOGENEIC:
-            raise PydanticCustomError(
-                "graft_source_inconsistent", "donor_type cord_blood goes with graft_source cord_blood only"
-            )
+        _check_route(self.route, self.donor_type, self.graft_source)
         return self
+
+
+def _check_route(route: Route, donor_type: DonorType | None, graft_source: GraftSource) -> None:
+    """Route, donor type and graft source agree (a referral, a route change)."""
+    # Raised as pydantic errors whose type is the rule name (see workflow.validation).
+    if route is Route.AUTOLOGOUS and donor_type is not None:
+        raise PydanticCustomError("donor_type_for_autologous", "an autologous route has no donor_type")
+    if route is Route.ALLOGENEIC and donor_type is None:
+        raise PydanticCustomError("donor_type_missing", "an allogeneic route needs a donor_type")
+    if route is Route.AUTOLOGOUS and graft_source is GraftSource.CORD_BLOOD:
+        raise PydanticCustomError("graft_source_inconsistent", "cord blood is never autologous")
+    cord_type = donor_type is DonorType.CORD_BLOOD
+    if cord_type != (graft_source is GraftSource.CORD_BLOOD) and route is Route.ALLOGENEIC:
+        raise PydanticCustomError(
+            "graft_source_inconsistent", "donor_type cord_blood goes with graft_source cord_blood only"
+        )
 
 
 class Empty(Payload):
@@ -368,7 +391,7 @@ class CompleteCollection(Empty):
 
 
 class WithReason(Payload):
-    reason: Text
+    reason: Text = Field(repr=False)  # free text: never in a repr
 
 
 class Hold(WithReason):
@@ -643,6 +666,8 @@ class StartSubsequentTransplant(Payload):
     new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
 
     derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id"})
+    # The linked pathway was opened with these: they are its identity, not this entry's detail.
+    identity_fields: ClassVar[frozenset[str]] = frozenset({"route", "donor_type", "graft_source", "begin_in"})
 
     @model_validator(mode="after")
     def _consistent(self) -> StartSubsequentTransplant:
@@ -682,9 +707,54 @@ class AdoptPolicy(WithReason):
         return _upd(facts, policy_version=self.version)
 
 
+class ChangeRoute(WithReason):
+    """A physician changes the transplant route before the graft is committed; the pathway goes
+    back to evaluation (docs/decisions.md "Route changes"). Never a correction of the referral."""
+
+    route: Route
+    donor_type: DonorType | None = None
+    graft_source: GraftSource
+
+    # A route change that was wrong is changed again, never corrected.
+    identity_fields: ClassVar[frozenset[str]] = frozenset({"route", "donor_type", "graft_source"})
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChangeRoute:
+        _check_route(self.route, self.donor_type, self.graft_source)
+        return self
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, route=self.route, donor_type=self.donor_type, graft_source=self.graft_source)
+
+
 class CorrectEntry(Payload):
     """Corrects an earlier entry's values; the earlier entry is never changed."""
 
     sequence: Annotated[int, Field(strict=True, ge=1)]
-    changes: dict[str, Any] = Field(min_length=1)
-    reason: Text
+    # Plain JSON here; the service validates each value through the corrected entry's own
+    # payload model before anything is written (with.changes.<field>).
+    changes: dict[Code, JsonValue] = Field(min_length=1, max_length=32, repr=False)
+    reason: Text = Field(repr=False)
+
+    @field_validator("changes")
+    @classmethod
+    def _finite(cls, value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        """NaN and infinity are no JSON: the canonical form of a stored entry refuses them."""
+        if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(value)):
+            raise PydanticCustomError("finite_number", "numbers must be finite")
+        return value
+
+
+def _leaves(value: JsonValue) -> list[JsonValue]:
+    """Every scalar inside a JSON value (walked without recursion)."""
+    pending: list[JsonValue] = [value]
+    found: list[JsonValue] = []
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+        else:
+            found.append(item)
+    return found

@@ -88,7 +88,13 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     "correct_entry": frozenset({QM, P, C, LAB}),
     # Moving a running pathway to a new policy is a governance decision, not a clinical step. [S]
     "adopt_policy": frozenset({P, QM}),
+    # A route change is a treatment decision: the physician's, with a reason. [S]
+    "change_route": frozenset({P}),
 }
+
+
+POLICY_VERSION_LENGTH = 128
+"""The width of the policy version columns (entries, policies)."""
 
 
 class Policy(BaseModel):
@@ -96,7 +102,15 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: str | None = Field(None, description="Declared version; a content hash when absent.")
+    # Stored on every entry: printable and as long as the column holds (no NUL, which
+    # PostgreSQL refuses; tests/test_bad_input.py checks the column agrees).
+    version: str | None = Field(
+        None,
+        min_length=1,
+        max_length=POLICY_VERSION_LENGTH,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="Declared version; a content hash when absent.",
+    )
     timezone: str = Field("UTC", json_schema_extra=_src("PATHWAY.md Words: Day N"))
 
     # Collection and doses
@@ -183,13 +197,27 @@ class Policy(BaseModel):
     infusion_verifier_roles: frozenset[Role] = Field(
         frozenset({P, RN}), json_schema_extra=_src("F:NMDP-CLEAR, FACT-JACIE chain of identity")
     )
+    earliest_referral_days: int = Field(
+        3653,
+        ge=0,
+        json_schema_extra=_src("S: a referral may be back-dated up to ten years, to enter a programme's past records"),
+    )
+
+    # Input bounds (not clinical): what one command's payload may hold before anything is written.
+    max_payload_bytes: int = Field(
+        32_768, ge=1024, json_schema_extra=_src("S: about ten times the largest valid payload (a donor with notes)")
+    )
+    max_payload_depth: int = Field(
+        12, ge=4, json_schema_extra=_src("S: the deepest valid payload (a correction of a donor's HLA) nests 5")
+    )
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        # "Europe" is a directory of the zone database (IsADirectoryError, an OSError).
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"unknown IANA timezone {value!r}") from exc
         return value
 

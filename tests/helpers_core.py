@@ -104,6 +104,10 @@ COMMANDS: dict[str, tuple[Mapping[str, str], dict[str, Any]]] = {
     "start_subsequent_transplant": (PHYS, {"reason": "relapse", "route": "autologous", "graft_source": "pbsc"}),
     "record_registry_form": (COORD, {"form": "pre_transplant"}),
     "correct_entry": (QM, {"sequence": 1, "changes": {"diagnosis": "dlbcl"}, "reason": "referral typo"}),
+    "change_route": (
+        PHYS,
+        {"route": "allogeneic", "donor_type": "matched_sibling", "graft_source": "pbsc", "reason": "sibling found"},
+    ),
     # The service's own (default) policy: registered, and already the pathway's.
     "adopt_policy": (QM, {"version": Policy().version_id, "reason": "programme policy review"}),
 }

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from states.errors import InvalidCommand, Refused, UnknownPathway
 from states.vocabulary import Phase
 from tests.helpers_core import COMMANDS, PATIENT, PHYS, Written, fire, problems, reach, rejected
+from tests.walks import WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -371,7 +372,8 @@ FUZZED = {
 def test_random_payloads_raise_only_documented_errors(service: PathwayService, clock: ManualClock) -> None:
     targets: dict[str, tuple[str, datetime]] = {}
     for command, (walk_name, phase) in FUZZED.items():
-        pathway_id = reach(service, clock, walk_name, phase)
+        walk = WALKS[walk_name]().for_patient(f"PT-{command}")  # a patient has one open pathway
+        pathway_id = run_walk(service, clock, walk, until=phase)
         targets[command] = (pathway_id, clock.now())
 
     @settings(max_examples=60, deadline=None, database=None)

@@ -93,7 +93,7 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
 }
 # Commands the project added where PATHWAY.md is silent (docs/decisions.md); only their
 # presence is pinned here.
-DOCUMENTED_ADDITIONS = {"record_registry_form", "adopt_policy"}
+DOCUMENTED_ADDITIONS = {"record_registry_form", "adopt_policy", "change_route"}
 
 
 def _commands(**replaced: dict[str, Any]) -> tuple[Command, ...]:
@@ -119,7 +119,8 @@ def test_the_chart_builds_from_its_own_commands() -> None:
 
 
 def test_triggers_match_pathway_md() -> None:
-    edges = {c.name: {(e.source, e.dest) for e in c.edges} for c in CHART.triggers}
+    triggers = [c for c in CHART.triggers if c.name not in DOCUMENTED_ADDITIONS]
+    edges = {c.name: {(e.source, e.dest) for e in c.edges} for c in triggers}
     assert edges == PATHWAY_TRIGGERS
 
 

@@ -40,6 +40,7 @@ PUBLIC_API = {
     "state_at",
     "history",
     "pathway_ids",
+    "find",
     "milestones",
     "due",
     "overdue",

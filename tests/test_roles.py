@@ -12,7 +12,7 @@ from states.errors import Refused
 from states.policy import DEFAULT_ROLES, Policy
 from states.vocabulary import EntryKind, Phase, Role
 from tests.helpers_core import COMMANDS, reach
-from tests.walks import t
+from tests.walks import WALKS, run_walk, t
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -66,10 +66,12 @@ def test_role_matrix_has_no_false_allow_and_no_false_deny(service: PathwayServic
 
 
 def _fresh_if_moved(service: PathwayService, clock: ManualClock, pathway_id: str) -> str:
-    """A permitted command may move the pathway on; start again from evaluation if so."""
+    """A permitted command may move the pathway on; start again from evaluation if so, for
+    another patient (the moved pathway may still be open, and a patient has one at a time)."""
     if service.snapshot(pathway_id).phase is Phase.EVALUATION:
         return pathway_id
-    return reach(service, clock, "autologous", Phase.EVALUATION)
+    walk = WALKS["autologous"]().for_patient(f"PT-ROLES{len(service.pathway_ids()):04d}")
+    return run_walk(service, clock, walk, until=Phase.EVALUATION)
 
 
 def test_a_program_can_narrow_the_table(db_url: str, clock: ManualClock) -> None:

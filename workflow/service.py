@@ -22,10 +22,12 @@ from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from persistence.engine import create_engine
+from persistence.models import ID_LENGTH, PathwayRow
 from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
 from persistence.store import PathwayRecord, Store, translate_errors
@@ -34,14 +36,29 @@ from states.chart import CHART, Command
 from states.days import clinical_date, day_label, day_number
 from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
 from states.entry import Draft, Entry, origin_label
-from states.errors import FieldProblem, IdempotencyMisuse, InvalidCommand, Refused, UnknownPathway
+from states.errors import (
+    FieldProblem,
+    IdempotencyMisuse,
+    InvalidCommand,
+    PatientHasOpenPathway,
+    Refused,
+    UnknownPathway,
+)
 from states.facts import PathwayFacts
 from states.flags import pathway_flags
 from states.fold import FACTS_REDERIVED, Opening, apply_entry, replay
 from states.gvhd import max_grade
-from states.judge import judge
+from states.judge import judge, judge_referral
 from states.milestones import Milestone, milestones
-from states.payloads import AdoptPolicy, BedsideCheck, CorrectEntry, Payload, Refer, StartSubsequentTransplant
+from states.payloads import (
+    AdoptPolicy,
+    BedsideCheck,
+    CorrectEntry,
+    PatientRef,
+    Payload,
+    Refer,
+    StartSubsequentTransplant,
+)
 from states.policy import Policy
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
 from workflow import __version__
@@ -49,8 +66,11 @@ from workflow.clock import Clock, SystemClock
 from workflow.engine import PathwayEngine
 from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
 from workflow.retry import RetryPolicy, own_transaction, transient
-from workflow.validation import aware, validated
+from workflow.validation import aware, bounded, check_size, checked_changes, plausible_id, subsequent_key, validated
 from workflow.validation import idempotency_key as checked_key
+
+OPEN_PATHWAY = "patient_has_open_pathway"
+"""Refused: the patient already has an open pathway (one at a time, docs/decisions.md)."""
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -200,12 +220,12 @@ class PathwayService:
     ) -> Result:
         """Open a pathway in `referred`. A refused referral raises without writing: there is
         no pathway yet whose log could hold it (docs/decisions.md)."""
+        bounded(payload, command="refer", policy=self.policy)
         refer = validated(Refer, payload, command="refer")
+        check_size(refer, command="refer", policy=self.policy)
         who = validated(Actor, actor, command="refer", prefix="actor")
         at = aware(at, command="refer")
         idempotency_key = checked_key(idempotency_key, command="refer")
-        if not self.policy.may(who.role, "refer"):
-            raise Refused("-", "refer", ("role_not_permitted",), None)
         opening = Opening(**refer.model_dump(), timezone=self.policy.timezone)
         sent = refer.model_dump(mode="json")
 
@@ -213,9 +233,18 @@ class PathwayService:
             replay_hit = self._replayed(store, idempotency_key, "refer", None, sent, who)
             if replay_hit is not None:
                 return replay_hit
+            verdict = judge_referral(actor_role=who.role, at=at, now=self.clock.now(), policy=self.policy)
+            reasons = verdict.reasons + self._roles_not_held(store, who)
+            if store.open_pathways_of(refer.patient_ref):
+                reasons += (OPEN_PATHWAY,)
+            if reasons:
+                raise Refused("-", "refer", reasons, None)
             return self._open(store, opening, Phase.REFERRED, "refer", who, at, idempotency_key)
 
-        return self._write(session, work, idempotency_key)
+        try:
+            return self._write(session, work, idempotency_key)
+        except PatientHasOpenPathway:  # a referral of the same patient committed after our look
+            raise Refused("-", "refer", (OPEN_PATHWAY,), None) from None
 
     def fire(
         self,
@@ -232,7 +261,9 @@ class PathwayService:
         `InvalidCommand` (nothing written), `UnknownPathway`, `IdempotencyMisuse`,
         `ConcurrencyConflict` (once the retry policy gives up), `StorageError`."""
         spec = self._command(command)
+        bounded(payload, command=command, policy=self.policy)
         body = validated(spec.payload, payload, command=command)
+        check_size(body, command=command, policy=self.policy)
         self._reject_derived(spec, payload, command)
         who = validated(Actor, actor, command=command, prefix="actor")
         at = aware(at, command=command)
@@ -286,8 +317,10 @@ class PathwayService:
         reasons = judgement.verdict.reasons + self._roles_not_held(store, who, body)
         # A correction needs the log (to check its target, then to replay): read it once.
         log = store.entries(record.id) if isinstance(body, CorrectEntry) else []
-        if not reasons and isinstance(body, CorrectEntry):
-            reasons = _correction_problems(log, body)
+        if isinstance(body, CorrectEntry):
+            reasons += _correction_problems(log, body)  # InvalidCommand when the changes are malformed
+        if isinstance(body, StartSubsequentTransplant) and set(store.open_pathways_of(facts.patient_ref)) - {record.id}:
+            reasons += (OPEN_PATHWAY,)
         crash_point(BEFORE_FLUSH)
         if reasons:
             entry = store.append(
@@ -420,8 +453,8 @@ class PathwayService:
                 else {}
             ),
         )
-        child_key = None if key is None else f"{key}#subsequent"
-        opened = self._open(store, opening, body.begin_phase, "start_subsequent_transplant", who, at, child_key)
+        trigger = "start_subsequent_transplant"
+        opened = self._open(store, opening, body.begin_phase, trigger, who, at, subsequent_key(key))
         return body.model_copy(update={"new_pathway_id": opened.pathway_id})
 
     # --- helpers ---------------------------------------------------------------------------
@@ -481,7 +514,7 @@ class PathwayService:
                 [FieldProblem(f"with.{name}", "derived_field", "is derived by the library") for name in clash],
             )
 
-    def _roles_not_held(self, store: Store, who: Actor, body: Payload) -> tuple[str, ...]:
+    def _roles_not_held(self, store: Store, who: Actor, body: Payload | None = None) -> tuple[str, ...]:
         """With a role directory: the actor, and an infusion's verifiers, hold their roles now."""
         if self.roles is None:
             return ()
@@ -513,8 +546,7 @@ class PathwayService:
 
     @staticmethod
     def _load(store: Store, pathway_id: str, *, for_update: bool = False) -> PathwayRecord:
-        plausible = isinstance(pathway_id, str) and 0 < len(pathway_id) <= 64 and "\x00" not in pathway_id
-        record = store.load(pathway_id, for_update=for_update) if plausible else None
+        record = store.load(pathway_id, for_update=for_update) if plausible_id(pathway_id, ID_LENGTH) else None
         if record is None:
             raise UnknownPathway(str(pathway_id)[:64])
         return record
@@ -573,10 +605,12 @@ class PathwayService:
         with self._reading(session) as store:
             facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
             _, policy = self._policy_for(store, facts)
+            not_held = self._roles_not_held(store, who, body)
         verdict = judge(
             spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=self.clock.now(), policy=policy
         ).verdict
-        return Availability(command, verdict.passed, verdict.reasons)
+        reasons = verdict.reasons + not_held
+        return Availability(command, not reasons, reasons)
 
     def available(
         self,
@@ -593,6 +627,7 @@ class PathwayService:
         with self._reading(session) as store:
             facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
             _, policy = self._policy_for(store, facts)
+            not_held = self._roles_not_held(store, who)
         answers = []
         for spec in CHART.commands.values():
             if facts.phase not in spec.phases() or not policy.may(who.role, spec.name):
@@ -600,12 +635,13 @@ class PathwayService:
             try:
                 body = spec.payload.model_validate({})
             except ValueError:
-                answers.append(Availability(spec.name, True, (), needs_payload=True))
+                answers.append(Availability(spec.name, not not_held, not_held, needs_payload=True))
                 continue
             verdict = judge(
                 spec, facts, body, actor_id=who.id, actor_role=who.role, at=when, now=when, policy=policy
             ).verdict
-            answers.append(Availability(spec.name, verdict.passed, verdict.reasons))
+            reasons = verdict.reasons + not_held
+            answers.append(Availability(spec.name, not reasons, reasons))
         return answers
 
     def snapshot(self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None) -> Snapshot:
@@ -652,6 +688,15 @@ class PathwayService:
     def pathway_ids(self, *, phase: Phase | None = None, session: Session | None = None) -> list[str]:
         with self._reading(session) as store:
             return store.pathway_ids(phase)
+
+    def find(self, patient_ref: str, *, session: Session | None = None) -> list[str]:
+        """The patient's pathway ids: the open one first, then the others oldest first.
+        InvalidCommand when `patient_ref` could not be a patient reference."""
+        ref = validated(_PatientQuery, {"patient_ref": patient_ref}, command="find", prefix="").patient_ref
+        with self._reading(session) as store:
+            open_ids = store.open_pathways_of(ref)
+            every = store.connection.execute(_PATHWAYS_OF, {"b_patient": ref}).scalars().all()
+        return [*open_ids, *(i for i in every if i not in open_ids)]
 
     def milestones(
         self, pathway_id: str, *, at: datetime | None = None, session: Session | None = None
@@ -712,6 +757,16 @@ class PathwayService:
         )
 
 
+class _PatientQuery(BaseModel):
+    """A lookup by patient: the reference must be one a referral could have stored."""
+
+    patient_ref: PatientRef
+
+
+_P = PathwayRow.__table__.c
+_PATHWAYS_OF = select(_P.id).where(_P.patient_ref == bindparam("b_patient")).order_by(_P.created_at, _P.id)
+
+
 def _label(facts: PathwayFacts, at: datetime) -> str | None:
     anchor = facts.day0 or facts.planned_day0
     if anchor is None:
@@ -733,7 +788,8 @@ def _reason_of(body: Payload) -> str | None:
 
 
 def _correction_problems(log: Sequence[Entry], body: CorrectEntry) -> tuple[str, ...]:
-    """A correction names an earlier non-refusal entry and keeps its payload valid."""
+    """A correction names an earlier correctable entry and leaves who the patient is, and which
+    route and transplant this is, alone; malformed changes raise InvalidCommand."""
     target = next((e for e in log if e.sequence == body.sequence), None)
     if target is None:
         return ("corrected_entry_unknown",)
@@ -741,12 +797,5 @@ def _correction_problems(log: Sequence[Entry], body: CorrectEntry) -> tuple[str,
     if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION) or target.trigger in ("adopt_policy", FACTS_REDERIVED):
         return ("entry_not_correctable",)
     model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
-    merged = {**target.payload, **body.changes}
-    unknown = set(body.changes) - set(model.model_fields)
-    if unknown or model.derived_fields & set(body.changes):
-        return ("correction_field_unknown",)
-    try:
-        model.model_validate(merged)
-    except ValueError:
-        return ("correction_invalid",)
-    return ()
+    checked_changes(model, target.payload, body.changes, command="correct_entry")
+    return ("identity_not_correctable",) if model.identity_fields & set(body.changes) else ()

@@ -6,13 +6,18 @@ for cross-field rules) and never echoes the input value: a value may be patient 
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, TypeVar
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from persistence.chain import canonical_json
+from persistence.models import IDEMPOTENCY_KEY_LENGTH
 from states.errors import FieldProblem, InvalidCommand
-from states.payloads import RULE_FIELDS
+from states.payloads import EARLIEST_DATE, LATEST_DATE, RULE_FIELDS, Payload
+from states.policy import Policy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,26 +47,153 @@ def validated(model: type[M], data: Any, *, command: str, prefix: str = "with") 
 
 
 def aware(value: Any, *, command: str, field: str = "at") -> datetime:
-    """An effective time must be a timezone-aware datetime."""
+    """An effective time must be a timezone-aware datetime on a plausible calendar day.
+
+    The range is the clinical dates' (1900..2199): year 1 at +14:00 has no UTC value at all, and
+    every window computed from a time (Day N, IDM days) must stay representable.
+    """
     if not isinstance(value, datetime):
         raise InvalidCommand(command, [FieldProblem(field, "datetime_type", "must be a datetime")])
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidCommand(
             command, [FieldProblem(field, "timezone_aware", "must be timezone-aware (naive datetimes are refused)")]
         )
+    try:
+        day = value.astimezone(UTC).date()
+    except OverflowError:
+        day = None
+    if day is None or not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise InvalidCommand(
+            command,
+            [FieldProblem(field, "datetime_out_of_range", f"must lie between {EARLIEST_DATE} and {LATEST_DATE}")],
+        )
     return value
 
 
-MAX_KEY_LENGTH = 200
+SUBSEQUENT_KEY_SUFFIX = "\x1fsubsequent"
+"""Appended to a host's key for the pathway `start_subsequent_transplant` opens. A host's key
+never holds a control character, so no key a host sends can equal a derived one."""
+
+MAX_KEY_LENGTH = IDEMPOTENCY_KEY_LENGTH - len(SUBSEQUENT_KEY_SUFFIX)
+"""Room is left in the column for the suffix."""
 
 
 def idempotency_key(value: object, *, command: str) -> str | None:
-    """An idempotency key is 1..200 characters without NUL, as the unique index stores it."""
+    """An idempotency key is 1..MAX_KEY_LENGTH printable characters (no control characters,
+    no lone surrogates): the unique index stores it, and its derived key, on both backends."""
     if value is None:
         return None
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_KEY_LENGTH or "\x00" in value:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_KEY_LENGTH or not _plain(value):
         raise InvalidCommand(
             command,
-            [FieldProblem("idempotency_key", "idempotency_key_invalid", "must be 1..200 characters without NUL")],
+            [
+                FieldProblem(
+                    "idempotency_key",
+                    "idempotency_key_invalid",
+                    f"must be 1..{MAX_KEY_LENGTH} characters without control characters",
+                )
+            ],
         )
     return value
+
+
+def subsequent_key(key: str | None) -> str | None:
+    """The idempotency key of the pathway a subsequent transplant opens (None without a key)."""
+    return None if key is None else key + SUBSEQUENT_KEY_SUFFIX
+
+
+def plausible_id(value: object, limit: int) -> bool:
+    """Could `value` be a stored id (a pathway's)? Anything else is unknown without a query."""
+    return isinstance(value, str) and 0 < len(value) <= limit and _plain(value)
+
+
+def _plain(text: str) -> bool:
+    """No control characters (NUL included) and valid UTF-8 (no lone surrogates)."""
+    return text.isprintable() or not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isprintable() and any(unicodedata.category(ch) == "Cs" for ch in text)
+
+
+# --- size and depth of a payload ----------------------------------------------------------------
+
+# Lower bounds of a value's canonical JSON size, enough to stop a walk early.
+_SCALAR_BYTES = 4  # null, true, a short number or date
+_DIGITS_PER_BIT = 0.30103
+_INT_LIMIT = 2**63  # the range every backend and JSON reader keeps exactly
+
+
+def bounded(data: Any, *, command: str, policy: Policy, prefix: str = "with") -> None:
+    """Refuse input nested deeper than `policy.max_payload_depth` or larger than about
+    `policy.max_payload_bytes`, before it is validated or copied.
+
+    Walked without recursion and stopped once over the budget: shared sub-objects (what a YAML
+    alias builds) count every time they are reached, so a small "bomb" is refused at once
+    instead of expanding. Each value costs no more than its canonical JSON would, so nothing
+    the exact check (`check_size`) accepts is refused here.
+    """
+    budget = policy.max_payload_bytes
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, BaseModel):
+            item = item.__dict__
+        if isinstance(item, Mapping | list | tuple | set | frozenset):
+            if depth >= policy.max_payload_depth:
+                _refuse(command, prefix, "payload_too_deep", f"nested more than {policy.max_payload_depth} deep")
+            children = [*item.keys(), *item.values()] if isinstance(item, Mapping) else list(item)
+            budget -= 2 + len(children)
+            pending += [(child, depth + 1) for child in children]
+        elif isinstance(item, str):
+            budget -= len(item) + 2
+            if budget >= 0 and _has_surrogate(item):
+                _refuse(command, prefix, "string_unicode", "text must be valid UTF-8 (no lone surrogates)")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -_INT_LIMIT <= item < _INT_LIMIT:
+                _refuse(command, prefix, "number_out_of_range", "integers must lie within 64 bits")
+            budget -= 1 + int(item.bit_length() * _DIGITS_PER_BIT)
+        else:
+            budget -= 1
+        if budget < 0:
+            _refuse(command, prefix, "payload_too_large", f"larger than {policy.max_payload_bytes} bytes as JSON")
+
+
+def check_size(body: BaseModel, *, command: str, policy: Policy, prefix: str = "with") -> None:
+    """The validated payload's canonical JSON (what an entry stores) within the policy's bytes."""
+    size = len(canonical_json(body.model_dump(mode="json", exclude_none=True)))
+    if size > policy.max_payload_bytes:
+        _refuse(command, prefix, "payload_too_large", f"larger than {policy.max_payload_bytes} bytes as JSON")
+
+
+def _refuse(command: str, path: str, rule: str, message: str) -> NoReturn:
+    raise InvalidCommand(command, [FieldProblem(path, rule, message)])
+
+
+# --- corrections --------------------------------------------------------------------------------
+
+
+def checked_changes(
+    model: type[Payload], original: Mapping[str, Any], changes: Mapping[str, Any], *, command: str
+) -> None:
+    """A correction says only what the corrected command could have said: every changed field
+    is one of its payload's own, not derived, and the corrected payload passes that payload's
+    validation. Problems name `with.changes.<field>`."""
+    path = "with.changes"
+    problems = [
+        FieldProblem(f"{path}.{name}", "extra_forbidden", "the corrected entry's payload has no such field")
+        for name in changes
+        if name not in model.model_fields
+    ]
+    problems += [
+        FieldProblem(f"{path}.{name}", "derived_field", "is derived by the library")
+        for name in changes
+        if name in model.derived_fields
+    ]
+    if not problems:
+        try:
+            model.model_validate({**original, **changes})
+        except ValidationError as exc:
+            problems = problems_of(exc, path)
+    if problems:
+        raise InvalidCommand(command, problems)

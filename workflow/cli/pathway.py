@@ -33,16 +33,22 @@ app = typer.Typer(name="pathway", help="List pathways and show one pathway's sta
 def list_(
     db: Db = DEFAULT_DB_URL,
     phase: Annotated[Phase | None, typer.Option(help="Only pathways in this phase.")] = None,
+    patient: Annotated[
+        str | None,
+        typer.Option(help="Only this patient's pathways (the open one first); the reference is not printed."),
+    ] = None,
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """One line per pathway: id, phase, route, donor type, graft source, HCT number, Day today."""
     service = open_service(db)
     rows: list[Row] = []
     with library_errors(db):
-        ids = service.pathway_ids(phase=phase)
+        ids = service.pathway_ids(phase=phase) if patient is None else service.find(patient)
         for pathway_id in ids:
             snap = service.snapshot(pathway_id)
             facts = snap.facts
+            if phase is not None and facts.phase is not phase:
+                continue
             rows.append({
                 "id": pathway_id,
                 "phase": facts.phase.value,
@@ -54,7 +60,7 @@ def list_(
                 "entries": snap.version,
             })
     service.engine.dispose()
-    emit(rows, LIST_KEYS, fmt, title="pathways", footer=f"{len(ids)} pathway(s)")
+    emit(rows, LIST_KEYS, fmt, title="pathways", footer=f"{len(rows)} pathway(s)")
 
 
 @app.command()
