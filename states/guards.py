@@ -373,8 +373,10 @@ def fresh_product_in_time(a: Attempt) -> Verdict:
 def _product_dose_met(products: list[Product], a: Attempt) -> bool:
     """The summed dose of the infused products of one graft source meets the policy minimum:
     CD34+ for PBSC (autologous [F:RUSSELL-2013] or allogeneic [S]), TNC for marrow
-    [F:BM-HARVEST]. A product with no recorded dose adds nothing."""
-    if products[0].graft_source is GraftSource.BONE_MARROW:
+    [F:BM-HARVEST] (CD34+ when no marrow TNC is recorded, as `_dose_meets_target` does). A
+    product with no recorded dose of that kind adds nothing."""
+    marrow = products[0].graft_source is GraftSource.BONE_MARROW
+    if marrow and any(p.tnc_x10e7_per_kg is not None for p in products):
         tnc_x10e8 = sum(p.tnc_x10e7_per_kg or 0.0 for p in products) / TNC_X10E7_PER_X10E8
         return tnc_x10e8 >= a.policy.min_tnc_marrow_x10e8_per_kg
     policy = a.policy

@@ -200,7 +200,7 @@ def read_jsonl(data):
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise Failed(f"line {number}: not JSON") from None
         if not isinstance(record, dict):
             raise Failed(f"line {number}: not a JSON object")
@@ -227,7 +227,7 @@ def read_csv(data):
                 record[name] = None if record[name] == "" else int(record[name])
             for name in CSV_JSON:
                 record[name] = json.loads(record[name])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Failed(f"CSV row {number}: a number or JSON cell cannot be read") from None
         for name in CSV_NULLABLE_TEXT:
             if record[name] == "":
@@ -253,7 +253,7 @@ def check_entries(records, heads, filtered):
         body = {name: record[name] for name in members}
         try:
             recomputed = sha256(canonical(body))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise Failed(f"pathway {pid} sequence {sequence}: a value has no canonical form") from None
         if recomputed != record["hash"]:
             raise Failed(f"pathway {pid} sequence {sequence}: the hash does not match the entry")
@@ -313,9 +313,12 @@ def verify(export_path, checkpoint_path, trusted_key, partial=False):
     if checkpoint_path is not None:
         try:
             checkpoint = json.loads(checkpoint_path.read_bytes())
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Unreadable("the checkpoint is not JSON") from None
-        heads = check_checkpoint(checkpoint, trusted_key)
+        try:
+            heads = check_checkpoint(checkpoint, trusted_key)
+        except (TypeError, ValueError, RecursionError):  # a lone surrogate, a value too deep to write
+            raise Unreadable("the checkpoint holds a value with no canonical JSON form") from None
         export = checkpoint["export"]
         if not isinstance(export, dict):
             raise Failed("checkpoint: it names no export")

@@ -21,6 +21,7 @@ from states.errors import HsctError
 
 __all__ = [
     "MAX_CHECKPOINT_BYTES",
+    "MAX_KEY_FILE_BYTES",
     "MAX_NESTING_DEPTH",
     "MAX_POLICY_BYTES",
     "MAX_SCENARIO_BYTES",
@@ -41,6 +42,9 @@ MAX_POLICY_BYTES: Final = 256 * 1024
 
 MAX_CHECKPOINT_BYTES: Final = 256 * 1024 * 1024
 """A checkpoint file: about 130 bytes per pathway, so some two million pathways."""
+
+MAX_KEY_FILE_BYTES: Final = 4096
+"""A file holding a public key as hex (64 characters)."""
 
 MAX_NESTING_DEPTH: Final = 32
 """Values on the way from the top of a document to the deepest one, both counted (a scenario

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 from states.days import clinical_date, day_label, day_number
 from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
 from states.errors import HsctError
+from states.flags import vod_met
 from states.gvhd import organ_stages, overall_grade
 from states.milestones import milestones
 from states.vocabulary import EntryKind, Phase
-from states.vod import vod_diagnosed
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -131,7 +131,7 @@ def timeline_data(snap: Snapshot, entries: Sequence[Entry], policy: Policy) -> T
     transfusions = tuple(Mark(day_at(t.at), f"{t.product.replace('_', ' ')} transfusion") for t in facts.transfusions)
     gvhd = tuple(Mark(day_at(g.at), f"aGVHD grade {_GRADES[overall_grade(organ_stages(g))]}") for g in facts.gvhd)
     vod = tuple(
-        Mark(day_at(v.at), "VOD" if vod_diagnosed(v, day_at(v.at)) else "VOD criteria not met") for v in facts.vod
+        Mark(day_at(v.at), "VOD" if vod_met(v, day_at(v.at), policy) else "VOD criteria not met") for v in facts.vod
     )
     due = tuple(
         Mark(day_number(m.due_on, anchor), f"{m.status}: {m.name}") for m in milestones(facts, policy, as_of)

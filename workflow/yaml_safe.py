@@ -58,7 +58,7 @@ def _loader() -> Any:
         def construct_yaml_timestamp(self, node: Any) -> Any:
             try:
                 return super().construct_yaml_timestamp(node)
-            except ValueError:  # 2026-02-30, 2026-13-01, an offset of 25 hours: the schema says where
+            except (ValueError, AttributeError):  # 2026-02-30, an offset of 25 hours or with seconds
                 return self.construct_scalar(node)
 
         def construct_yaml_int(self, node: Any) -> Any:

@@ -85,7 +85,7 @@ def test_full_match_is_8_of_8_and_10_of_10() -> None:
 
 
 @pytest.mark.parametrize("result", [AL, AG])
-def test_one_mismatch_at_a_locus_is_7_of_8(result: HlaResult) -> None:
+def test_one_mismatch_at_a_locus_is_7_of_8(result: LocusMatch) -> None:
     hla = typed(C=result)
     assert grade_8(hla) == (7, 8)
     assert mismatched_loci(hla, LOCI_8) == (Locus.C,)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from persistence.chain import canonical_json, format_datetime
 from states.errors import HsctError
 from workflow.audit.verify import Head, Verification, verify_log
+from workflow.input_limits import MAX_CHECKPOINT_BYTES, LimitExceeded, parse_json, read_bounded
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,6 +44,7 @@ __all__ = [
     "FORMAT",
     "Checkpoint",
     "CheckpointInvalid",
+    "CheckpointMalformed",
     "LogNotVerified",
     "create_checkpoint",
     "generate_key",
@@ -60,6 +62,11 @@ _HEX = frozenset("0123456789abcdef")
 
 class CheckpointInvalid(HsctError):
     """The checkpoint file is malformed, its root or signature is wrong, or its key is not the trusted one."""
+
+
+class CheckpointMalformed(CheckpointInvalid):
+    """The file is not a checkpoint at all (too large, too deep, not JSON, wrong members or types):
+    bad input (`hsct` exits 2), where a wrong root or signature is a failed check (exit 1)."""
 
 
 class LogNotVerified(HsctError):
@@ -219,12 +226,20 @@ def load_checkpoint(source: str | os.PathLike[str] | bytes, *, public_key: str |
     `public_key` (hex) is the key the auditor trusts; without it the key the checkpoint
     names is taken at its word, which proves only that the file was not edited after signing.
     """
-    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise CheckpointInvalid("the checkpoint is not JSON") from None
+        raw = source if isinstance(source, bytes) else read_bounded(source, MAX_CHECKPOINT_BYTES)
+        if len(raw) > MAX_CHECKPOINT_BYTES:
+            raise LimitExceeded("too_large", f"the checkpoint is over {MAX_CHECKPOINT_BYTES:,} bytes")
+        data = parse_json(raw)
+    except LimitExceeded as exc:
+        raise CheckpointMalformed(f"the checkpoint is refused: {exc}") from None
+    except ValueError:  # not JSON, not UTF-8, or a number over Python's digit limit
+        raise CheckpointMalformed("the checkpoint is not JSON") from None
     checkpoint = _parse(data)
+    try:
+        checkpoint.message()
+    except (TypeError, ValueError):  # a lone surrogate, a float out of range in `export`
+        raise CheckpointMalformed("the checkpoint holds a value with no canonical JSON form") from None
     if root_of(checkpoint.heads) != checkpoint.root:
         raise CheckpointInvalid("the checkpoint's root is not the hash of its heads")
     if data.get("pathways") != checkpoint.pathways or data.get("entries") != checkpoint.entries:
@@ -245,18 +260,18 @@ def load_checkpoint(source: str | os.PathLike[str] | bytes, *, public_key: str |
 
 def _hex(value: Any, length: int, what: str) -> str:
     if not isinstance(value, str) or len(value) != length or not set(value) <= _HEX:
-        raise CheckpointInvalid(f"the checkpoint's {what} is not {length} lower-case hex digits")
+        raise CheckpointMalformed(f"the checkpoint's {what} is not {length} lower-case hex digits")
     return value
 
 
 def _parse(data: Any) -> Checkpoint:
     if not isinstance(data, dict) or set(data) != _MEMBERS:
-        raise CheckpointInvalid(f"a checkpoint is a JSON object with exactly the members {sorted(_MEMBERS)}")
+        raise CheckpointMalformed(f"a checkpoint is a JSON object with exactly the members {sorted(_MEMBERS)}")
     if data["format"] != FORMAT:
-        raise CheckpointInvalid(f"unknown checkpoint format (expected {FORMAT!r})")
+        raise CheckpointMalformed(f"unknown checkpoint format (expected {FORMAT!r})")
     heads_json = data["heads"]
     if not isinstance(heads_json, dict):
-        raise CheckpointInvalid("the checkpoint's heads are not an object")
+        raise CheckpointMalformed("the checkpoint's heads are not an object")
     heads: dict[str, Head] = {}
     for pid, head in heads_json.items():
         if (
@@ -265,7 +280,7 @@ def _parse(data: Any) -> Checkpoint:
             or type(head["entries"]) is not int
             or head["entries"] < 1
         ):
-            raise CheckpointInvalid("each head is {\"entries\": n >= 1, \"hash\": h}")
+            raise CheckpointMalformed("each head is {\"entries\": n >= 1, \"hash\": h}")
         heads[pid] = Head(head["entries"], _hex(head["hash"], 64, "head hash"))
     created = data["created_at"]
     try:
@@ -273,10 +288,10 @@ def _parse(data: Any) -> Checkpoint:
     except ValueError:
         created_at = None
     if created_at is None or created_at.tzinfo is None or format_datetime(created_at) != created:
-        raise CheckpointInvalid("the checkpoint's created_at is not a canonical UTC time")
+        raise CheckpointMalformed("the checkpoint's created_at is not a canonical UTC time")
     export = data["export"]
     if export is not None and not isinstance(export, dict):
-        raise CheckpointInvalid("the checkpoint's export member is neither null nor an object")
+        raise CheckpointMalformed("the checkpoint's export member is neither null nor an object")
     return Checkpoint(
         created_at=created_at,
         heads=heads,

@@ -232,20 +232,31 @@ def _progress(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[int
 
 
 def _trusted_key(value: str | None) -> str | None:
-    """A public key given as hex, or as a file holding the hex."""
+    """A public key given as hex, or as a file holding the hex (exit 2 when that file is not text)."""
+    from workflow.input_limits import MAX_KEY_FILE_BYTES, LimitExceeded, read_bounded
+
     if value is None:
         return None
     path = Path(value)
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else value.strip()
+    if not path.is_file():
+        return value.strip()
+    try:
+        return read_bounded(path, MAX_KEY_FILE_BYTES).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError, LimitExceeded):
+        fail(f"--public-key {path}: not a readable file holding the key as hex")
 
 
 def _read_checkpoint(path: Path, public_key: str | None) -> Checkpoint:
-    from workflow.audit.checkpoint import CheckpointInvalid, load_checkpoint
+    """The checkpoint, checked; exit 2 when the file is no checkpoint, 1 when it fails its checks."""
+    from workflow.audit.checkpoint import CheckpointInvalid, CheckpointMalformed, load_checkpoint
 
+    trusted = _trusted_key(public_key)
     try:
-        return load_checkpoint(path, public_key=_trusted_key(public_key))
+        return load_checkpoint(path, public_key=trusted)
     except OSError as exc:
         fail(f"cannot read the checkpoint {path}: {exc.strerror}")
+    except CheckpointMalformed as exc:
+        fail(f"{path}: {exc}")
     except CheckpointInvalid as exc:
         stderr().print(f"[bold red]checkpoint rejected:[/] {exc}")
         raise typer.Exit(EXIT_FAILED) from None

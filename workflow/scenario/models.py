@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -422,10 +422,16 @@ def check_references(scenario: Scenario, *, file: str | None = None) -> list[Sce
     def add(loc: list[Any], rule: str, message: str) -> None:
         problems.append(problem_at(loc, rule, message, file=file))
 
+    zone = "UTC"
     try:
-        effective_policy(scenario)
+        zone = effective_policy(scenario).timezone
     except PolicyError as exc:
         add(["policy"], "invalid_policy", str(exc).removeprefix("policy: "))
+    for index in range(len(scenario.steps)):
+        try:
+            step_time(scenario, index, zone).astimezone(UTC).astimezone(ZoneInfo(zone))
+        except OverflowError:
+            add(["steps", index, "on"], "out_of_range", "is too near the ends of the calendar to use")
     if scenario.timezone is not None and scenario.policy.get("timezone") not in (None, scenario.timezone):
         add(["policy", "timezone"], "timezone_conflict", "differs from the scenario's `timezone`")
 
