@@ -3,9 +3,11 @@ table says (0 false allows, 0 false denies), and every denial is a refusal entry
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Connection
 
 from states.chart import CHART
 from states.errors import Refused
@@ -98,3 +100,56 @@ def test_referral_by_a_role_that_may_not_refer_writes_nothing(service: PathwaySe
         )
     assert refused.value.reasons == ("role_not_permitted",)
     assert service.pathway_ids() == []
+
+
+# --- the host's role directory is asked everywhere (outside tester, finding 3) ----------------
+
+
+@pytest.fixture
+def directory(db_url: str, clock: ManualClock) -> Iterator[tuple[PathwayService, set[str]]]:
+    """A service whose role directory holds the actors in `held` (each in the role it names)."""
+    held = {PHYSICIAN["id"], "co-ames"}
+
+    def roles(connection: Connection, actor_id: str) -> set[Role]:
+        assert connection is not None  # asked on the transaction's own connection
+        return {P, Role.TRANSPLANT_COORDINATOR} if actor_id in held else set()
+
+    service = PathwayService(db_url, clock=clock, auto_upgrade=True, roles=roles)
+    try:
+        yield service, held
+    finally:
+        service.engine.dispose()
+
+
+PHYSICIAN = {"id": "dr-ross", "role": "transplant_physician"}
+UNKNOWN = {"id": "dr-gone", "role": "transplant_physician"}
+
+
+def test_refer_asks_the_role_directory(directory: tuple[PathwayService, set[str]]) -> None:
+    service, held = directory
+    refer = {"patient_ref": "PT-0A1B2C", "route": "autologous", "graft_source": "pbsc"}
+    at = t(service.clock.now().date())
+    with pytest.raises(Refused) as refused:
+        service.refer(refer, actor=UNKNOWN, at=at)
+    assert refused.value.reasons == ("role_not_held",)
+    assert service.pathway_ids() == []
+    held.discard(PHYSICIAN["id"])  # revoked
+    with pytest.raises(Refused):
+        service.refer(refer, actor=PHYSICIAN, at=at)
+    held.add(PHYSICIAN["id"])
+    assert service.refer(refer, actor=PHYSICIAN, at=at).phase is Phase.REFERRED
+
+
+def test_can_fire_and_available_ask_the_role_directory(
+    directory: tuple[PathwayService, set[str]], clock: ManualClock
+) -> None:
+    service, held = directory
+    pathway_id = reach(service, clock, "autologous", Phase.REFERRED)
+    assert service.can_fire(pathway_id, "begin_evaluation", actor=PHYSICIAN).passed
+    answer = service.can_fire(pathway_id, "begin_evaluation", actor=UNKNOWN)
+    assert (answer.passed, answer.reasons) == (False, ("role_not_held",))
+    answers = service.available(pathway_id, actor=UNKNOWN)
+    assert answers
+    assert all(not a.passed and "role_not_held" in a.reasons for a in answers)
+    held.discard(PHYSICIAN["id"])
+    assert not any(a.passed for a in service.available(pathway_id, actor=PHYSICIAN))
