@@ -9,13 +9,13 @@ default. Lab values and transfusions are placed on calendar dates in the program
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
 from states.days import clinical_date
 from states.facts import LabMethod, LabValue, Transfusion
 
-__all__ = ["nadir", "neutrophil_recovery", "platelet_recovery", "secondary_graft_failure"]
+__all__ = ["anc_never_below", "nadir", "neutrophil_recovery", "platelet_recovery", "secondary_graft_failure"]
 
 
 def _anc_by_day(labs: Iterable[LabValue], tz: str) -> dict[date, list[LabValue]]:
@@ -61,6 +61,41 @@ def nadir(labs: Iterable[LabValue], day0: date, tz: str, *, nadir_anc_x10e9_per_
     return next(d for d in ordered if any(_anc(v) == lowest for v in days[d]))
 
 
+def anc_never_below(labs: Iterable[LabValue], day0: date, tz: str, *, anc_x10e9_per_l: float) -> bool:
+    """ANC was drawn on or after Day 0 and never fell below `anc_x10e9_per_l` (so far).
+
+    CIBMTR's answer "ANC never below 0.5" [F:CIBMTR-ANC], typical of a non-myeloablative
+    regimen: there is no nadir to recover from, so there is no recovery date either.
+    """
+    values = [_anc(v) for d, day in _anc_by_day(labs, tz).items() if d >= day0 for v in day]
+    return bool(values) and min(values) >= anc_x10e9_per_l
+
+
+def _first_run(
+    days: dict[date, list[LabValue]], after: date, length: int, verdict: Callable[[list[LabValue]], bool | None]
+) -> date | None:
+    """The first day of the first `length` counting days strictly after `after`.
+
+    `verdict` judges one day's values: True counts the day, False restarts the count, None
+    (nothing determinate that day) does neither. Days need not be adjacent: "consecutive
+    values on different days" [F:CIBMTR-ANC], so twice-weekly labs count as well as daily ones.
+    """
+    if length < 1:
+        raise ValueError("a run is at least 1 value long")
+    run: list[date] = []
+    for d in sorted(days):
+        if d <= after:
+            continue
+        counts = verdict(days[d])
+        if counts is False:
+            run = []
+        elif counts:
+            run.append(d)
+            if len(run) == length:
+                return run[0]
+    return None
+
+
 def neutrophil_recovery(
     labs: Iterable[LabValue],
     day0: date,
@@ -77,6 +112,7 @@ def neutrophil_recovery(
     values seen before the nadir never count. Days need not be adjacent: with gaps the count
     goes on as long as no value in between falls below the threshold.
 
+    - No ANC below the threshold on or after Day 0 (`anc_never_below`): no recovery date.
     - A day counts once, however many values it has; any value below the threshold on a day
       restarts the count (that day does not count).
     - An automated value exactly at the threshold is indeterminate: it neither counts nor
@@ -85,22 +121,17 @@ def neutrophil_recovery(
     """
     if consecutive_values < 1:
         raise ValueError("consecutive_values must be at least 1")
+    labs = list(labs)
     bottom = nadir(labs, day0, tz, nadir_anc_x10e9_per_l=nadir_anc_x10e9_per_l)
-    if bottom is None:
+    if bottom is None or anc_never_below(labs, day0, tz, anc_x10e9_per_l=anc_x10e9_per_l):
         return None
-    days = _anc_by_day(labs, tz)
-    run: list[date] = []
-    for d in sorted(days):
-        if d <= bottom:
-            continue
-        values = days[d]
+
+    def recovered(values: list[LabValue]) -> bool | None:
         if any(_anc(v) < anc_x10e9_per_l for v in values):
-            run = []
-        elif any(not _indeterminate(v, anc_x10e9_per_l) for v in values):
-            run.append(d)
-            if len(run) == consecutive_values:
-                return run[0]
-    return None
+            return False
+        return True if any(not _indeterminate(v, anc_x10e9_per_l) for v in values) else None
+
+    return _first_run(_anc_by_day(labs, tz), bottom, consecutive_values, recovered)
 
 
 def platelet_recovery(
@@ -165,27 +196,20 @@ def secondary_graft_failure(
 ) -> date | None:
     """The first date of a secondary graft failure after neutrophil recovery [F:CIBMTR-SUBSEQ].
 
-    After recovery on `recovery_on`, the first date of `consecutive_days` consecutive calendar
-    days each with ANC < `anc_x10e9_per_l` (only days strictly after `recovery_on` count). A day
-    is low when it has an ANC below the threshold and none at or above it; an automated value
-    exactly at the threshold is indeterminate and is ignored on a day that has other values,
-    but a day with no confirmed low value (or with no ANC at all) breaks the run.
+    CIBMTR: ANC >= 0.5 on 3 consecutive days, then below 0.5 for at least 3 consecutive days.
+    Read with the recovery rule's gaps [F:CIBMTR-ANC]: the first of `consecutive_days`
+    consecutive values on different days with ANC < `anc_x10e9_per_l`, only days strictly
+    after `recovery_on`; days need not be adjacent (twice-weekly outpatient labs qualify), and
+    a value at or above the threshold in between restarts the count. An automated value
+    exactly at the threshold is indeterminate: it neither counts nor restarts.
     """
     if consecutive_days < 1:
         raise ValueError("consecutive_days must be at least 1")
-    days = _anc_by_day(labs, tz)
-    run: list[date] = []
-    for d in sorted(days):
-        if d <= recovery_on:
-            continue
-        values = [v for v in days[d] if not _indeterminate(v, anc_x10e9_per_l)]
-        low = bool(values) and all(_anc(v) < anc_x10e9_per_l for v in values)
-        if not low:
-            run = []
-            continue
-        if run and d - run[-1] != timedelta(days=1):
-            run = []
-        run.append(d)
-        if len(run) == consecutive_days:
-            return run[0]
-    return None
+
+    def failed(values: list[LabValue]) -> bool | None:
+        determinate = [v for v in values if not _indeterminate(v, anc_x10e9_per_l)]
+        if any(_anc(v) >= anc_x10e9_per_l for v in determinate):
+            return False
+        return True if determinate else None
+
+    return _first_run(_anc_by_day(labs, tz), recovery_on, consecutive_days, failed)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from states.facts import LabMethod, LabValue, Transfusion
-from states.recovery import nadir, neutrophil_recovery, platelet_recovery, secondary_graft_failure
+from states.recovery import anc_never_below, nadir, neutrophil_recovery, platelet_recovery, secondary_graft_failure
 
 TZ = "UTC"
 ANC = 0.5
@@ -291,6 +291,26 @@ def test_nadir_without_a_value_below_threshold_is_the_earliest_lowest() -> None:
     assert low_point(labs, DAY0) == d(3)
 
 
+def test_anc_never_below_threshold_has_no_recovery_date() -> None:
+    """Non-myeloablative: lowest ANC 0.6 on D+7, never below 0.5. CIBMTR's answer is "ANC never
+    below 0.5" [F:CIBMTR-ANC]; there was no nadir, so D+9 (first of 3 after the low point) is
+    not a recovery date."""
+    labs = [anc(d(n), v) for n, v in [(1, 2.1), (3, 1.4), (5, 0.9), (7, 0.6), (9, 0.8), (10, 1.2), (11, 1.9)]]
+    assert recovery(labs, DAY0) is None
+    assert anc_never_below(labs, DAY0, TZ, anc_x10e9_per_l=ANC)
+
+
+def test_one_value_below_threshold_is_a_nadir_to_recover_from() -> None:
+    labs = [anc(d(n), v) for n, v in [(1, 2.1), (5, 0.9), (7, 0.4), (9, 0.8), (10, 1.2), (11, 1.9)]]
+    assert not anc_never_below(labs, DAY0, TZ, anc_x10e9_per_l=ANC)
+    assert recovery(labs, DAY0) == d(9)
+
+
+def test_never_below_needs_a_value_and_ignores_values_before_day0() -> None:
+    assert not anc_never_below([], DAY0, TZ, anc_x10e9_per_l=ANC)
+    assert anc_never_below([anc(d(-2), 0.1), anc(d(2), 0.7)], DAY0, TZ, anc_x10e9_per_l=ANC)
+
+
 def test_no_anc_after_day0_means_no_nadir_and_no_recovery() -> None:
     assert low_point([], DAY0) is None
     assert low_point([anc(d(-1), 0.02), plt(d(3), 10)], DAY0) is None
@@ -346,6 +366,36 @@ def test_a_platelet_transfusion_between_values_restarts_the_count() -> None:
     assert platelets([*plts, plt(d(27), 30)], [transfusion(d(15))], DAY0) == d(25)
 
 
+# Form 2100 also asks for the date platelets reached >= 50 [F:CIBMTR-PLT], same rule. Worked
+# table in the style of the CIBMTR manual's example (platelet transfusions on Day 0 and D+5):
+#
+#   day   D0  D+3 D+5 D+9 D+10 D+11 D+12 D+13 D+14 D+15 D+16
+#   plt   30  12   8  22   35   52   55   48   60   66   71
+#   tx    yes      yes
+#
+# >= 20: D+9..D+11 fall within 7 days of the D+5 transfusion (D+5..D+11); D+12, D+13, D+14
+#        are 3 consecutive values >= 20, transfusion-free -> D+12.
+# >= 50: D+11 is >= 50 but inside the window; D+12 counts, D+13 (48) restarts the count;
+#        D+14, D+15, D+16 -> D+14.
+PLT_TABLE = [(0, 30), (3, 12), (5, 8), (9, 22), (10, 35), (11, 52), (12, 55), (13, 48), (14, 60), (15, 66), (16, 71)]
+PLT_TABLE_TRANSFUSIONS = [transfusion(d(0)), transfusion(d(5))]
+
+
+def test_platelet_worked_table_at_20_and_50() -> None:
+    plts = [plt(d(n), v) for n, v in PLT_TABLE]
+    assert platelets(plts, PLT_TABLE_TRANSFUSIONS, DAY0) == d(12)
+    at_50 = platelet_recovery(
+        plts,
+        PLT_TABLE_TRANSFUSIONS,
+        DAY0,
+        tz=TZ,
+        platelets_x10e9_per_l=50,
+        consecutive_values=CONSECUTIVE,
+        transfusion_free_days=TRANSFUSION_FREE_DAYS,
+    )
+    assert at_50 == d(14)
+
+
 def test_transfusion_window_is_seven_days_ending_on_the_value_day() -> None:
     plts = [plt(d(n), 25) for n in range(10, 20)]
     # transfusion on D+10: D+10..D+16 are blocked, D+17 is the first day that can count.
@@ -360,10 +410,24 @@ def test_secondary_graft_failure_three_consecutive_low_days() -> None:
     assert failure(labs, date(2026, 2, 15)) == d(30)
 
 
-def test_secondary_graft_failure_needs_consecutive_calendar_days() -> None:
-    labs = [*S01_ANC, anc(d(30), 0.3), anc(d(32), 0.2), anc(d(33), 0.1)]
+def test_secondary_graft_failure_counts_values_on_different_days_not_calendar_days() -> None:
+    """Twice-weekly outpatient labs (Mon D+30, Thu D+33, Mon D+37) all < 0.5 are 3 consecutive
+    values on different days: the recovery rule's gaps [F:CIBMTR-ANC] applied to the fall
+    [F:CIBMTR-SUBSEQ]. The old reading (adjacent calendar days) never let them qualify."""
+    labs = [*S01_ANC, anc(d(30), 0.3), anc(d(33), 0.2), anc(d(37), 0.1)]
+    assert failure(labs, date(2026, 2, 15)) == d(30)
+    assert failure(labs[:-1], date(2026, 2, 15)) is None  # two values are not three
+
+
+def test_secondary_graft_failure_restarts_on_a_value_at_or_above_threshold_between_gaps() -> None:
+    labs = [*S01_ANC, anc(d(30), 0.3), anc(d(33), 0.7), anc(d(37), 0.2), anc(d(40), 0.1), anc(d(44), 0.2)]
+    assert failure(labs, date(2026, 2, 15)) == d(37)
+
+
+def test_secondary_graft_failure_automated_value_at_threshold_neither_counts_nor_restarts() -> None:
+    labs = [*S01_ANC, anc(d(30), 0.3), anc(d(31), ANC), anc(d(32), 0.2)]
     assert failure(labs, date(2026, 2, 15)) is None
-    assert failure([*labs, anc(d(34), 0.2)], date(2026, 2, 15)) == d(32)
+    assert failure([*labs, anc(d(34), 0.1)], date(2026, 2, 15)) == d(30)
 
 
 def test_secondary_graft_failure_interrupted_by_a_recovered_day() -> None:
