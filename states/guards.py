@@ -387,8 +387,9 @@ def _product_dose_met(products: list[Product], a: Attempt) -> bool:
 
 
 def infused_dose_sufficient(a: Attempt) -> Verdict:
-    """The cells infused reach the policy minimum for the route and graft source: products by
-    `_product_dose_met`, cord units by the cord dose rule [F:DEHN-2019], [F:CORD-SEL]."""
+    """The cells infused reach the policy minimum for the route and graft source: PBSC CD34+
+    [F:RUSSELL-2013], marrow TNC [F:BM-HARVEST] (CD34+ when no TNC is recorded), cord units by
+    the cord dose rule [F:DEHN-2019], [F:CORD-SEL]."""
     f = a.facts
     by_source: dict[GraftSource, list[Product]] = {}
     units: list[DonorCandidate] = []
