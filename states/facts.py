@@ -76,7 +76,7 @@ def _legacy_locus(value: object) -> object:
     return value
 
 
-HlaLocus = Annotated[LocusMatch, BeforeValidator(_legacy_locus)]
+HlaLocus = Annotated[LocusMatch, BeforeValidator(_legacy_locus, json_schema_input_type=LocusMatch | HlaResult)]
 
 
 class DsaResult(StrEnum):
@@ -222,6 +222,7 @@ class Infusion(Frozen):
 class Assessment(Frozen):
     at: AwareDatetime
     kind: Literal["day30", "day100", "other"]
+    disease_status: str | None = None
 
 
 class PathwayFacts(Frozen):

@@ -13,13 +13,21 @@ from datetime import date, timedelta
 
 from states import hla, recovery
 from states.days import clinical_date, day_number
-from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
+from states.engraftment import (
+    anc_never_below_of,
+    labs_since_start,
+    neutrophil_recovery_of,
+    platelet_recovery_of,
+    recorded_recovery,
+)
 from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
+from states.flags import regimen_length_outside
 from states.payloads import (
     AdoptPolicy,
     BedsideCheck,
     ChangeRoute,
     ClearDonor,
+    CompleteDay100,
     DeclareGraftFailure,
     RecordCollection,
     RecordConditioningDose,
@@ -294,15 +302,26 @@ def graft_secured(a: Attempt) -> Verdict:
 
 
 def regimen_plausible(a: Attempt) -> Verdict:
+    """Planned Day 0 ahead; the conditioning period has the policy's usual length (Day -N to
+    Day -1, 5-10 days by default), or the plan says why not (Mel200, a short NMA regimen)."""
     assert isinstance(a.payload, StartConditioning)
-    return refuse("planned_day0_in_past") if a.payload.planned_day0 < a.on else PASS
+    reasons = ["planned_day0_in_past"] if a.payload.planned_day0 < a.on else []
+    if regimen_length_outside(a.payload.regimen, a.policy) and a.payload.length_reason is None:
+        reasons.append("regimen_length_outside_policy")
+    return refuse(*reasons)
 
 
 def dose_in_plan(a: Attempt) -> Verdict:
+    """The dose is in the plan (drug and Day) and given on that Day of the planned Day 0."""
     assert isinstance(a.payload, RecordConditioningDose)
     plan = a.facts.regimen.plan if a.facts.regimen else ()
     planned = any(d.day == a.payload.plan_day and d.drug == a.payload.drug for d in plan)
-    return PASS if planned else refuse("dose_not_in_plan")
+    reasons = [] if planned else ["dose_not_in_plan"]
+    day0 = a.facts.planned_day0
+    off = None if day0 is None else abs((a.on - (day0 + timedelta(days=a.payload.plan_day))).days)
+    if off is not None and off > a.policy.conditioning_dose_day_tolerance_days:
+        reasons.append("dose_date_off_plan")
+    return refuse(*reasons)
 
 
 def conditioning_complete(a: Attempt) -> Verdict:
@@ -417,16 +436,15 @@ def stored_product_available(a: Attempt) -> Verdict:
 # --- engraftment, graft failure, Day +100 --------------------------------------------------------
 
 
-def _labs_until(a: Attempt) -> list[LabValue]:
-    return [lab for lab in a.facts.labs if lab.at <= a.at]
-
-
 def neutrophil_recovery_met(a: Attempt) -> Verdict:
-    """First of 3 values >= 0.5 on different days after the nadir [F:CIBMTR-ANC]."""
+    """First of 3 values >= 0.5 on different days after the nadir [F:CIBMTR-ANC], counted from
+    the latest Day 0 or rescue infusion; or ANC never below 0.5, followed long enough."""
     found = neutrophil_recovery_of(a.facts, a.policy, a.at)
-    if found is None:
-        return refuse("neutrophil_recovery_not_met")
-    return Verdict(derived={"recovery_on": found})
+    if found is not None:
+        return Verdict(derived={"recovery_on": found})
+    if anc_never_below_of(a.facts, a.policy, a.at):
+        return Verdict(derived={"recovery_on": None, "anc_never_below": True})
+    return refuse("neutrophil_recovery_not_met")
 
 
 def platelet_recovery_met(a: Attempt) -> Verdict:
@@ -437,25 +455,45 @@ def platelet_recovery_met(a: Attempt) -> Verdict:
     return Verdict(derived={"recovery_on": found})
 
 
+def _pancytopenia_reasons(labs: list[LabValue], a: Attempt) -> tuple[str, ...]:
+    """Primary graft failure "with pancytopenia" [F:ASTCT]: the last N ANC values, all drawn in
+    the M days ending today, below 0.5; a recent value at or above it is a recovery under way."""
+    p = a.policy
+    since = a.on - timedelta(days=p.primary_graft_failure_recent_anc_days - 1)
+    tz = a.facts.timezone
+    recent = [lab for lab in labs if lab.anc_x10e9_per_l is not None and clinical_date(lab.at, tz) >= since]
+    reasons = []
+    if len(recent) < p.primary_graft_failure_recent_anc_values:
+        reasons.append("recent_anc_missing")
+    if any((lab.anc_x10e9_per_l or 0.0) >= p.anc_recovery_x10e9_per_l for lab in recent):
+        reasons.append("anc_recovery_in_progress")
+    return tuple(reasons)
+
+
 def graft_failure_criteria(a: Attempt) -> Verdict:
-    """Primary: no recovery by Day +30 (PBSC/marrow) or +42 (cord) [F:ASTCT]; secondary: recovery
-    reached, then ANC < 0.5 on 3 consecutive days [F:CIBMTR-SUBSEQ]."""
+    """Primary: no recovery by Day +30 (PBSC/marrow) or +42 (cord) [F:ASTCT], on recent counts
+    below 0.5; secondary: recovery reached, then ANC < 0.5 on 3 consecutive values on different
+    days [F:CIBMTR-SUBSEQ] (the recovery rule's gaps, [F:CIBMTR-ANC]). Only labs since the
+    latest Day 0 or rescue infusion count."""
     assert isinstance(a.payload, DeclareGraftFailure)
     f, p = a.facts, a.policy
-    if f.day0 is None:
+    counted = labs_since_start(f, a.at)
+    if f.day0 is None or counted is None:
         return refuse("day0_not_set")
+    start, labs = counted
     if a.payload.kind == "primary":
         reasons = [] if f.phase is Phase.AWAITING_ENGRAFTMENT else ["graft_failure_kind_phase_mismatch"]
         if neutrophil_recovery_of(f, p, a.at) is not None:
             reasons.append("neutrophil_recovery_reached")
         if day_number(a.on, f.day0) < p.primary_graft_failure_day[f.graft_source]:
             reasons.append("primary_graft_failure_too_early")
-        return refuse(*reasons)
+        return refuse(*reasons, *_pancytopenia_reasons(labs, a))
     reasons = [] if f.phase is Phase.FOLLOW_UP else ["graft_failure_kind_phase_mismatch"]
-    recovered = f.neutrophil_recovery_on
+    # A patient whose ANC never fell below 0.5 was engrafted from the start of the count.
+    recovered = recorded_recovery(f) or (start if anc_never_below_of(f, p, a.at) else None)
     failed = (
         recovery.secondary_graft_failure(
-            _labs_until(a),
+            labs,
             recovered,
             f.timezone,
             anc_x10e9_per_l=p.anc_recovery_x10e9_per_l,
@@ -470,15 +508,22 @@ def graft_failure_criteria(a: Attempt) -> Verdict:
 
 
 def day100_ready(a: Attempt) -> Verdict:
-    """Day +100 assessment in the CIBMTR window (85..115) with its evidence [F:CIBMTR-CONTACT]."""
+    """Day +100 assessment in the CIBMTR window (85..115) with its evidence [F:CIBMTR-CONTACT].
+
+    CIBMTR calls the window approximate: a later visit is accepted with a stated reason (and
+    flagged `day100_late`); an earlier one is not a Day +100 assessment at all."""
+    assert isinstance(a.payload, CompleteDay100)
     f, p = a.facts, a.policy
     if f.day0 is None:
         return refuse("day0_not_set")
     reasons = []
     low, high = p.day100_window
-    if not low <= day_number(a.on, f.day0) <= high:
+    day = day_number(a.on, f.day0)
+    if day < low:
         reasons.append("outside_day100_window")
-    if f.neutrophil_recovery_on is None:
+    elif day > high and a.payload.late_reason is None:
+        reasons.append("day100_late_reason_missing")
+    if f.neutrophil_recovery_on is None and not anc_never_below_of(f, p, a.at):
         reasons.append("engraftment_not_recorded")
     if f.is_allogeneic:
         since = f.day0 + timedelta(days=p.day100_evidence_from_day)
@@ -495,13 +540,29 @@ def relapse_not_before_day0(a: Attempt) -> Verdict:
     return refuse("relapse_before_day0") if day0 is None or a.on < day0 else PASS
 
 
+def _disease_assessed(facts: PathwayFacts, status: str) -> bool:
+    return any(x.disease_status == status for x in facts.assessments)
+
+
 def subsequent_transplant_allowed(a: Attempt) -> Verdict:
-    """After graft failure, or after a recorded relapse [F:CIBMTR-SUBSEQ]."""
+    """Each reason of CIBMTR Form 2100 [F:CIBMTR-SUBSEQ] needs its evidence in this pathway:
+    graft failure declared; relapse reported; persistent disease or a new malignancy found at a
+    post-transplant assessment; a planned (tandem) HCT once this one has engrafted and not failed."""
     assert isinstance(a.payload, StartSubsequentTransplant)
     f = a.facts
-    if a.payload.reason == "graft_failure":
-        return PASS if f.phase is Phase.GRAFT_FAILURE else refuse("graft_failure_not_declared")
-    return PASS if f.relapse_on is not None else refuse("relapse_not_recorded")
+    evidence = {
+        "graft_failure": (f.phase is Phase.GRAFT_FAILURE or f.graft_failure is not None, "graft_failure_not_declared"),
+        "relapse": (f.relapse_on is not None, "relapse_not_recorded"),
+        "persistent_disease": (_disease_assessed(f, "persistent_disease"), "persistent_disease_not_assessed"),
+        "new_malignancy": (_disease_assessed(f, "new_malignancy"), "new_malignancy_not_assessed"),
+        "planned": (
+            f.phase is not Phase.GRAFT_FAILURE
+            and (recorded_recovery(f) is not None or anc_never_below_of(f, a.policy, a.at)),
+            "planned_transplant_not_engrafted",
+        ),
+    }
+    met, reason = evidence[a.payload.reason]
+    return PASS if met else refuse(reason)
 
 
 def policy_differs(a: Attempt) -> Verdict:

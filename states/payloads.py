@@ -428,6 +428,8 @@ class RecordDeath(Payload):
 class StartConditioning(Payload):
     regimen: Regimen
     planned_day0: ClinicalDate
+    # Why a plan spans fewer or more days than the policy's usual length (a single-dose Mel200).
+    length_reason: Text | None = Field(None, repr=False)
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, regimen=self.regimen, planned_day0=self.planned_day0, conditioning_started_on=ctx.on)
@@ -546,6 +548,12 @@ class ConfirmRecovery(Payload):
 
 
 class ConfirmEngraftment(ConfirmRecovery):
+    anc_never_below: bool | None = Field(
+        None, description="Derived by the library: ANC never fell below 0.5, so there is no recovery date."
+    )
+
+    derived_fields: ClassVar[frozenset[str]] = frozenset({"recovery_on", "anc_never_below"})
+
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, neutrophil_recovery_on=self.recovery_on)
 
@@ -640,14 +648,18 @@ class Readmit(Empty):
 
 class RecordAssessment(Payload):
     kind: Literal["day30", "day100", "other"]
+    # A code; `persistent_disease` and `new_malignancy` are evidence for a subsequent HCT.
     disease_status: Code | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, assessments=(*facts.assessments, Assessment(at=ctx.at, kind=self.kind)))
+        found = Assessment(at=ctx.at, kind=self.kind, disease_status=self.disease_status)
+        return _upd(facts, assessments=(*facts.assessments, found))
 
 
 class CompleteDay100(Payload):
     disease_status: Code | None = None
+    # Why the visit falls after the Day +100 window (CIBMTR calls it approximate).
+    late_reason: Text | None = Field(None, repr=False)
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, day100_on=ctx.on)
@@ -656,7 +668,8 @@ class CompleteDay100(Payload):
 class StartSubsequentTransplant(Payload):
     """Closes this pathway's HCT and opens a linked one with its own Day 0 and hct_number."""
 
-    reason: Literal["graft_failure", "relapse"]
+    # CIBMTR Form 2100 reasons for a subsequent HCT [F:CIBMTR-SUBSEQ]; `planned` is a tandem.
+    reason: Literal["graft_failure", "relapse", "persistent_disease", "new_malignancy", "planned"]
     route: Route
     donor_type: DonorType | None = None
     graft_source: GraftSource

@@ -174,6 +174,33 @@ class Policy(BaseModel):
     )
     secondary_graft_failure_days: int = Field(3, ge=1, json_schema_extra=_src("F:CIBMTR-SUBSEQ"))
     engraftment_expected_by_day: int = Field(28, gt=0, json_schema_extra=_src("PATHWAY.md Milestones"))
+    anc_never_below_observed_to_day: int = Field(
+        28,
+        gt=0,
+        json_schema_extra=_src("S: ANC followed to Day +28 before F:CIBMTR-ANC 'never below 0.5' is affirmed"),
+    )
+    platelet_recovery_50_x10e9_per_l: float = Field(
+        50, gt=0, json_schema_extra=_src("F:CIBMTR-PLT (Form 2100 Q13-18: the same date at >= 50)")
+    )
+    # Primary graft failure is declared on a documented pancytopenia, not on missing labs: the
+    # last `..._values` ANC values, all drawn within `..._days` days ending on the declaration
+    # day, are below `anc_recovery_x10e9_per_l` (docs/engraftment-rules.md).
+    primary_graft_failure_recent_anc_values: int = Field(
+        2, ge=1, json_schema_extra=_src("S: F:ASTCT asks for no recovery 'with pancytopenia'; counts twice a week")
+    )
+    primary_graft_failure_recent_anc_days: int = Field(
+        7, ge=1, json_schema_extra=_src("S: a week of counts ending on the declaration day")
+    )
+    conditioning_length_days: tuple[int, int] = Field(
+        (5, 10),
+        json_schema_extra=_src(
+            "S: conditioning usually lasts 5-10 days; fits F:SRL-BEAM (6 days) and F:BUCY (6 days); "
+            "outside it only with a recorded reason"
+        ),
+    )
+    conditioning_dose_day_tolerance_days: int = Field(
+        0, ge=0, json_schema_extra=_src("S: a dose is given on its planned Day (D-N = planned Day 0 - N)")
+    )
 
     # Follow-up
     day100_window: tuple[int, int] = Field((85, 115), json_schema_extra=_src("F:CIBMTR-CONTACT"))
@@ -231,7 +258,7 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _windows(self) -> Policy:
-        for name in ("day100_window", "day30_window"):
+        for name in ("day100_window", "day30_window", "conditioning_length_days"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} must be (first day, last day) with first <= last")

@@ -255,6 +255,8 @@ def reach(service: PathwayService, clock: ManualClock, walk_name: str, phase: Ph
     elif phase is Phase.GRAFT_FAILURE:
         pathway_id = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
         day = PRIMARY_GRAFT_FAILURE_DAY[walk.refer["graft_source"]]
+        for before in (3, 1):  # the pancytopenia the declaration rests on [F:ASTCT]
+            fire(service, clock, pathway_id, on(walk.day0, day - before), LAB, "record_lab", {"anc_x10e9_per_l": 0.05})
         fire(service, clock, pathway_id, on(walk.day0, day), PHYS, "declare_graft_failure", {"kind": "primary"})
     else:
         raise AssertionError(f"{walk_name} cannot reach {phase}")

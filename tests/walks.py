@@ -83,15 +83,18 @@ def _evaluation(start: date, allogeneic: bool) -> list[Step]:
     return steps
 
 
-def _conditioning(start: date, day0: date, plan: list[tuple[int, str, str]]) -> list[Step]:
+def _conditioning(
+    start: date, day0: date, plan: list[tuple[int, str, str]], length_reason: str | None = None
+) -> list[Step]:
     regimen = {
         "name": "regimen",
         "intensity": "MAC",
         "plan": [{"day": day, "drug": drug, "dose": dose} for day, drug, dose in plan],
     }
-    steps: list[Step] = [
-        (t(start, 8), PHYS, "start_conditioning", {"regimen": regimen, "planned_day0": day0.isoformat()})
-    ]
+    start_payload: dict[str, Any] = {"regimen": regimen, "planned_day0": day0.isoformat()}
+    if length_reason is not None:  # a plan outside the policy's usual 5-10 days says why
+        start_payload["length_reason"] = length_reason
+    steps: list[Step] = [(t(start, 8), PHYS, "start_conditioning", start_payload)]
     for day, drug, dose in plan:
         steps.append(
             (
@@ -158,7 +161,9 @@ def autologous() -> Walk:
         (t(d("2026-01-19"), 15), PRO, "cryopreserve_product", {"product_id": "DIN-A", "bags": 3, "location": "tank-2"}),
         (t(d("2026-01-19"), 16), PRO, "cryopreserve_product", {"product_id": "DIN-B", "bags": 2, "location": "tank-2"}),
         (t(d("2026-01-20")), COORD, "complete_collection", {}),
-        *_conditioning(d("2026-02-02"), day0, [(-2, "melphalan", "200 mg/m2")]),
+        *_conditioning(
+            d("2026-02-02"), day0, [(-2, "melphalan", "200 mg/m2")], length_reason="Mel200: one dose on Day -2"
+        ),
         _infuse(t(day0, 11), ["DIN-A"]),
         *_engraftment(day0, 11, allogeneic=False),
     ]

@@ -34,7 +34,7 @@ from persistence.store import PathwayRecord, Store, translate_errors
 from states.actor import Actor
 from states.chart import CHART, Command
 from states.days import clinical_date, day_label, day_number
-from states.engraftment import neutrophil_recovery_of, platelet_recovery_of
+from states.engraftment import neutrophil_recovery_of, platelet_recovery_50_of, platelet_recovery_of
 from states.entry import Draft, Entry, origin_label
 from states.errors import (
     FieldProblem,
@@ -119,6 +119,8 @@ class Snapshot:
     day_label: str | None
     neutrophil_recovery_on: date | None
     platelet_recovery_on: date | None
+    # Form 2100's second platelet date, >= 50 x10^9/L, same rule [F:CIBMTR-PLT].
+    platelet_recovery_50_on: date | None = None
     gvhd_max_grade: int = 0
     flags: frozenset[str] = field(default_factory=frozenset)
 
@@ -752,6 +754,7 @@ class PathwayService:
             day_label=None if day is None else day_label(day),
             neutrophil_recovery_on=neutrophil_recovery_of(facts, self.policy, at),
             platelet_recovery_on=platelet_recovery_of(facts, self.policy, at),
+            platelet_recovery_50_on=platelet_recovery_50_of(facts, self.policy, at),
             gvhd_max_grade=max_grade(g for g in facts.gvhd if g.at <= at),
             flags=pathway_flags(facts, self.policy),
         )
