@@ -41,10 +41,10 @@ def run(
         str | None,
         typer.Option(
             "--db",
-            envvar=DB_ENV,
             metavar="URL",
-            help="Keep the pathways and their audit log in this database. Default: a fresh temporary "
-            "SQLite database per scenario (hsct.sqlite is not used unless named here).",
+            help=f"Keep the pathways and their audit log in this database, which must hold no live entries "
+            f"(only earlier scenario runs). Default: a fresh temporary SQLite database per scenario, deleted "
+            f"afterwards. {DB_ENV} is ignored: scenario runs never write to the live database.",
             show_default=False,
         ),
     ] = None,
@@ -55,7 +55,8 @@ def run(
     ] = None,
 ) -> None:
     """Run scenario files; exit 0 when every expectation held, 1 when any failed, 2 when a file
-    is invalid (then nothing runs). The last line is `N passed, N failed`."""
+    is invalid or the database holds live entries (then nothing runs). The last line is
+    `N passed, N failed`. Every entry written is marked with the origin scenario:<file name>."""
     from workflow.scenario.loader import load_paths
     from workflow.scenario.models import ScenarioInvalid
 

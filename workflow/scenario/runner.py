@@ -1,7 +1,9 @@
 """Running scenarios: every step through the embedding API, on a clock that follows the file.
 
 Each scenario gets a fresh SQLite database in a temporary folder unless `db_url` names one
-to keep (its pathways and audit log then stay there). Time:
+to keep (its pathways and audit log then stay there). Scenario runs never touch live data:
+every entry they write carries the origin "scenario:<file name>", and a database that holds
+any other entry is refused (`LiveDatabaseRefused`) before anything is written. Time:
 
 - A step's effective time is its `on`. A date alone means the start of that clinical day in
   the scenario's timezone plus as many seconds as the step's index in the file (0, 1, 2, ...),
@@ -20,6 +22,7 @@ A `refer` step opens the pathway its name stands for; after a successful
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +32,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from persistence.engine import create_engine
+from persistence.origins import SCENARIO_PREFIX, has_live_entries
 from states.days import clinical_date, day_label, day_number
+from states.entry import ORIGIN_LENGTH
 from states.errors import HsctError, InvalidCommand, Refused
 from states.gvhd import max_grade
 from states.policy import Policy
@@ -49,7 +55,8 @@ from workflow.scenario.models import (
 )
 from workflow.service import PathwayService, Snapshot
 
-__all__ = ["AssertionOutcome", "ScenarioResult", "StepRow", "run_paths", "run_scenario"]
+__all__ = ["AssertionOutcome", "LiveDatabaseRefused", "ScenarioResult", "StepRow", "run_paths", "run_scenario",
+           "scenario_origin"]
 
 Outcome = Literal["succeeded", "refused", "invalid", "error", "checked"]
 
@@ -195,6 +202,21 @@ def _database(db_url: str | None) -> Iterator[str]:
         yield "sqlite:///" + Path(folder, "scenario.sqlite").as_posix()
 
 
+class LiveDatabaseRefused(HsctError):
+    """The database holds live entries: a scenario run would write fictional patients into the real log."""
+
+    def __init__(self) -> None:
+        super().__init__("the database holds live entries; scenario runs write only to a database of their own "
+                         "(a fresh temporary one by default, or one that only scenario runs have written to)")
+
+
+def scenario_origin(file: str | None) -> str:
+    """The origin recorded on a run's entries: "scenario:" and the file's name (characters an origin
+    does not allow become "_"; cut to fit), or "scenario:unnamed" for a model without a file."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(file).name) if file else ""
+    return SCENARIO_PREFIX + (name or "unnamed")[: ORIGIN_LENGTH - len(SCENARIO_PREFIX)]
+
+
 def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Policy | None) -> ScenarioResult:
     started = time.perf_counter()
     rules = effective_policy(scenario, policy)
@@ -203,8 +225,14 @@ def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Po
     clock = ManualClock(first)
     result = ScenarioResult(scenario.scenario, file)
     with _database(db_url) as url:
-        service = PathwayService(url, policy=rules, clock=clock)
+        engine = create_engine(url)
         try:
+            with engine.connect() as connection:
+                if has_live_entries(connection):
+                    raise LiveDatabaseRefused
+            # The database is the run's own, so an empty one is set up whatever the backend.
+            service = PathwayService(engine, policy=rules, clock=clock, origin=scenario_origin(file),
+                                     auto_upgrade=True)
             run = _Run(scenario, service, clock, zone)
             for index, step in enumerate(scenario.steps):
                 at = step_time(scenario, index, zone)
@@ -214,7 +242,7 @@ def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Po
             for name, assertions in scenario.final_by_pathway().items():
                 result.rows.append(run.final(name, assertions))
         finally:
-            service.engine.dispose()
+            engine.dispose()
     result.seconds = time.perf_counter() - started
     return result
 
