@@ -222,6 +222,7 @@ class Infusion(Frozen):
 class Assessment(Frozen):
     at: AwareDatetime
     kind: Literal["day30", "day100", "other"]
+    disease_status: str | None = None
 
 
 class PathwayFacts(Frozen):
