@@ -16,12 +16,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from states.errors import InvalidCommand, Refused, UnknownPathway
+from persistence import models
+from persistence.chain import canonical_json
+from persistence.models import IDEMPOTENCY_KEY_LENGTH
+from states.errors import InvalidCommand, PolicyError, Refused, UnknownPathway
+from states.policy import POLICY_VERSION_LENGTH, Policy, policy_from_mapping
 from states.vocabulary import Phase
-from tests.helpers_core import COMMANDS, PATIENT, PHYS, Written, fire, problems, reach, rejected
+from tests.helpers_core import COMMANDS, PATIENT, PHYS, QM, Written, fire, problems, reach, rejected
 from tests.walks import WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
+from workflow.validation import MAX_KEY_LENGTH, SUBSEQUENT_KEY_SUFFIX
 
 NAIVE = datetime(2026, 2, 5, 8, 30)
 REGIMEN = COMMANDS["start_conditioning"][1]
@@ -392,3 +397,142 @@ def test_random_payloads_raise_only_documented_errors(service: PathwayService, c
             assert Written.of(service, pathway_id).entries == before.entries + 1
 
     attempt()
+
+
+# --- issue 9: raw exceptions, column limits, bounded payloads (outside tester 6, 7, 9) --------
+
+
+def _bomb(levels: int, width: int = 9) -> list[Any]:
+    """What a YAML alias "billion laughs" document loads as: a few shared lists, exponentially
+    many values once expanded (width ** levels strings)."""
+    layer: list[Any] = ["lol"] * width
+    for _ in range(levels):
+        layer = [layer] * width
+    return layer
+
+
+class _Opaque:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        (_bomb(12), "payload_too_deep"),
+        (_bomb(6), "payload_too_large"),
+        ("x" * (Policy().max_payload_bytes + 1), "payload_too_large"),
+        (10**5000, "number_out_of_range"),
+        (2**63, "number_out_of_range"),
+        (b"bytes", "invalid-json-value"),
+        (_Opaque(), "invalid-json-value"),
+        (float("nan"), "finite_number"),
+        ("lone \ud800 surrogate", "string_unicode"),
+    ],
+    ids=["bomb-deep", "bomb-wide", "long-text", "huge-int", "int-2**63", "bytes", "object", "nan", "surrogate"],
+)
+def test_hostile_correction_changes_are_invalid_and_write_nothing(
+    service: PathwayService, clock: ManualClock, value: Any, rule: str
+) -> None:
+    """No raw exception, no memory blow-up, and no refusal entry holding the expanded value:
+    the sequence does not even exist, so a valid correction would be a (logged) refusal."""
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    payload = {"sequence": 99, "changes": {"diagnosis": value}, "reason": "tester"}
+    error = rejected(
+        service, pathway_id, lambda: service.fire(pathway_id, "correct_entry", payload, actor=QM, at=clock.now())
+    )
+    assert rule in error.rules
+
+
+def test_deep_nesting_anywhere_is_invalid_before_validation(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    deep: Any = "x"
+    for _ in range(100_000):  # deeper than the interpreter's recursion limit
+        deep = [deep]
+    error = rejected(
+        service, pathway_id, lambda: service.fire(pathway_id, "hold", {"reason": deep}, actor=PHYS, at=clock.now())
+    )
+    assert problems(error) == {("with", "payload_too_deep")}
+
+
+def test_the_payload_limit_is_the_stored_size(service: PathwayService, clock: ManualClock) -> None:
+    """A payload just under the limit is judged (here refused: no such entry) and stored whole;
+    one just over it is invalid. Size = the canonical JSON an entry stores."""
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    limit = service.policy.max_payload_bytes
+
+    def correction(items: int) -> dict[str, Any]:
+        return {"sequence": 99, "changes": {"diagnosis": ["abcdefgh"] * items}, "reason": "tester"}
+
+    def size(items: int) -> int:
+        return len(canonical_json(correction(items)))
+
+    under = max(n for n in range(limit // 11 - 50, limit // 11 + 50) if size(n) <= limit)
+    with pytest.raises(Refused) as info:
+        service.fire(pathway_id, "correct_entry", correction(under), actor=QM, at=clock.now())
+    assert info.value.reasons == ("corrected_entry_unknown",)
+    assert service.history(pathway_id)[-1].payload == correction(under)
+    error = rejected(
+        service,
+        pathway_id,
+        lambda: service.fire(pathway_id, "correct_entry", correction(under + 1), actor=QM, at=clock.now()),
+    )
+    assert problems(error) == {("with", "payload_too_large")}
+
+
+def test_surrogates_in_ids_and_keys_are_not_raw_errors(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    before = Written.of(service, pathway_id)
+    with pytest.raises(UnknownPathway):
+        service.fire("pw-\ud800", "discharge", {}, actor=PHYS, at=clock.now())
+    for key in ("key-\ud800", "key\x00", "key\x1fsubsequent", "k" * (MAX_KEY_LENGTH + 1)):
+        error = rejected(
+            service,
+            pathway_id,
+            lambda key=key: service.fire(
+                pathway_id, "hold", {"reason": "x"}, actor=PHYS, at=clock.now(), idempotency_key=key
+            ),
+        )
+        assert problems(error) == {("idempotency_key", "idempotency_key_invalid")}
+    assert Written.of(service, pathway_id) == before
+
+
+@pytest.mark.parametrize("key", ["K" * MAX_KEY_LENGTH, "K" * 100], ids=["longest", "short"])
+def test_a_subsequent_transplants_key_fits_and_collides_with_no_host_key(
+    service: PathwayService, clock: ManualClock, key: str
+) -> None:
+    """The tester's case on PostgreSQL: a valid key on `start_subsequent_transplant` fits the
+    column with the derived key of the new pathway; a host key that looks like the old derived
+    key (`K#subsequent`, used earlier) does not block `K`."""
+    assert MAX_KEY_LENGTH + len(SUBSEQUENT_KEY_SUFFIX) == IDEMPOTENCY_KEY_LENGTH
+    pathway_id = reach(service, clock, "autologous", Phase.FOLLOW_UP)
+    fire(service, clock, pathway_id, clock.now(), PHYS, "report_relapse", {"method": "pet_ct"})
+    if len(key) + len("#subsequent") <= MAX_KEY_LENGTH:
+        service.fire(pathway_id, "record_adverse_event", {"type": "mucositis", "grade": 2}, actor=PHYS,
+                     at=clock.now(), idempotency_key=f"{key}#subsequent")
+    result = service.fire(pathway_id, "start_subsequent_transplant", COMMANDS["start_subsequent_transplant"][1],
+                          actor=PHYS, at=clock.now(), idempotency_key=key)
+    opened = service.history(result.entry.payload["new_pathway_id"])[0]
+    assert opened.idempotency_key == key + SUBSEQUENT_KEY_SUFFIX
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"timezone": "Europe"}, {"version": "v" * (POLICY_VERSION_LENGTH + 1)}, {"version": "v1\x00"}, {"version": ""}],
+)
+def test_a_policy_the_database_cannot_hold_is_a_policy_error(changes: dict[str, str]) -> None:
+    with pytest.raises(PolicyError):
+        policy_from_mapping(changes)
+
+
+def test_the_policy_version_length_is_the_columns() -> None:
+    assert POLICY_VERSION_LENGTH == models.POLICY_VERSION_LENGTH
+    assert Policy(version="v" * POLICY_VERSION_LENGTH).version_id == "v" * POLICY_VERSION_LENGTH
+
+
+def test_reprs_show_no_free_text_or_patient(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    secret = "SECRETREASON42"
+    result = fire(service, clock, pathway_id, clock.now(), PHYS, "hold", {"reason": secret})
+    shown = repr(result) + repr(result.entry) + str(result.entry) + repr(service.history(pathway_id))
+    assert secret not in shown
+    assert PATIENT not in shown

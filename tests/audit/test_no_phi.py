@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from persistence.engine import create_engine, masked_url
+from states.entry import Draft
 from states.errors import HsctError, InvalidCommand, Refused
 from states.vocabulary import Phase
 from tests.audit.conftest import Key
@@ -152,9 +153,21 @@ def _exercise(db_url: str, clock: ManualClock, key: Key, tmp_path: Path) -> Seen
                                       "graft_source": "pbsc", "donor_type": "haploidentical"}, actor=PHYS, at=now))
         expect(lambda: service.fire(pathway_id, "correct_entry", {"sequence": 1, "changes": {
             "patient_ref": f"{PATIENT_CANARY}!"}, "reason": TEXT_CANARY}, actor=QM, at=now))
-        service.fire(pathway_id, "report_relapse", {"method": "pet_ct", "evidence": TEXT_CANARY}, actor=PHYS, at=now)
-        service.fire(pathway_id, "correct_entry", {"sequence": 1, "changes": {"diagnosis": "dlbcl"},
-                                                   "reason": TEXT_CANARY}, actor=QM, at=now)
+        # Identity corrections, malformed changes, a second referral, a lookup (issue 9).
+        expect(lambda: service.fire(pathway_id, "correct_entry", {"sequence": 1, "changes": {
+            "patient_ref": TEXT_CANARY}, "reason": TEXT_CANARY}, actor=LAB, at=now))
+        expect(lambda: service.fire(pathway_id, "correct_entry", {"sequence": 1, "changes": {
+            "diagnosis": TEXT_CANARY.encode()}, "reason": TEXT_CANARY}, actor=QM, at=now))
+        expect(lambda: service.fire(pathway_id, "correct_entry", {"sequence": 1, "changes": {
+            "diagnosis": [TEXT_CANARY] * 5000}, "reason": TEXT_CANARY}, actor=QM, at=now))
+        expect(lambda: service.refer(walk.refer, actor=PHYS, at=now))
+        expect(lambda: service.find(f"{PATIENT_CANARY}!"))
+        relapse = service.fire(pathway_id, "report_relapse", {"method": "pet_ct", "evidence": TEXT_CANARY},
+                               actor=PHYS, at=now)
+        correction = service.fire(pathway_id, "correct_entry", {"sequence": 1, "changes": {"diagnosis": "dlbcl"},
+                                                                "reason": TEXT_CANARY}, actor=QM, at=now)
+        draft = Draft(**{k: v for k, v in correction.entry.model_dump().items() if k in Draft.model_fields})
+        seen.objects += [relapse, correction, draft, *service.history(pathway_id)]
         # The auditor's side, all of it.
         verification = verify_log(service, deep=True)
         assert verification.ok
@@ -180,7 +193,7 @@ def test_t25_no_canary_anywhere_with_debug_logging_everywhere(
 ) -> None:
     seen = _exercise(db_url, clock, key, tmp_path)
     seen.records = debug_everywhere
-    assert len(seen.errors) == 10
+    assert len(seen.errors) == 15
     assert {type(e) for e in seen.errors} == {Refused, InvalidCommand}
     assert any(r.name.startswith("sqlalchemy.engine") for r in debug_everywhere)  # DEBUG was really on
     assert any(r.name.startswith("workflow") for r in debug_everywhere)
