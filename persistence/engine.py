@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import weakref
 from typing import Any
 
 import sqlalchemy
@@ -31,6 +32,10 @@ def default_sqlite_url(path: str | os.PathLike[str] = "hsct.sqlite") -> str:
 
 LOGGING_NAME = "hsct"
 
+_CONFIGURED: weakref.WeakSet[Engine] = weakref.WeakSet()
+_PREPARED = "hsct_prepared"
+"""Key in a pooled connection's `info`: the connection has had the library's PRAGMAs."""
+
 
 class _NoRows(logging.Filter):
     """Drops SQLAlchemy's DEBUG records of result rows: `hide_parameters` hides bound values
@@ -40,8 +45,9 @@ class _NoRows(logging.Filter):
         return not (isinstance(record.msg, str) and record.msg.startswith("Row "))
 
 
-def _hide_rows(logging_name: str) -> None:
-    logger = logging.getLogger(f"sqlalchemy.engine.Engine.{logging_name}")
+def _hide_rows(logging_name: str | None) -> None:
+    name = "sqlalchemy.engine.Engine" + (f".{logging_name}" if logging_name else "")
+    logger = logging.getLogger(name)
     if not any(isinstance(f, _NoRows) for f in logger.filters):
         logger.addFilter(_NoRows())
 
@@ -64,17 +70,41 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT
     backend = parsed.get_backend_name()
     kw["hide_parameters"] = True
     kw.setdefault("logging_name", LOGGING_NAME)
-    _hide_rows(kw["logging_name"])
-    if backend == "sqlite":
-        engine = sqlalchemy.create_engine(parsed, **kw)
-        _configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms, file_db=_is_sqlite_file(parsed))
-        return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         kw.setdefault("pool_pre_ping", True)
-        return sqlalchemy.create_engine(parsed, **kw)
-    raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
+    return configure_engine(sqlalchemy.create_engine(parsed, **kw), busy_timeout_ms=busy_timeout_ms)
+
+
+def configure_engine(engine: Engine, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
+    """Give an engine the host built the library's set-up (what `create_engine` does), in place.
+
+    Bound values are hidden from logs and errors (`hide_parameters`), result rows from DEBUG
+    logs; SQLite also gets the busy timeout, WAL, synchronous=FULL, foreign keys and
+    `BEGIN IMMEDIATE`, on new connections and, at their next transaction, on connections the
+    pool already holds. Idempotent. Raises ValueError, saying how to build a suitable engine,
+    for a backend or driver the log cannot work with (docs/embedding.md).
+    """
+    timeout = int(busy_timeout_ms)
+    if timeout < 0:
+        raise ValueError("busy_timeout_ms must be >= 0")
+    backend, driver = engine.dialect.name, engine.dialect.driver
+    if backend not in {"sqlite", "postgresql"} or (backend == "sqlite" and driver != "pysqlite"):
+        raise ValueError(
+            f"the library works with SQLite (the standard sqlite3 driver) or PostgreSQL, not {backend}+{driver}: "
+            "build the engine with persistence.engine.create_engine(url)"
+        )
+    if engine in _CONFIGURED:
+        return engine
+    engine.hide_parameters = True
+    _hide_rows(engine.logging_name)
+    if backend == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms=timeout, file_db=_is_sqlite_file(engine.url))
+    _CONFIGURED.add(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, file_db: bool) -> None:
@@ -83,31 +113,35 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, file_db: bool) ->
     pysqlite's own transaction handling is switched off (isolation_level=None), which also
     stops it from committing silently around DDL; SQLAlchemy then emits BEGIN itself.
     """
-    timeout = int(busy_timeout_ms)
-    if timeout < 0:
-        raise ValueError("busy_timeout_ms must be >= 0")
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    def prepare(dbapi_connection: Any, info: dict[Any, Any]) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
             # busy_timeout first, so that switching to WAL waits for a lock instead of failing.
-            cursor.execute(f"PRAGMA busy_timeout = {timeout}")
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             if file_db:
                 cursor.execute("PRAGMA journal_mode = WAL").fetchall()
                 cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
+        info[_PREPARED] = True
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        prepare(dbapi_connection, record.info)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # Straight to the driver: this runs once per transaction on the write path, and the
         # full SQLAlchemy execution path would cost more than the statement. Errors are still
         # wrapped as SQLAlchemy's, so the store translates them like any other.
+        pooled = connection.connection
         try:
-            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            if not pooled.info.get(_PREPARED):  # opened before a host's engine was configured
+                prepare(pooled.driver_connection, pooled.info)
+            pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
         except sqlite3.Error as exc:
             raise DBAPIError.instance(
                 "BEGIN IMMEDIATE", (), exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect

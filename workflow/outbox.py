@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
-from persistence.engine import create_engine
+from persistence.engine import configure_engine, create_engine
 from persistence.schema import ensure_current
 from persistence.store import OutboxMessage, Store, translate_errors
 from workflow.clock import Clock, SystemClock
@@ -89,7 +89,7 @@ class Dispatcher:
             clock = clock or target.clock
             retry = retry or target.retry
         else:
-            self.engine = create_engine(target) if isinstance(target, str) else target
+            self.engine = create_engine(target) if isinstance(target, str) else configure_engine(target)
             with translate_errors():
                 ensure_current(self.engine, auto_upgrade_empty=False)
         self.clock = clock or SystemClock()

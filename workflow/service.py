@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.orm import Session
 
-from persistence.engine import create_engine
+from persistence.engine import configure_engine, create_engine
 from persistence.models import ID_LENGTH, PathwayRow
 from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
@@ -162,7 +162,8 @@ class PathwayService:
         roles: RoleDirectory | None = None,
         origin: str = "live",
     ) -> None:
-        self.engine = create_engine(engine) if isinstance(engine, str) else engine
+        # A host's own engine gets the library's set-up too (docs/embedding.md, "Engines").
+        self.engine = create_engine(engine) if isinstance(engine, str) else configure_engine(engine)
         # Hashed into every entry (canonical form 2): where it came from, which release wrote it.
         self.origin = origin_label(origin)
         self.release = __version__
