@@ -485,14 +485,11 @@ def test_surrogates_in_ids_and_keys_are_not_raw_errors(service: PathwayService, 
     with pytest.raises(UnknownPathway):
         service.fire("pw-\ud800", "discharge", {}, actor=PHYS, at=clock.now())
     for key in ("key-\ud800", "key\x00", "key\x1fsubsequent", "k" * (MAX_KEY_LENGTH + 1)):
-        error = rejected(
-            service,
-            pathway_id,
-            lambda key=key: service.fire(
-                pathway_id, "hold", {"reason": "x"}, actor=PHYS, at=clock.now(), idempotency_key=key
-            ),
-        )
-        assert problems(error) == {("idempotency_key", "idempotency_key_invalid")}
+
+        def hold(key: str = key) -> object:
+            return service.fire(pathway_id, "hold", {"reason": "x"}, actor=PHYS, at=clock.now(), idempotency_key=key)
+
+        assert problems(rejected(service, pathway_id, hold)) == {("idempotency_key", "idempotency_key_invalid")}
     assert Written.of(service, pathway_id) == before
 
 
