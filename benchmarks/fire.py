@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,15 +58,21 @@ COMMANDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
 }
 
 FLOOR = "raw sqlite3 INSERT+UPDATE+commit, synchronous=FULL, WAL"
-ENTRY_COLUMNS = (*BODY_FIELDS, "sequence", "body", "prev_hash", "hash")
+ENTRY_COLUMNS = (*BODY_FIELDS, "sequence", "body", "prev_hash", "hash", "form")
 
 
 # --- seeding ---------------------------------------------------------------------------------
 
 
+def new_patient() -> str:
+    return f"PT-{uuid.uuid4().hex[:12]}"
+
+
 def walk_to_target(svc: PathwayService, clock: ManualClock, walk: Walk, session: Session | None = None) -> str:
-    """Refer and play `walk` until TARGET_PHASE, as tests.walks.run_walk does, in `session` if given."""
+    """Refer and play `walk` until TARGET_PHASE, as tests.walks.run_walk does, in `session` if given,
+    for a patient of its own (a patient has one open pathway at a time)."""
     clock.set(WALK_START)
+    walk = walk.for_patient(new_patient())
     pathway_id = svc.refer(walk.refer, actor=PHYS, at=WALK_START, session=session).pathway_id
     for at, actor, command, payload in walk.steps:
         clock.set(at)
@@ -114,7 +121,7 @@ def build(
                     if seed == "service":
                         walk_to_target(svc, clock, walk, session=s)
                     else:
-                        clone(Store(s), log, record)
+                        clone(Store(s), log, record, patient_ref=new_patient())
         clock.set(log[-1].recorded_at)
     db = Database(label, path, svc, clock, ids)
     db.seconds_to_seed = time.perf_counter() - started
