@@ -76,7 +76,7 @@ def _autologous_with_checks() -> dict[str, Any]:
         "hct_number": 1,
         "entries": 1 + len(walk.steps) + len(labs),
         "refusals": 0,
-        "flags": [],
+        "flags": ["conditioning_length_outside_policy"],  # Mel200, one dose: accepted with its reason
     }
     return data
 
