@@ -216,6 +216,7 @@ class Assertions(_Closed):
     day0: date | None = None
     neutrophil_recovery_day: int | None = None
     platelet_recovery_day: int | None = None
+    platelet_recovery_50_day: int | None = Field(None, description="Day of platelet recovery at >= 50 x10^9/L.")
     gvhd_max_grade: int | None = Field(None, ge=0, le=4)
     hct_number: int | None = Field(None, ge=1)
     entries: int | None = Field(None, ge=0, description="Number of log entries, refusals included.")

@@ -366,6 +366,7 @@ class _Run:
             "day0": lambda: facts.day0,
             "neutrophil_recovery_day": lambda: recovery_day(snapshot.neutrophil_recovery_on),
             "platelet_recovery_day": lambda: recovery_day(snapshot.platelet_recovery_on),
+            "platelet_recovery_50_day": lambda: recovery_day(snapshot.platelet_recovery_50_on),
             "gvhd_max_grade": lambda: max_grade(facts.gvhd),
             "hct_number": lambda: facts.hct_number,
             "entries": lambda: len(history),
@@ -392,7 +393,9 @@ class _StepError(HsctError):
 def _show(key: str, value: Any) -> str:
     if value is None:
         return "none"
-    if key in {"day", "neutrophil_recovery_day", "platelet_recovery_day"} and isinstance(value, int):
+    if key in {"day", "neutrophil_recovery_day", "platelet_recovery_day", "platelet_recovery_50_day"} and isinstance(
+        value, int
+    ):
         return f"{value} ({day_label(value)})"
     if isinstance(value, date):
         return value.isoformat()
