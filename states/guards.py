@@ -456,8 +456,9 @@ def platelet_recovery_met(a: Attempt) -> Verdict:
 
 
 def _pancytopenia_reasons(labs: list[LabValue], a: Attempt) -> tuple[str, ...]:
-    """Primary graft failure "with pancytopenia" [F:ASTCT]: the last N ANC values, all drawn in
-    the M days ending today, below 0.5; a recent value at or above it is a recovery under way."""
+    """Primary graft failure "with pancytopenia" [F:ASTCT]: at least N ANC values drawn in the M
+    days ending today, all below 0.5; a recent value at or above it (an automated 0.5 included)
+    may be a recovery under way."""
     p = a.policy
     since = a.on - timedelta(days=p.primary_graft_failure_recent_anc_days - 1)
     tz = a.facts.timezone

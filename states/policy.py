@@ -182,9 +182,9 @@ class Policy(BaseModel):
     platelet_recovery_50_x10e9_per_l: float = Field(
         50, gt=0, json_schema_extra=_src("F:CIBMTR-PLT (Form 2100 Q13-18: the same date at >= 50)")
     )
-    # Primary graft failure is declared on a documented pancytopenia, not on missing labs: the
-    # last `..._values` ANC values, all drawn within `..._days` days ending on the declaration
-    # day, are below `anc_recovery_x10e9_per_l` (docs/engraftment-rules.md).
+    # Primary graft failure is declared on a documented pancytopenia, not on missing labs: at
+    # least `..._values` ANC values drawn in the `..._days` days ending on the declaration day,
+    # all below `anc_recovery_x10e9_per_l` (docs/engraftment-rules.md).
     primary_graft_failure_recent_anc_values: int = Field(
         2, ge=1, json_schema_extra=_src("S: F:ASTCT asks for no recovery 'with pancytopenia'; counts twice a week")
     )
