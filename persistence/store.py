@@ -21,7 +21,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, NamedTuple, NoReturn, Protocol
 
@@ -291,6 +291,12 @@ _SELECT_PATHWAY = (
 # renders no FOR UPDATE: BEGIN IMMEDIATE already serialises writers. Only the pathway row is
 # locked (entries are append-only).
 _SELECT_PATHWAY_FOR_UPDATE = _SELECT_PATHWAY.with_for_update(of=P)
+# The head entry alone, for a load that waited for the row lock (PostgreSQL, READ COMMITTED):
+# the locked row is re-read at its newest version, but the joined entry is looked for in the
+# statement's snapshot, taken before the writer that held the lock committed its entry.
+_SELECT_HEAD = select(E.c.facts_digest, E.c.form).where(
+    E.c.pathway_id == bindparam("b_id"), E.c.sequence == bindparam("b_version"), E.c.hash == bindparam("b_head")
+)
 _SELECT_FACTS = select(P.c.facts).where(P.c.id == bindparam("b_id"))
 _SET_SUCCESSOR = update(P).where(P.c.id == bindparam("b_id")).values(successor=bindparam("b_successor"))
 _SELECT_OPEN_OF = (
@@ -790,9 +796,20 @@ class Store:
         if not rows:
             return None
         record = _record_from_row(dict(zip(_RECORD_FIELDS, rows[0], strict=True)))
+        if record.head_form is None and for_update:
+            record = self._reread_head(record)
         if checked:
             self._check(record)
         return record
+
+    def _reread_head(self, record: PathwayRecord) -> PathwayRecord:
+        """The head entry in a statement of its own (a new snapshot under READ COMMITTED)."""
+        params = {"b_id": record.id, "b_version": record.version, "b_head": record.head_hash}
+        try:
+            head = self._connection().execute(_SELECT_HEAD, params).first()
+        except DBAPIError as exc:
+            _reraise(exc, record.id)
+        return record if head is None else replace(record, head_digest=head[0], head_form=head[1])
 
     def _check(self, record: PathwayRecord) -> None:
         consistent = record.consistent
