@@ -6,6 +6,8 @@ exactly one refusal entry and changes nothing else; an invalid command writes no
 
 from __future__ import annotations
 
+import uuid
+
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,7 +17,7 @@ import pytest
 
 from states.errors import InvalidCommand, Refused
 from states.policy import Policy
-from states.vocabulary import EntryKind, Phase
+from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
 from tests.walks import (
     COL,
     COORD,
@@ -231,8 +233,11 @@ def problems(error: InvalidCommand) -> set[tuple[str, str]]:
 
 def reach(service: PathwayService, clock: ManualClock, walk_name: str, phase: Phase) -> str:
     """A new pathway of `walk_name` in `phase`: along the walk, or by hold / withdraw /
-    record_death / declare_graft_failure for the phases no walk passes through."""
+    record_death / declare_graft_failure for the phases no walk passes through. The walk's
+    patient when free, else a patient of its own: a patient has one open pathway at a time."""
     walk = WALKS[walk_name]()
+    if any(service.snapshot(p).phase not in TERMINAL_PHASES for p in service.find(walk.refer["patient_ref"])):
+        walk = walk.for_patient(f"PT-{uuid.uuid4().hex[:12].upper()}")
     if phase in walk.phases():
         return run_walk(service, clock, walk, until=phase)
     if phase is Phase.ON_HOLD:

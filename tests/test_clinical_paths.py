@@ -25,8 +25,9 @@ def test_donor_unavailable_after_conditioning_needs_emergency_donor_cleared(
     walk = WALKS["matched_unrelated"]()
     # Play the walk up to the infusion, every conditioning dose given, the donor not collected.
     steps = [s for s in walk.steps if s[2] not in ("record_collection",)]
-    clock.set(t(walk.day0 - timedelta(days=90)))
-    pid = service.refer(walk.refer, actor=PHYS, at=t(walk.day0 - timedelta(days=90))).pathway_id
+    referral = min(step[0] for step in steps) - timedelta(days=1)  # every step after the referral
+    clock.set(referral)
+    pid = service.refer(walk.refer, actor=PHYS, at=referral).pathway_id
     for at, actor, command, payload in steps:
         if command == "infuse":
             break

@@ -38,6 +38,8 @@ PUBLIC_API = {
     "available",
     "snapshot",
     "state_at",
+    "state_on",
+    "open_work",
     "history",
     "pathway_ids",
     "find",

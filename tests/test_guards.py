@@ -440,7 +440,7 @@ def test_start_conditioning_under_a_cryopreservation_policy(service: PathwayServ
     frozen.fire(ready, "adopt_policy", adopt, actor=PHYS, at=at)
     assert refused(frozen, clock, ready, at, PHYS, "start_conditioning", regimen) == ("product_not_cryopreserved",)
 
-    pathway_id = open_walk(frozen, clock, walk)
+    pathway_id = open_walk(frozen, clock, walk.for_patient("PT-FROZEN02"))
     result = play(frozen, clock, pathway_id, steps_before(walk, "start_conditioning"))
     assert result is not None
     assert result.phase is Phase.COLLECTION

@@ -77,7 +77,7 @@ def test_donor_idm_expiring_before_planned_collection(service: PathwayService, c
 
 def test_all_pathways_in_one_call(service: PathwayService, clock: ManualClock) -> None:
     first = run_walk(service, clock, WALKS["cord_blood"](), until=Phase.AWAITING_ENGRAFTMENT)
-    done = run_walk(service, clock, WALKS["autologous"]())
+    done = run_walk(service, clock, WALKS["autologous"]().for_patient("PT-AUTO0002"))
     found = service.all_milestones(at=t(WALKS["cord_blood"]().day0 + timedelta(days=45)))
     assert "neutrophil_recovery_day28" in {m.name for m in found[first]}
     # A completed pathway keeps only its unsent registry forms open (the walks send none).
