@@ -1,6 +1,6 @@
 """The transplant program's policy: every threshold, window and role table the guards use.
 
-Defaults come from ../shared/domain/HSCT_REFERENCE.md; each field names its source in
+Defaults come from the clinical sources listed in docs/sources.md; each field names its source in
 `json_schema_extra["source"]` ([F:..] a sourced fact, [S] our suggestion). A program loads its
 own values from a TOML or YAML file (read by `workflow.policy_files`; this module does
 no I/O). The policy's version (declared, or a content hash) is
@@ -219,11 +219,6 @@ class Policy(BaseModel):
     future_tolerance_minutes: int = Field(
         5, ge=0, json_schema_extra=_src("S: clock skew allowed for an effective time ahead of now")
     )
-
-    roles: dict[str, frozenset[Role]] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
-    infusion_verifier_roles: frozenset[Role] = Field(
-        frozenset({P, RN}), json_schema_extra=_src("F:NMDP-CLEAR, FACT-JACIE chain of identity")
-    )
     earliest_referral_days: int = Field(
         3653,
         ge=0,
@@ -236,6 +231,11 @@ class Policy(BaseModel):
     )
     max_payload_depth: int = Field(
         12, ge=4, json_schema_extra=_src("S: the deepest valid payload (a correction of a donor's HLA) nests 5")
+    )
+
+    roles: dict[str, frozenset[Role]] = Field(default_factory=lambda: dict(DEFAULT_ROLES))
+    infusion_verifier_roles: frozenset[Role] = Field(
+        frozenset({P, RN}), json_schema_extra=_src("F:NMDP-CLEAR, FACT-JACIE chain of identity")
     )
 
     @field_validator("timezone")

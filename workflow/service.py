@@ -247,6 +247,13 @@ class PathwayService:
         try:
             return self._write(session, work, idempotency_key)
         except PatientHasOpenPathway:  # a referral of the same patient committed after our look
+            # It may be this very referral sent twice at once: the unique index on the patient
+            # fires before the one on the key, so look the key up again in a fresh statement.
+            if idempotency_key is not None:
+                with self._reading(session) as store:
+                    first = self._replayed(store, idempotency_key, "refer", None, sent, who)
+                if first is not None:
+                    return first
             raise Refused("-", "refer", (OPEN_PATHWAY,), None) from None
 
     def fire(

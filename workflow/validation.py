@@ -134,29 +134,43 @@ def bounded(data: Any, *, command: str, policy: Policy, prefix: str = "with") ->
     the exact check (`check_size`) accepts is refused here.
     """
     budget = policy.max_payload_bytes
-    pending: list[tuple[Any, int]] = [(data, 0)]
+    # (value, depth, where): `where` is the key path, joined only when a problem is reported,
+    # so the error names the field whose value broke the limit.
+    pending: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 0, ())]
     while pending:
-        item, depth = pending.pop()
+        item, depth, where = pending.pop()
         if isinstance(item, BaseModel):
             item = item.__dict__
         if isinstance(item, Mapping | list | tuple | set | frozenset):
             if depth >= policy.max_payload_depth:
-                _refuse(command, prefix, "payload_too_deep", f"nested more than {policy.max_payload_depth} deep")
-            children = [*item.keys(), *item.values()] if isinstance(item, Mapping) else list(item)
-            budget -= 2 + len(children)
-            pending += [(child, depth + 1) for child in children]
+                _refuse(command, _path(prefix, where), "payload_too_deep",
+                        f"nested more than {policy.max_payload_depth} deep")
+            if isinstance(item, Mapping):
+                budget -= 2 + 2 * len(item)
+                pending += [(key, depth + 1, where) for key in item]
+                pending += [(value, depth + 1, (*where, key)) for key, value in item.items()]
+            else:
+                budget -= 2 + len(item)
+                pending += [(value, depth + 1, (*where, index)) for index, value in enumerate(item)]
         elif isinstance(item, str):
             budget -= len(item) + 2
             if budget >= 0 and _has_surrogate(item):
-                _refuse(command, prefix, "string_unicode", "text must be valid UTF-8 (no lone surrogates)")
+                _refuse(command, _path(prefix, where), "string_unicode",
+                        "text must be valid UTF-8 (no lone surrogates)")
         elif isinstance(item, int) and not isinstance(item, bool):
             if not -_INT_LIMIT <= item < _INT_LIMIT:
-                _refuse(command, prefix, "number_out_of_range", "integers must lie within 64 bits")
+                _refuse(command, _path(prefix, where), "number_out_of_range", "integers must lie within 64 bits")
             budget -= 1 + int(item.bit_length() * _DIGITS_PER_BIT)
         else:
             budget -= 1
         if budget < 0:
-            _refuse(command, prefix, "payload_too_large", f"larger than {policy.max_payload_bytes} bytes as JSON")
+            _refuse(command, _path(prefix, where), "payload_too_large",
+                    f"larger than {policy.max_payload_bytes} bytes as JSON")
+
+
+def _path(prefix: str, where: tuple[Any, ...]) -> str:
+    """`with.regimen.plan.0.drug`: the prefix and the keys, each cut short (they may be anything)."""
+    return ".".join([prefix, *(str(part)[:64] for part in where)])
 
 
 def check_size(body: BaseModel, *, command: str, policy: Policy, prefix: str = "with") -> None:

@@ -74,8 +74,13 @@ def make_service(url: str, *, counter: Counter | None = None, isolation: str | N
     return PathwayService(engine, retry=retry, auto_upgrade=True)
 
 
+def referral() -> dict[str, str]:
+    """A referral of a new patient: a patient has one open pathway at a time."""
+    return {**REFERRAL, "patient_ref": f"PT-{uuid.uuid4().hex[:12].upper()}"}
+
+
 def refer(service: PathwayService) -> str:
-    return service.refer(REFERRAL, actor=COORD, at=datetime.now(UTC)).pathway_id
+    return service.refer(referral(), actor=COORD, at=datetime.now(UTC)).pathway_id
 
 
 def timed(key: str, pathway_id: str, call: Callable[[], Any]) -> Outcome:

@@ -25,9 +25,9 @@ from states.vocabulary import Phase
 from tests.concurrency.harness import (
     COORD,
     HOLD,
-    REFERRAL,
     received_table,
     record_delivery,
+    referral,
 )
 from tests.invariants import outbox_mismatches
 from tests.walks import PHYS, WALKS, run_walk
@@ -72,7 +72,7 @@ def _outbox(service: PathwayService) -> list[dict[str, object]]:
 
 
 def test_every_committed_entry_has_its_outbox_row(service: PathwayService) -> None:
-    pathway_id = service.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    pathway_id = service.refer(referral(), actor=COORD, at=T0).pathway_id
     service.fire(pathway_id, "hold", HOLD, actor=COORD, at=T0)
     with pytest.raises(Refused):
         service.fire(pathway_id, "hold", HOLD, actor=COORD, at=T0)
@@ -90,7 +90,7 @@ def test_every_committed_entry_has_its_outbox_row(service: PathwayService) -> No
 
 
 def test_a_rolled_back_command_leaves_no_outbox_row(service: PathwayService) -> None:
-    pathway_id = service.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    pathway_id = service.refer(referral(), actor=COORD, at=T0).pathway_id
     with Session(service.engine) as session:
         service.fire(pathway_id, "hold", HOLD, actor=COORD, at=T0, session=session)
         assert len(_outbox_in(session)) == 2  # visible inside the host's transaction ...
@@ -122,8 +122,8 @@ def test_events_and_corrections_are_announced(service: PathwayService, clock: Ma
 
 
 def test_each_pathway_is_delivered_in_sequence_order_exactly_once(host: PathwayService) -> None:
-    first = host.refer(REFERRAL, actor=COORD, at=T0).pathway_id
-    second = host.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    first = host.refer(referral(), actor=COORD, at=T0).pathway_id
+    second = host.refer(referral(), actor=COORD, at=T0).pathway_id
     _toggle(host, first, 4)
     _toggle(host, second, 2)
     dispatcher = Dispatcher(host, batch=3)
@@ -142,8 +142,8 @@ def test_each_pathway_is_delivered_in_sequence_order_exactly_once(host: PathwayS
 
 
 def test_a_failing_handler_holds_back_its_pathway_only(host: PathwayService) -> None:
-    stuck = host.refer(REFERRAL, actor=COORD, at=T0).pathway_id
-    other = host.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    stuck = host.refer(referral(), actor=COORD, at=T0).pathway_id
+    other = host.refer(referral(), actor=COORD, at=T0).pathway_id
     _toggle(host, stuck, 2)
     _toggle(host, other, 2)
     broken = {stuck}
@@ -170,7 +170,7 @@ def test_a_failing_handler_holds_back_its_pathway_only(host: PathwayService) -> 
 
 
 def test_handlers_by_topic(host: PathwayService) -> None:
-    pathway_id = host.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    pathway_id = host.refer(referral(), actor=COORD, at=T0).pathway_id
     host.fire(pathway_id, "hold", HOLD, actor=COORD, at=T0)
     with pytest.raises(Refused):
         host.fire(pathway_id, "hold", HOLD, actor=COORD, at=T0)
@@ -186,7 +186,7 @@ def test_handlers_by_topic(host: PathwayService) -> None:
 
 
 def test_pull_with_pending_and_ack(service: PathwayService) -> None:
-    pathway_id = service.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    pathway_id = service.refer(referral(), actor=COORD, at=T0).pathway_id
     _toggle(service, pathway_id, 2)
     dispatcher = Dispatcher(service)
     pending = dispatcher.pending()
@@ -206,15 +206,15 @@ def test_pull_with_pending_and_ack(service: PathwayService) -> None:
 
 
 def test_a_message_repr_carries_no_clinical_data(service: PathwayService) -> None:
-    pathway_id = service.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    pathway_id = service.refer(referral(), actor=COORD, at=T0).pathway_id
     service.fire(pathway_id, "hold", {"reason": "CANARY-REASON"}, actor=COORD, at=T0)
     messages = Dispatcher(service).pending()
     assert "CANARY-REASON" in str(messages[-1].entry.payload)
-    assert all("CANARY" not in repr(m) and REFERRAL["patient_ref"] not in repr(m) for m in messages)
+    assert all("CANARY" not in repr(m) and "PT-" not in repr(m) for m in messages)
 
 
 def test_prune_deletes_only_what_was_delivered_before(service: PathwayService, clock: ManualClock) -> None:
-    pathway_id = service.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+    pathway_id = service.refer(referral(), actor=COORD, at=T0).pathway_id
     dispatcher = Dispatcher(service)
     dispatcher.drain(lambda m, c: None)
     _toggle(service, pathway_id, 1)  # pending
@@ -224,7 +224,7 @@ def test_prune_deletes_only_what_was_delivered_before(service: PathwayService, c
 
 
 def test_concurrent_dispatchers_deliver_each_message_once_in_order(host: PathwayService) -> None:
-    pathways = [host.refer(REFERRAL, actor=COORD, at=T0).pathway_id for _ in range(4)]
+    pathways = [host.refer(referral(), actor=COORD, at=T0).pathway_id for _ in range(4)]
     for pathway_id in pathways:
         _toggle(host, pathway_id, 5)
     dispatchers = [Dispatcher(host, batch=3) for _ in range(3)]
@@ -246,7 +246,7 @@ def test_upgrading_a_live_database_marks_its_history_delivered(db_url: str) -> N
     clock = ManualClock(T0)
     service = PathwayService(db_url, clock=clock, auto_upgrade=True)
     try:
-        pathway_id = service.refer(REFERRAL, actor=COORD, at=T0).pathway_id
+        pathway_id = service.refer(referral(), actor=COORD, at=T0).pathway_id
         _toggle(service, pathway_id, 3)
         with service.engine.begin() as connection:
             command.downgrade(alembic_config(connection), "0001")
@@ -274,7 +274,7 @@ def test_a_dispatcher_refuses_a_database_not_at_head(tmp_path: Path) -> None:
 def test_a_handler_can_fire_commands_in_the_delivering_transaction(service: PathwayService) -> None:
     """A reaction to a message (here: hold the linked pathway when one is held) commits with
     the delivery mark, or not at all, and is announced in turn."""
-    held, linked = (service.refer(REFERRAL, actor=COORD, at=T0).pathway_id for _ in range(2))
+    held, linked = (service.refer(referral(), actor=COORD, at=T0).pathway_id for _ in range(2))
     service.fire(held, "hold", HOLD, actor=COORD, at=T0)
 
     def react(message: Message, connection: Connection) -> None:
