@@ -7,7 +7,6 @@ exactly one refusal entry and changes nothing else; an invalid command writes no
 from __future__ import annotations
 
 import uuid
-
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from states.chart import CHART
 from tests.http.conftest import COORD, PHYS, REFER, refer
 from workflow.clock import ManualClock
-from workflow.service import PathwayService
 
 PROBLEM = "application/problem+json"
 
@@ -198,7 +196,6 @@ def test_the_openapi_document_has_a_request_schema_per_command(client: TestClien
             assert operation.get("security"), (method, path)
 
 
-@pytest.mark.skipif(not hasattr(PathwayService, "find"), reason="PathwayService.find is not merged yet")
 def test_lookup_by_patient_ref_finds_that_patients_pathways_only(client: TestClient) -> None:
     mine = refer(client, "PT-LOOKUP1")
     refer(client, "PT-LOOKUP2")

@@ -24,7 +24,6 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from tests.http.conftest import PHYS, make_app  # noqa: E402
 from workflow.clock import ManualClock  # noqa: E402
-from workflow.service import PathwayService  # noqa: E402
 
 _APP = make_app(
     f"sqlite:///{os.environ.get('TMPDIR', '/tmp')}/hsct-schemathesis-{os.getpid()}.sqlite",
@@ -42,7 +41,7 @@ def _running() -> object:
     os.remove(_APP.state.service.engine.url.database)
 
 
-@(schema if hasattr(PathwayService, "find") else schema.exclude(path="/pathways/lookup")).parametrize()
+@schema.parametrize()
 @settings(max_examples=3, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_the_api_keeps_its_document(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=PHYS, checks=CHECKS)

@@ -269,7 +269,7 @@ def _routes(app: FastAPI) -> None:
         service: Service, _: Caller, query: LookupRequest, limit: LIMIT = 100, cursor: CURSOR = None
     ) -> Page[PathwaySummary]:
         """The pathways of a patient reference (sent in the body so that no log records it)."""
-        ids = sorted(service.find(query.patient_ref))  # type: ignore[attr-defined]  # H2 adds find; drop then
+        ids = sorted(service.find(query.patient_ref))
         return _page([PathwaySummary(pathway_id=i) for i in ids], lambda p: p.pathway_id, limit, cursor)
 
     @app.get("/pathways/{pathway_id}", response_model=SnapshotOut, responses=_READ_ERRORS, tags=["reading"])
