@@ -193,3 +193,19 @@ def markdown() -> str:
         "docs/reason-codes.md.\n\n"
         f"{index}\n\n" + reference(names)
     )
+
+
+def reason_codes_markdown() -> str:
+    """docs/reason-codes.md, from `states.reasons`: the preface, then a table per section."""
+    from states.reasons import PREFACE, SECTIONS
+
+    out = ["# Reason codes", "", PREFACE.rstrip(), ""]
+    for section in SECTIONS:
+        out += [f"## {section.title}", ""]
+        if section.reasons:
+            out += ["| code | rule | source |", "|---|---|---|"]
+            out += [f"| `{r.code}` | {r.rule} | {r.source} |" for r in section.reasons]
+            out.append("")
+        if section.note:
+            out += [section.note, ""]
+    return "\n".join(out)

@@ -55,3 +55,32 @@ def test_a_misspelt_command_gets_the_closest_names_and_exit_2() -> None:
     result = invoke("commands", "infsue")
     assert result.exit_code == 2
     assert "did you mean infuse" in result.output
+
+
+REASONS_DOC = DOC.parent / "reason-codes.md"
+
+
+def test_docs_reason_codes_md_is_generated_from_states_reasons() -> None:
+    from workflow.reference import reason_codes_markdown
+
+    assert REASONS_DOC.read_text(encoding="utf-8") == reason_codes_markdown(), (
+        "docs/reason-codes.md drifted from states/reasons.py: run `hsct explain --output docs/reason-codes.md`"
+    )
+
+
+def test_explain_prints_the_rule_and_source_of_a_code() -> None:
+    from states.reasons import REASONS
+
+    result = invoke("explain", "donor_idm_stale", "role_not_permitted")
+    assert result.exit_code == 0, result.output
+    for code in ("donor_idm_stale", "role_not_permitted"):
+        assert f"{code}: {REASONS[code].rule} [{REASONS[code].source}]" in result.output
+    everything = invoke("explain")
+    assert everything.exit_code == 0
+    assert len(everything.output.strip().splitlines()) == len(REASONS)
+
+
+def test_a_misspelt_code_gets_the_closest_codes_and_exit_2() -> None:
+    result = invoke("explain", "donor_idm_stal")
+    assert result.exit_code == 2
+    assert "did you mean donor_idm_stale" in result.output

@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from states.chart import CHART
+from states.reasons import REASONS
 from tests.http.conftest import COORD, PHYS, REFER, refer
 from workflow.clock import ManualClock
 
@@ -81,6 +82,9 @@ def test_a_refusal_is_409_with_its_reason_codes_and_is_logged(client: TestClient
     problem = refused.json()
     assert problem["status"] == 409
     assert {"consent_missing", "eligibility_missing"} <= set(problem["reasons"])
+    texts = {e["code"]: (e["rule"], e["source"]) for e in problem["explanations"]}
+    assert set(texts) == set(problem["reasons"])
+    assert texts["consent_missing"] == (REASONS["consent_missing"].rule, REASONS["consent_missing"].source)
     assert problem["sequence"] == 3
     assert refused.headers["etag"] == '"3"'
     kinds = [e["kind"] for e in client.get(f"/pathways/{pathway}/history", headers=PHYS).json()["items"]]

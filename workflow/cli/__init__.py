@@ -16,7 +16,7 @@ import typer
 
 from workflow import __version__
 from workflow.cli import audit, db, pathway, policy, scenario
-from workflow.cli.commands import commands
+from workflow.cli.commands import commands, explain
 from workflow.cli.diagram import diagram
 from workflow.cli.serve import serve
 from workflow.cli.worklist import worklist
@@ -37,6 +37,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(policy.app, name="policy")
 app.command("diagram")(diagram)
 app.command("commands")(commands)
+app.command("explain")(explain)
 app.command("serve")(serve)
 app.command("worklist")(worklist)
 

@@ -53,3 +53,34 @@ def commands(
     except PolicyError as exc:
         fail(str(exc))
     typer.echo(reference.reference(names or None, rules), nl=False)
+
+
+def explain(
+    codes: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[CODE]...", help="Reason codes to explain (default: every code)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
+                     help="Write every code as markdown to FILE (docs/reason-codes.md)."),
+    ] = None,
+) -> None:
+    """What a reason code means: the rule behind a refusal, and its source."""
+    from difflib import get_close_matches
+
+    from states.reasons import REASONS
+    from workflow import reference
+
+    if output is not None:
+        output.write_text(reference.reason_codes_markdown(), encoding="utf-8")
+        typer.echo(f"reason codes written to {output}", err=True)
+        return
+    for code in codes or ():
+        if code not in REASONS:
+            close = get_close_matches(code, list(REASONS), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `hsct explain` lists them all"
+            fail(f"{code[:64]!r} is not a reason code{hint}")
+    for code in codes or list(REASONS):
+        reason = REASONS[code]
+        typer.echo(f"{reason.code}: {reason.rule} [{reason.source}]")

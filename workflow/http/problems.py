@@ -7,7 +7,7 @@ or a patient reference (the library's messages are written that way already).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from states.errors import (
     Refused,
     UnknownPathway,
 )
+from states.reasons import REASONS
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://hsct-pathway.invalid/problems/"
@@ -74,10 +75,17 @@ def problem(status: int, kind: str, title: str, detail: str = "", **extra: Any) 
 
 def _extensions(exc: Exception) -> dict[str, Any]:
     if isinstance(exc, Refused):
-        return {"reasons": list(exc.reasons), "sequence": exc.sequence, "command": exc.command}
+        return {"reasons": list(exc.reasons), "explanations": explanations(exc.reasons), "sequence": exc.sequence,
+                "command": exc.command}
     if isinstance(exc, InvalidCommand):
         return {"errors": [field_error(p.path, p.rule, p.message) for p in exc.problems]}
     return {}
+
+
+def explanations(codes: Iterable[str]) -> list[dict[str, str]]:
+    """Each reason code with the rule it stands for and its source (states/reasons.py)."""
+    known = [REASONS[code] for code in codes if code in REASONS]
+    return [{"code": r.code, "rule": r.rule, "source": r.source} for r in known]
 
 
 def field_error(path: str, rule: str, message: str) -> dict[str, str]:
