@@ -230,7 +230,7 @@ class PathwayService:
         at = aware(at, command="refer")
         idempotency_key = checked_key(idempotency_key, command="refer")
         opening = Opening(**refer.model_dump(), timezone=self.policy.timezone)
-        sent = refer.model_dump(mode="json")
+        sent = refer.model_dump(mode="json", exclude_none=True)
 
         def work(store: Store) -> Result:
             replay_hit = self._replayed(store, idempotency_key, "refer", None, sent, who)
@@ -239,6 +239,11 @@ class PathwayService:
             verdict = judge_referral(actor_role=who.role, at=at, now=self.clock.now(), policy=self.policy)
             reasons = verdict.reasons + self._roles_not_held(store, who)
             if store.open_pathways_of(refer.patient_ref):
+                # The open pathway may be this referral's own first send, committed since the
+                # key was looked up above (PostgreSQL, READ COMMITTED): then it is a replay.
+                replay_hit = self._replayed(store, idempotency_key, "refer", None, sent, who)
+                if replay_hit is not None:
+                    return replay_hit
                 reasons += (OPEN_PATHWAY,)
             if reasons:
                 raise Refused("-", "refer", reasons, None)
@@ -279,7 +284,7 @@ class PathwayService:
         at = aware(at, command=command)
         idempotency_key = checked_key(idempotency_key, command=command)
         # the payload is dumped for the idempotency comparison only
-        sent = None if idempotency_key is None else body.model_dump(mode="json")
+        sent = None if idempotency_key is None else body.model_dump(mode="json", exclude_none=True)
 
         def replay(store: Store) -> Result | None:
             return None if sent is None else self._replayed(store, idempotency_key, command, pathway_id, sent, who)
@@ -662,14 +667,23 @@ class PathwayService:
         return self._snapshot(record.id, record.version, PathwayFacts.model_validate_json(record.facts), when)
 
     def state_at(
-        self, pathway_id: str, at: datetime, *, as_known_now: bool = False, session: Session | None = None
+        self,
+        pathway_id: str,
+        at: datetime,
+        *,
+        as_known_now: bool = False,
+        until_sequence: int | None = None,
+        session: Session | None = None,
     ) -> Snapshot:
-        """What was known at `at`: the log replayed up to entries recorded by then; with
-        `as_known_now`, the corrections recorded since are applied to those entries."""
+        """What was known at `at`: the log replayed up to entries recorded by then (and no
+        further than entry `until_sequence`, when given); with `as_known_now`, the corrections
+        recorded since are applied to those entries."""
         when = aware(at, command="state_at")
         with self._reading(session) as store:
             self._load(store, pathway_id)
             entries = store.entries(pathway_id, until_recorded=when)
+            if until_sequence is not None:
+                entries = entries[:until_sequence]
             later = store.entries(pathway_id) if as_known_now else entries
         if not entries:
             raise UnknownPathway(pathway_id)

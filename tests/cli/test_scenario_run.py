@@ -319,3 +319,25 @@ def test_json_over_several_files_keeps_stdout_pure_json(write: Write, tmp_path: 
     assert [s["verdict"] for s in document["scenarios"]] == ["passed", "failed"]
     assert [Path(s["file"]).name for s in document["scenarios"]] == ["a.yaml", "b.yaml"]
     assert (document["passed"], document["failed"]) == (1, 1)
+
+
+LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def test_a_run_sent_again_into_its_database_replays_without_writing(sqlite_url: str) -> None:
+    """README command 1 can be re-run: every step replays (same idempotency keys), each check reads
+    its pathway as it stood at that step, and no pathway or entry is written twice. The files have
+    checks in every phase, a linked subsequent transplant, and an emergency donor whose payload has
+    nested optional fields (a re-send compares payloads as stored, without their nulls)."""
+    names = ["happy_autologous.yaml", "s13_mud_bm_primary_graft_failure_second_hct.yaml",
+             "rule_emergency_haplo_dsa_pending.yaml"]
+    files = [LIBRARY / name for name in names]
+    first = run_paths(files, db_url=sqlite_url)
+    service = PathwayService(sqlite_url)
+    pathways = service.pathway_ids()
+    entries = sum(len(service.history(p)) for p in pathways)
+    again = run_paths(files, db_url=sqlite_url)
+    assert [r.passed for r in first] == [r.passed for r in again] == [True] * len(files)
+    assert service.pathway_ids() == pathways
+    assert sum(len(service.history(p)) for p in pathways) == entries
+    service.engine.dispose()

@@ -21,6 +21,7 @@ A `refer` step opens the pathway its name stands for; after a successful
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -38,6 +39,7 @@ from states.days import clinical_date, day_label, day_number
 from states.entry import ORIGIN_LENGTH
 from states.errors import HsctError, InvalidCommand, Refused
 from states.gvhd import max_grade
+from states.milestones import milestones
 from states.policy import Policy
 from states.vocabulary import EntryKind
 from workflow.clock import ManualClock
@@ -233,7 +235,7 @@ def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Po
             # The database is the run's own, so an empty one is set up whatever the backend.
             service = PathwayService(engine, policy=rules, clock=clock, origin=scenario_origin(file),
                                      auto_upgrade=True)
-            run = _Run(scenario, service, clock, zone)
+            run = _Run(scenario, service, clock, zone, _run_key(scenario, rules))
             for index, step in enumerate(scenario.steps):
                 at = step_time(scenario, index, zone)
                 if at > clock.now():
@@ -247,11 +249,23 @@ def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Po
     return result
 
 
+def _run_key(scenario: Scenario, rules: Policy) -> str:
+    """The idempotency key prefix of a run: the same file under the same policy sends the same
+    keys, so running it again into its database replays every step instead of writing twice."""
+    content = scenario.model_dump_json(by_alias=True) + rules.version_id
+    return "scenario:" + hashlib.sha256(content.encode()).hexdigest()[:24]
+
+
 class _Run:
     """The state of one scenario run: which pathway id each scenario name stands for."""
 
-    def __init__(self, scenario: Scenario, service: PathwayService, clock: ManualClock, zone: str) -> None:
+    def __init__(self, scenario: Scenario, service: PathwayService, clock: ManualClock, zone: str, key: str) -> None:
         self.scenario = scenario
+        self.key = key
+        # A run sent again into its database replays every step (same idempotency keys): its
+        # checks then read each pathway as it stood after the last entry this run has reached.
+        self.replaying = False
+        self.reached: dict[str, int] = {}
         self.service = service
         self.clock = clock
         self.zone = zone
@@ -279,19 +293,25 @@ class _Run:
                 if pathway_id is not None:
                     raise _StepError(f"pathway {name!r} is already referred")
                 payload = {**self.scenario.pathways[name].referral(), **step.with_}
-                done = self.service.refer(payload, actor=actor, at=at)
+                done = self.service.refer(payload, actor=actor, at=at, idempotency_key=f"{self.key}:{number}")
                 self.ids[name] = done.pathway_id
+                self.replaying = self.replaying or done.replayed
             else:
                 if pathway_id is None:
                     raise _StepError(f"pathway {name!r} was never opened (its referral did not succeed)")
-                done = self.service.fire(pathway_id, step.do, step.with_, actor=actor, at=at)
+                done = self.service.fire(pathway_id, step.do, step.with_, actor=actor, at=at,
+                                         idempotency_key=f"{self.key}:{number}")
+                self.reached[name] = done.entry.sequence
                 linked = done.entry.payload.get("new_pathway_id")
                 if step.do == "start_subsequent_transplant" and isinstance(linked, str):
                     self.ids[name] = linked
+                    self.reached[name] = 1  # the linked pathway's opening entry
             outcome: Outcome = "succeeded"
             label = done.day_label
         except Refused as exc:
             outcome, reasons = "refused", exc.reasons
+            if exc.sequence is not None:
+                self.reached[name] = exc.sequence
             label = self._label(name, at)
         except InvalidCommand as exc:
             outcome = "invalid"
@@ -333,7 +353,11 @@ class _Run:
         if pathway_id is None:
             return StepRow(number, kind, at, on, None, None, name, kind, "error", (), False,
                            f"pathway {name!r} was never opened (its referral did not succeed)")
-        snapshot = self.service.snapshot(pathway_id, at=at)
+        snapshot = (
+            self.service.state_at(pathway_id, at, until_sequence=self.reached.get(name, 1))
+            if self.replaying
+            else self.service.snapshot(pathway_id, at=at)
+        )
         outcomes = tuple(self._evaluate(pathway_id, snapshot, assertions))
         failed = [o for o in outcomes if not o.held]
         return StepRow(
@@ -353,7 +377,8 @@ class _Run:
         )
 
     def _evaluate(self, pathway_id: str, snapshot: Snapshot, assertions: Assertions) -> Iterator[AssertionOutcome]:
-        history = self.service.history(pathway_id) if {"entries", "refusals"} & assertions.model_fields_set else []
+        wanted = {"entries", "refusals"} & assertions.model_fields_set
+        history = self.service.history(pathway_id)[: snapshot.version] if wanted else []
         facts = snapshot.facts
 
         def recovery_day(on: date | None) -> int | None:
@@ -372,8 +397,8 @@ class _Run:
             "entries": lambda: len(history),
             "refusals": lambda: sum(1 for e in history if e.kind is EntryKind.REFUSAL),
             "flags": lambda: sorted(snapshot.flags),
-            "due": lambda: sorted({m.name for m in self.service.due(pathway_id, at=snapshot.at)}),
-            "overdue": lambda: sorted({m.name for m in self.service.overdue(pathway_id, at=snapshot.at)}),
+            "due": lambda: self._milestones(pathway_id, snapshot, "due"),
+            "overdue": lambda: self._milestones(pathway_id, snapshot, "overdue"),
         }
         for key, expected in assertions.asserted().items():
             found = actual[key]()
@@ -384,6 +409,16 @@ class _Run:
             held = found == expected
             yield AssertionOutcome(key, expected, found, held,
                                    "" if held else f"{key}: expected {_show(key, expected)}, got {_show(key, found)}")
+
+
+    def _milestones(self, pathway_id: str, snapshot: Snapshot, status: str) -> list[str]:
+        """Milestone names with `status` (due / overdue) at the snapshot's time: from the facts as
+        they stood then when replaying, else as the service reports them."""
+        if self.replaying:
+            found = milestones(snapshot.facts, self.service.policy, clinical_date(snapshot.at, snapshot.facts.timezone))
+        else:
+            found = self.service.milestones(pathway_id, at=snapshot.at)
+        return sorted({m.name for m in found if m.status == status})
 
 
 class _StepError(HsctError):
