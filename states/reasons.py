@@ -36,14 +36,14 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "role_not_permitted",
                 "the actor's role is not in the policy's role table for this trigger or event",
-                "PATHWAY.md Roles",
+                "chart: Roles",
             ),
             Reason(
                 "trigger_not_allowed_in_phase",
                 "no edge of this trigger leaves the current phase (or no route condition holds)",
-                "PATHWAY.md phase-changing triggers",
+                "chart: phase-changing triggers",
             ),
-            Reason("event_not_allowed_in_phase", "the event is not allowed in the current phase", "PATHWAY.md events"),
+            Reason("event_not_allowed_in_phase", "the event is not allowed in the current phase", "chart: events"),
             Reason(
                 "role_not_held",
                 "with a host role directory (`PathwayService(roles=...)`): the actor does not hold the role it acts in, read inside the committing transaction",
@@ -110,20 +110,20 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "route_not_allogeneic",
                 "donor commands, GVHD assessments and donor unavailability are allogeneic only",
-                "PATHWAY.md",
+                "chart",
             ),
             Reason(
                 "donor_candidate_unknown",
                 "the donor or unit was never recorded with `record_donor_candidate` (or, in an emergency, is no stored product)",
-                "PATHWAY.md select_donor",
+                "chart: select_donor",
             ),
             Reason(
                 "donor_type_mismatch",
                 "the candidate's donor type differs from the pathway's donor type",
-                "PATHWAY.md Donor rules",
+                "chart: Donor rules",
             ),
             Reason(
-                "donor_count_invalid", "more than one donor selected for a non-cord route", "PATHWAY.md Donor rules"
+                "donor_count_invalid", "more than one donor selected for a non-cord route", "chart: Donor rules"
             ),
             Reason(
                 "hla_match_insufficient",
@@ -163,13 +163,13 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "cord_unit_not_cord_blood",
                 "a unit offered for a cord selection is not a cord blood candidate",
-                "PATHWAY.md Donor rules",
+                "chart: Donor rules",
             ),
-            Reason("donor_not_selected", "`clear_donor` / `start_conditioning` with no selected donor", "PATHWAY.md"),
+            Reason("donor_not_selected", "`clear_donor` / `start_conditioning` with no selected donor", "chart"),
             Reason(
                 "emergency_donor_not_selected",
                 "inside conditioning, `clear_donor` clears only an emergency donor",
-                "PATHWAY.md critical path",
+                "chart: critical path",
             ),
             Reason(
                 "planned_collection_date_missing",
@@ -199,7 +199,7 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "donor_unavailable_not_reported",
                 "`select_emergency_donor` only after `report_donor_unavailable`",
-                "PATHWAY.md critical path",
+                "chart: critical path",
             ),
             Reason(
                 "donor_not_current",
@@ -222,7 +222,7 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "no_cryopreserved_product_from_cleared_donor",
                 "allogeneic `complete_collection`: no stored product from the current cleared donor",
-                "PATHWAY.md",
+                "chart",
             ),
             Reason(
                 "allogeneic_dose_below_target",
@@ -293,14 +293,14 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "no_stored_product_available",
                 "a rescue infusion needs a recorded, not yet infused product",
-                "PATHWAY.md rescue_infusion",
+                "chart: rescue_infusion",
             ),
         ),
     ),
     Section(
         "Engraftment, graft failure, follow-up",
         (
-            Reason("day0_not_set", "the rule counts days from Day 0, which is not set yet", "PATHWAY.md Words"),
+            Reason("day0_not_set", "the rule counts days from Day 0, which is not set yet", "chart: Words"),
             Reason(
                 "neutrophil_recovery_not_met",
                 "first of 3 values >= 0.5 on different days after the nadir, counting only labs since the latest Day 0 or rescue infusion; or ANC never below 0.5 since then, followed to Day `anc_never_below_observed_to_day` (28)",
@@ -354,7 +354,7 @@ SECTIONS: tuple[Section, ...] = (
                 "F:CIBMTR-2450",
             ),
             Reason("chimerism_missing", "allogeneic: a chimerism result since Day 85", "F:CIBMTR-2450"),
-            Reason("relapse_before_day0", "relapse dated before Day 0", "PATHWAY.md"),
+            Reason("relapse_before_day0", "relapse dated before Day 0", "chart"),
             Reason(
                 "graft_failure_not_declared",
                 "a subsequent transplant for graft failure starts from `graft_failure` (or a declared failure)",
@@ -383,7 +383,7 @@ SECTIONS: tuple[Section, ...] = (
             Reason(
                 "effective_time_before_previous_entry",
                 "`record_death` dated before the last recorded effective time",
-                "PATHWAY.md record_death",
+                "chart: record_death",
             ),
         ),
     ),
@@ -436,7 +436,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "Validation rules (InvalidCommand, nothing written)",
         (),
-        "Malformed input never becomes a refusal entry: it raises `InvalidCommand` whose problems name\nthe field path and the rule. The rule is pydantic's error type (`missing`, `extra_forbidden`,\n`greater_than_equal`, `string_pattern_mismatch`, `timezone_aware`, ...) or one of ours:\n`unknown_command`, `derived_field` (a field the library derives was sent),\n`idempotency_key_invalid` (1..189 characters, no control characters, no lone surrogates: the\ncolumn holds 200 and the key of a subsequent transplant's new pathway adds 11),\n`policy_version_unknown` (`adopt_policy` names a version the policy registry does not hold),\n`payload_too_large` (the payload's canonical JSON exceeds the policy's `max_payload_bytes`),\n`payload_too_deep` (mappings and lists nested deeper than `max_payload_depth`),\n`number_out_of_range` (an integer outside 64 bits), `finite_number` (NaN or infinity in a\ncorrection), `string_unicode` (a lone surrogate: not UTF-8), `datetime_out_of_range` (an\neffective time whose UTC day is outside 1900-01-01..2199-12-31, year 1 at +14:00 included),\n`donor_type_for_autologous`, `donor_type_missing`, `graft_source_inconsistent`,\n`donor_type_inconsistent`, `begin_in_inconsistent`, `consent_version_missing`, `dose_missing`,\n`lab_value_missing`, `date_only` (a clinical date must be a date, `YYYY-MM-DD`, never a time or a\nnumber), `date_out_of_range` (1900-01-01..2199-12-31). Cross-field rules are reported on the\nfield they are about (e.g. `with.donor_type`). Numbers are strict: `true` or `\"3.4\"` is not a\ndose.",
+        "Malformed input never becomes a refusal entry: it raises `InvalidCommand` whose problems name\nthe field path and the rule. The rule is pydantic's error type (`missing`, `extra_forbidden`,\n`greater_than_equal`, `string_pattern_mismatch`, `timezone_aware`, ...) or one of ours:\n`unknown_command`, `derived_field` (a field the library derives was sent),\n`idempotency_key_invalid` (1..189 characters, no control characters, no lone surrogates: the\ncolumn holds 200 and the key of a subsequent transplant's new pathway adds 11),\n`policy_version_unknown` (`adopt_policy` names a version the policy registry does not hold),\n`payload_too_large` (the payload's canonical JSON exceeds the policy's `max_payload_bytes`),\n`payload_too_deep` (mappings and lists nested deeper than `max_payload_depth`),\n`number_out_of_range` (an integer outside 64 bits), `finite_number` (NaN or infinity in a\ncorrection), `string_unicode` (a lone surrogate: not UTF-8), `datetime_out_of_range` (an\neffective time whose UTC day is outside 1900-01-01..2199-12-31, year 1 at +14:00 included),\n`datetime_type` (an effective time that is not a datetime at all),\n`donor_type_for_autologous`, `donor_type_missing`, `graft_source_inconsistent`,\n`donor_type_inconsistent`, `begin_in_inconsistent`, `consent_version_missing`, `dose_missing`,\n`lab_value_missing`, `date_only` (a clinical date must be a date, `YYYY-MM-DD`, never a time or a\nnumber), `date_out_of_range` (1900-01-01..2199-12-31). Cross-field rules are reported on the\nfield they are about (e.g. `with.donor_type`). Numbers are strict: `true` or `\"3.4\"` is not a\ndose.",
     ),
 )
 
@@ -451,7 +451,7 @@ the first: guards are evaluated even when the phase already forbids the command,
 `trigger_not_allowed_in_phase` and `insufficient_cd34_dose`. `hsct explain CODE` prints one.
 
 Sources: `F:` and an ID is a published source listed in docs/sources.md; `S` is this project's
-suggestion where no source fixes the rule; `PATHWAY.md` and `ref.` name the project's design
+suggestion where no source fixes the rule; `chart` and `ref.` name the project's design
 contract and clinical reference, whose rules are restated in docs/decisions.md, docs/milestones.md
 and here. Every threshold named here is a policy field (see `states/policy.py`), never a literal
 in the guard.

@@ -7,7 +7,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "reason-codes.md").read_text(encoding="utf-8")
-SOURCES = [*sorted((ROOT / "states").glob("*.py")), ROOT / "workflow" / "service.py"]
+SOURCES = [
+    *sorted((ROOT / "states").glob("*.py")),
+    *(ROOT / "workflow" / name for name in ("service.py", "corrections.py", "validation.py")),
+]
 
 CODE = r"\"([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\""
 # Literal codes: arguments of refuse(...), appended to or returned as a reasons tuple, module

@@ -1,4 +1,4 @@
-"""Crash points: where a test may kill the process as `kill -9` would (RELIABILITY.md T10).
+"""Crash points: where a test may kill the process as `kill -9` would (tests/concurrency/test_crashes.py).
 
 The durability tests run a worker as a subprocess with HSCT_CRASH_AT set to one of
 `CRASH_POINTS`; the first time the worker reaches that point it dies by SIGKILL, with no

@@ -46,7 +46,7 @@ from states.errors import (
 )
 from states.facts import PathwayFacts
 from states.flags import pathway_flags
-from states.fold import FACTS_REDERIVED, Opening, apply_entry, replay
+from states.fold import Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge, judge_referral
 from states.milestones import Milestone, milestones
@@ -63,10 +63,11 @@ from states.policy import Policy
 from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
 from workflow import __version__
 from workflow.clock import Clock, SystemClock
+from workflow.corrections import correction_problems
 from workflow.engine import PathwayEngine
 from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
 from workflow.retry import RetryPolicy, own_transaction, transient
-from workflow.validation import aware, bounded, check_size, checked_changes, plausible_id, subsequent_key, validated
+from workflow.validation import aware, bounded, check_size, plausible_id, subsequent_key, validated
 from workflow.validation import idempotency_key as checked_key
 
 OPEN_PATHWAY = "patient_has_open_pathway"
@@ -333,7 +334,7 @@ class PathwayService:
         # A correction needs the log (to check its target, then to replay): read it once.
         log = store.entries(record.id) if isinstance(body, CorrectEntry) else []
         if isinstance(body, CorrectEntry):
-            reasons += _correction_problems(log, body)  # InvalidCommand when the changes are malformed
+            reasons += correction_problems(log, body)  # InvalidCommand when the changes are malformed
         if isinstance(body, StartSubsequentTransplant) and set(store.open_pathways_of(facts.patient_ref)) - {record.id}:
             reasons += (OPEN_PATHWAY,)
         crash_point(BEFORE_FLUSH)
@@ -810,17 +811,3 @@ def _reason_of(body: Payload) -> str | None:
     # raises and catches an AttributeError, which costs more than the rest of this call.
     reason = body.__dict__.get("reason")
     return reason if isinstance(reason, str) else None
-
-
-def _correction_problems(log: Sequence[Entry], body: CorrectEntry) -> tuple[str, ...]:
-    """A correction names an earlier correctable entry and leaves who the patient is, and which
-    route and transplant this is, alone; malformed changes raise InvalidCommand."""
-    target = next((e for e in log if e.sequence == body.sequence), None)
-    if target is None:
-        return ("corrected_entry_unknown",)
-    # A policy adoption is undone by adopting again; re-derived facts are the library's own.
-    if target.kind in (EntryKind.REFUSAL, EntryKind.CORRECTION) or target.trigger in ("adopt_policy", FACTS_REDERIVED):
-        return ("entry_not_correctable",)
-    model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
-    checked_changes(model, target.payload, body.changes, command="correct_entry")
-    return ("identity_not_correctable",) if model.identity_fields & set(body.changes) else ()

@@ -32,7 +32,7 @@ from states.payloads import CorrectEntry
 from states.policy import Policy
 from states.vocabulary import EntryKind
 from workflow import __version__
-from workflow.service import _correction_problems
+from workflow.corrections import correction_problems
 
 HOST_REASONS = frozenset({"role_not_held", "verifier_role_not_held"})
 """Reasons from the host's role directory: not recomputable from the log, left out of the comparison."""
@@ -91,7 +91,7 @@ def _recompute(entry: Entry, facts: PathwayFacts, log: Sequence[Entry], policy: 
     )
     reasons = judgement.verdict.reasons
     if not reasons and isinstance(body, CorrectEntry):
-        reasons = _correction_problems(log, body)
+        reasons = correction_problems(log, body)
     moved = entry.kind is EntryKind.TRANSITION and not reasons and judgement.destination is not entry.to_phase
     return reasons, "the chart leads elsewhere" if moved else ""
 
