@@ -1,4 +1,4 @@
-"""The chart of PATHWAY.md as data: phase-changing triggers, events, their guards and payloads.
+"""The chart as data (docs/diagram.md, docs/commands.md): phase-changing triggers, events, their guards and payloads.
 
 The chart is validated when built (one initial phase, every phase reachable, no edge out of a
 terminal phase, every guard, route predicate and payload resolvable). The `transitions`

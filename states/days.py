@@ -1,4 +1,4 @@
-"""Day numbering around Day 0 (HSCT_REFERENCE.md §0 and §4; PATHWAY.md "Words", "Day N").
+"""Day numbering around Day 0 (docs/milestones.md: "Day N").
 
 Day 0 is the date of the first infusion of the HCT [F:CIBMTR-HCT]; Day -N / Day +N are calendar
 days before or after it, counted in the program's timezone, and there is no "Day -0". Labels are
@@ -22,7 +22,7 @@ _LABEL = re.compile(r"D(?:(?P<zero>0)|(?P<sign>[+-])(?P<n>[1-9][0-9]*))")
 def clinical_date(at: datetime, tz: str) -> date:
     """The calendar date of the aware instant `at` in the program timezone `tz` (IANA name).
 
-    Day numbers count calendar days in the program's timezone (PATHWAY.md "Words"). A naive
+    Day numbers count calendar days in the program's timezone (docs/decisions.md). A naive
     datetime is rejected with ValueError: its date would depend on the machine running the code.
     """
     if at.tzinfo is None or at.utcoffset() is None:

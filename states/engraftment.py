@@ -17,7 +17,7 @@ from states.policy import Policy
 from states.recovery import anc_never_below, neutrophil_recovery, platelet_recovery
 
 COUNT_STARTS = frozenset({"day0", "rescue"})
-"""Infusion kinds that (re)start the engraftment count (PATHWAY.md `infuse`, `rescue_infusion`)."""
+"""Infusion kinds that (re)start the engraftment count (`infuse`, `rescue_infusion`)."""
 
 
 def count_start(facts: PathwayFacts, until: datetime | None = None) -> datetime | None:

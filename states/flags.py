@@ -2,7 +2,7 @@
 
 `relapse`, `donor_unavailable_after_conditioning` and `<kind>_graft_failure` come straight
 from the facts; `vod` is derived from the VOD assessments by their named criteria set (the
-diagnosis is never asserted: PATHWAY.md `record_vod_assessment`); the policy-relative ones
+diagnosis is never asserted: `record_vod_assessment`); the policy-relative ones
 (`conditioning_length_outside_policy`, `day100_late`, `anc_never_below_threshold`) are listed
 in docs/engraftment-rules.md.
 """

@@ -1,4 +1,4 @@
-"""Acute GVHD organ staging and overall grade, MAGIC criteria (HSCT_REFERENCE.md §2).
+"""Acute GVHD organ staging and overall grade, MAGIC criteria (docs/clinical-rules.md).
 
 Organ stages follow the MAGIC staging table [F:PDQ-MAGIC], [F:HARRIS-2016]; the overall grade
 follows the MAGIC grade rules ([F:HARRIS-2016]; Glucksberg grading [F:GLUCKSBERG] agrees on the

@@ -1,4 +1,4 @@
-"""HLA match grades and the donor rules (HSCT_REFERENCE.md §1.3-§1.5; PATHWAY.md "Donor rules").
+"""HLA match grades and the donor rules (docs/clinical-rules.md, "HLA grade").
 
 The x/8 grade counts alleles at HLA-A, -B, -C and -DRB1; x/10 adds DQB1 [F:PIDALA-2014],
 [F:ASH-2022]. A candidate records per locus how many of the two alleles mismatch (0, 1 or 2)
@@ -145,7 +145,7 @@ def hla_rule_reasons(
 ) -> tuple[str, ...]:
     """Why `candidate` fails the donor rule of its donor type, DSA aside (`dsa_reasons`).
 
-    PATHWAY.md "Donor rules", HSCT_REFERENCE.md §1.2-§1.5:
+    The donor rules (docs/clinical-rules.md):
 
     - every type: a result at each of A, B, C, DRB1, else `hla_typing_incomplete` (the grade
       checks below are then skipped; checks that do not need the grade still run);
@@ -288,7 +288,7 @@ def cord_dose_reasons(units: Sequence[DonorCandidate], cord: CordRules) -> tuple
 def cord_selection_reasons(units: Sequence[DonorCandidate], cord: CordRules) -> tuple[str, ...]:
     """Why a selection of cord blood units fails the cord rules (empty tuple: acceptable).
 
-    [F:CORD-SEL], [F:DEHN-2019], PATHWAY.md "Donor rules" (`cord_blood`):
+    [F:CORD-SEL], [F:DEHN-2019], donor rules (`cord_blood`):
 
     - one or two distinct units, else `cord_unit_count_invalid` (the dose rule is then skipped);
     - the dose rule of `cord_dose_reasons` (`cord_unit_dose_insufficient`);

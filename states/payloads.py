@@ -1,4 +1,4 @@
-"""Command payloads: one closed, frozen model per trigger and event of PATHWAY.md.
+"""Command payloads: one closed, frozen model per trigger and event of the chart.
 
 Each model validates what a caller sends (units in field names, aware datetimes, bounded
 doses) and knows what its fact does to the snapshot (`apply`). Guards live in

@@ -37,7 +37,7 @@ LAB = Role.LABORATORY
 QM = Role.QUALITY_MANAGER
 SYS = Role.SYSTEM
 
-# Who may fire what (PATHWAY.md "Roles"): only a physician starts conditioning, declares
+# Who may fire what (docs/commands.md lists the roles per command): only a physician starts conditioning, declares
 # engraftment or graft failure; laboratory values come from the laboratory or a system feed;
 # the quality manager corrects with a reason but never moves a patient. [S]
 DEFAULT_ROLES: dict[str, frozenset[Role]] = {
@@ -111,7 +111,7 @@ class Policy(BaseModel):
         pattern=r"^[^\x00-\x1f\x7f]*$",
         description="Declared version; a content hash when absent.",
     )
-    timezone: str = Field("UTC", json_schema_extra=_src("PATHWAY.md Words: Day N"))
+    timezone: str = Field("UTC", json_schema_extra=_src("S: Day N counts calendar days in the programme's timezone"))
 
     # Collection and doses
     min_cd34_autologous_x10e6_per_kg: float = Field(2.0, gt=0, json_schema_extra=_src("F:RUSSELL-2013"))
@@ -130,7 +130,7 @@ class Policy(BaseModel):
     idm_window_days: int = Field(30, gt=0, json_schema_extra=_src("F:CFR-1271.80, F:FACT-B6"))
     fresh_product_max_hours: float = Field(48, gt=0, json_schema_extra=_src("F:NMDP-48H"))
     min_matches_8: int = Field(
-        8, ge=0, le=8, json_schema_extra=_src("PATHWAY.md Donor rules: matched sibling and unrelated 8/8")
+        8, ge=0, le=8, json_schema_extra=_src("S: matched sibling and matched unrelated donors are 8/8 (docs/clinical-rules.md)")
     )
     mismatched_unrelated_min_matches_8: int = Field(7, ge=0, le=8, json_schema_extra=_src("F:PIDALA-2014, F:MDRI"))
     cord_single_min_tnc_x10e7_per_kg: float = Field(
@@ -173,7 +173,7 @@ class Policy(BaseModel):
         json_schema_extra=_src("F:ASTCT"),
     )
     secondary_graft_failure_days: int = Field(3, ge=1, json_schema_extra=_src("F:CIBMTR-SUBSEQ"))
-    engraftment_expected_by_day: int = Field(28, gt=0, json_schema_extra=_src("PATHWAY.md Milestones"))
+    engraftment_expected_by_day: int = Field(28, gt=0, json_schema_extra=_src("S: engraftment expected by Day +28 (docs/milestones.md)"))
     anc_never_below_observed_to_day: int = Field(
         28,
         gt=0,

@@ -1,5 +1,5 @@
 """Engraftment facts derived from lab events: nadir, neutrophil and platelet recovery, and
-secondary graft failure (HSCT_REFERENCE.md §0; PATHWAY.md "Derived clinical facts").
+secondary graft failure (docs/engraftment-rules.md).
 
 Every threshold is a keyword argument the caller takes from the policy; nothing here has a
 default. Lab values and transfusions are placed on calendar dates in the program timezone
@@ -44,7 +44,7 @@ def _indeterminate(lab: LabValue, threshold: float) -> bool:
 
 
 def nadir(labs: Iterable[LabValue], day0: date, tz: str, *, nadir_anc_x10e9_per_l: float) -> date | None:
-    """The post-transplant ANC nadir date (HSCT_REFERENCE.md §0 modelling note, [F:CIBMTR-ANC]).
+    """The post-transplant ANC nadir date ([F:CIBMTR-ANC]; docs/engraftment-rules.md).
 
     The first clinical date on or after Day 0 with an ANC below `nadir_anc_x10e9_per_l`; if no
     value is below it, the date of the lowest ANC on or after Day 0 (the earliest, on a tie).
@@ -148,7 +148,7 @@ def platelet_recovery(
 
     The first of `consecutive_values` consecutive values on different days with platelets
     >= `platelets_x10e9_per_l` and no platelet transfusion on days d-(transfusion_free_days-1)
-    .. d, d being the value's day (HSCT_REFERENCE.md §0 note: a transfusion on Day 0 lets Day 7
+    .. d, d being the value's day (docs/engraftment-rules.md: a transfusion on Day 0 lets Day 7
     qualify). A value that fails either condition restarts the count; so does a platelet
     transfusion. Red-cell transfusions do not matter; labs without a platelet count are ignored.
 

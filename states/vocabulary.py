@@ -1,4 +1,4 @@
-"""The public vocabulary of the chart (PATHWAY.md "Words", "Phases", "Roles").
+"""The public vocabulary of the chart (docs/diagram.md, docs/commands.md).
 
 Every value here is public API: scenario files, the audit log and integrators speak these
 names, so a rename needs a migration note in CHANGELOG.md.

@@ -1,6 +1,6 @@
-"""VOD/SOS diagnosis by a named criteria set (HSCT_REFERENCE.md §2, "VOD/SOS").
+"""VOD/SOS diagnosis by a named criteria set (docs/clinical-rules.md, "VOD/SOS").
 
-The diagnosis is derived from the recorded findings, never asserted (PATHWAY.md, event
+The diagnosis is derived from the recorded findings, never asserted (event
 `record_vod_assessment`). Each published criteria set keeps its own finding set; the numbers
 are those definitions, not program policy, so they are module constants. Where summaries of
 a set disagree on its hepatic finding, the reading is a policy option (`BaltimoreHepatic`,

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="scenario",
-    help="Run, validate and describe scenario scripts (SCENARIOS.md).",
+    help="Run, validate and describe scenario scripts (docs/scenarios.md).",
     no_args_is_help=True,
 )
 

@@ -1,4 +1,4 @@
-"""Scenario scripts (SCENARIOS.md): the file format, its loader and the runner.
+"""Scenario scripts (docs/scenarios.md): the file format, its loader and the runner.
 
 `run_scenario`, `run_paths` and `ScenarioResult` are imported on first use: validating a file
 needs neither SQLAlchemy nor the service.

@@ -1,4 +1,4 @@
-"""The scenario file format (SCENARIOS.md) as closed pydantic models, and its cross-checks.
+"""The scenario file format (docs/scenarios.md) as closed pydantic models, and its cross-checks.
 
 The format is public API, so every model forbids unknown keys: a typo must reject the file,
 never be ignored. Pydantic checks shapes and types; `check_references` then checks what one
@@ -10,7 +10,7 @@ person counts them; a problem inside a step carries that number and a field path
 the step (`with.cd34_x10e6_per_kg`); other paths start at the top of the file
 (`actors.dr_ross.role`, `final.phase`).
 
-Two choices the prose of SCENARIOS.md leaves open, made here:
+Two choices the format leaves open, made here:
 - `final` is one set of assertions when the file declares one pathway; with several pathways
   it maps pathway names to assertion sets (`final: {p1: {phase: ...}, p2: {...}}`).
 - An actor's name becomes its recorded actor id; an underscore, which actor ids do not allow,
@@ -316,7 +316,7 @@ class Scenario(_Closed):
         extra="forbid",
         frozen=True,
         title="HSCT pathway scenario",
-        json_schema_extra={"description": "A scenario script for hsct-pathway (SCENARIOS.md)."},
+        json_schema_extra={"description": "A scenario script for hsct-pathway (docs/scenarios.md)."},
     )
 
     scenario: Annotated[str, StringConstraints(min_length=1, max_length=200)]
