@@ -31,12 +31,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from persistence.types import UTCDateTime
 from states.entry import ORIGIN_LENGTH
-from states.vocabulary import TERMINAL_PHASES
+from states.vocabulary import CLOSED_PHASES
 
-# A pathway outside the terminal phases is open; a patient has at most one open pathway
-# without a successor (migration 0003's partial unique index, which spells the same list).
+# A pathway outside the closed phases is open; a patient has at most one open pathway
+# without a successor (the partial unique index of migrations 0003 and 0005, which spell the
+# same list).
 OPEN_WHERE = (
-    "phase NOT IN (" + ", ".join(f"'{p.value}'" for p in sorted(TERMINAL_PHASES)) + ") AND successor IS NULL"
+    "phase NOT IN (" + ", ".join(f"'{p.value}'" for p in sorted(CLOSED_PHASES)) + ") AND successor IS NULL"
 )
 
 NAMING_CONVENTION = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -48,7 +48,7 @@ from states.entry import GENESIS_HASH, Draft, Entry
 from states.errors import ConcurrencyConflict, HsctError, IntegrityError, PatientHasOpenPathway, UnknownPathway
 from states.facts import PathwayFacts
 from states.fold import replay
-from states.vocabulary import TERMINAL_PHASES, DonorType, GraftSource, Phase, Route
+from states.vocabulary import CLOSED_PHASES, DonorType, GraftSource, Phase, Route
 
 __all__ = [
     "DuplicateIdempotencyKey",
@@ -769,8 +769,8 @@ class Store:
     # --- reads -------------------------------------------------------------------------
 
     def open_pathways_of(self, patient_ref: str) -> list[str]:
-        """Ids of the patient's open pathways (not terminal, no successor), oldest first."""
-        closed = sorted(p.value for p in TERMINAL_PHASES)
+        """Ids of the patient's open pathways (not closed, no successor), oldest first."""
+        closed = sorted(p.value for p in CLOSED_PHASES)
         try:
             rows = self._connection().execute(_SELECT_OPEN_OF, {"b_patient": patient_ref, "b_closed": closed})
             return list(rows.scalars().all())
@@ -858,12 +858,11 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc)
 
-    def snapshots(self, *, exclude_phases: Iterable[Phase] = ()) -> list[tuple[str, str]]:
-        """(id, stored snapshot JSON) of every pathway not in `exclude_phases`, in one query."""
-        excluded = [Phase(p).value for p in exclude_phases]
-        statement = _SELECT_SNAPSHOTS.where(P.c.phase.not_in(excluded)) if excluded else _SELECT_SNAPSHOTS
+    def snapshots(self) -> list[tuple[str, str]]:
+        """(id, stored snapshot JSON) of every pathway, in one query: a final pathway can still
+        have a milestone open (its product disposition)."""
         try:
-            return [(row.id, row.facts) for row in self._connection().execute(statement)]
+            return [(row.id, row.facts) for row in self._connection().execute(_SELECT_SNAPSHOTS)]
         except DBAPIError as exc:
             _reraise(exc)
 

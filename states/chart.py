@@ -1,8 +1,9 @@
 """The chart as data (docs/diagram.md, docs/commands.md): phase-changing triggers, events, their guards and payloads.
 
 The chart is validated when built (one initial phase, every phase reachable, no edge out of a
-terminal phase, every guard, route predicate and payload resolvable). The `transitions`
-machine in `workflow.engine` is generated from it; nothing else defines an edge.
+final phase, out of a closed phase only into a final one, every guard, route predicate and
+payload resolvable). The `transitions` machine in `workflow.engine` is generated from it;
+nothing else defines an edge.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from states.errors import ChartError
 from states.facts import PathwayFacts
 from states.guards import GUARDS
 from states.policy import DEFAULT_ROLES, Policy
-from states.vocabulary import PRE_CONDITIONING_PHASES, TERMINAL_PHASES, DonorType, GraftSource, Phase
+from states.vocabulary import CLOSED_PHASES, FINAL_PHASES, PRE_CONDITIONING_PHASES, DonorType, GraftSource, Phase
 
 RoutePredicate = Callable[[PathwayFacts, Policy], bool]
 
@@ -85,12 +86,17 @@ def _event(name: str, payload: type[pl.Payload], phases: tuple[Phase, ...], *gua
 
 
 Ph = Phase
-NON_TERMINAL = tuple(p for p in Phase if p not in TERMINAL_PHASES)
+OPEN = tuple(p for p in Phase if p not in CLOSED_PHASES)
+# Open, or after Day +100: death and transfer still leave `day100_complete` (docs/decisions.md).
+NOT_FINAL = tuple(p for p in Phase if p not in FINAL_PHASES)
+CLOSED = tuple(p for p in Phase if p in CLOSED_PHASES)
 BEFORE_CONDITIONING = (*PRE_CONDITIONING_PHASES, Ph.ON_HOLD)
 HOLDABLE = PRE_CONDITIONING_PHASES
 CONDITIONING_TO_FOLLOW_UP = (Ph.CONDITIONING, Ph.AWAITING_ENGRAFTMENT, Ph.FOLLOW_UP)
 POST_INFUSION = (Ph.AWAITING_ENGRAFTMENT, Ph.FOLLOW_UP)
 LAB_PHASES = (*CONDITIONING_TO_FOLLOW_UP, Ph.GRAFT_FAILURE)
+# After Day 0, Day +100 included: long-term follow-up (docs/long-term-follow-up.md).
+LONG_TERM = (*POST_INFUSION, Ph.DAY100_COMPLETE)
 
 INITIAL_COMMAND = "refer"
 INITIAL_PHASE = Ph.REFERRED
@@ -178,7 +184,8 @@ _TRIGGERS: tuple[Command, ...] = (
     ),
     _trigger("complete_day100", pl.CompleteDay100, _edges(Ph.FOLLOW_UP, Ph.DAY100_COMPLETE), "day100_ready"),
     _trigger("withdraw", pl.Withdraw, _edges(BEFORE_CONDITIONING, Ph.WITHDRAWN)),
-    _trigger("record_death", pl.RecordDeath, _edges(NON_TERMINAL, Ph.DECEASED), "not_before_previous_entry"),
+    _trigger("record_death", pl.RecordDeath, _edges(NOT_FINAL, Ph.DECEASED), "not_before_previous_entry"),
+    _trigger("transfer", pl.Transfer, _edges(NOT_FINAL, Ph.TRANSFERRED), "not_before_previous_entry"),
     # Before the graft is committed: referral and evaluation stay, an allogeneic donor search and
     # an autologous collection not yet started goes back to evaluation (docs/decisions.md).
     _trigger(
@@ -210,7 +217,7 @@ _EVENTS: tuple[Command, ...] = (
         "record_collection",
         pl.RecordCollection,
         # After Day 0 too: a DLI or boost bag is recorded before `record_infusion` names it.
-        (Ph.COLLECTION, Ph.CONDITIONING, *POST_INFUSION, Ph.GRAFT_FAILURE),
+        (Ph.COLLECTION, Ph.CONDITIONING, *LONG_TERM, Ph.GRAFT_FAILURE),
         "collection_donor_current",
     ),
     _event(
@@ -225,27 +232,28 @@ _EVENTS: tuple[Command, ...] = (
     _event("record_lab", pl.RecordLab, LAB_PHASES),
     _event("record_transfusion", pl.RecordTransfusion, LAB_PHASES),
     _event("confirm_platelet_engraftment", pl.ConfirmPlateletEngraftment, POST_INFUSION, "platelet_recovery_met"),
-    _event("record_chimerism", pl.RecordChimerism, (*POST_INFUSION, Ph.GRAFT_FAILURE)),
-    _event("record_gvhd_assessment", pl.RecordGvhdAssessment, POST_INFUSION, "route_allogeneic"),
+    _event("record_chimerism", pl.RecordChimerism, (*LONG_TERM, Ph.GRAFT_FAILURE)),
+    _event("record_gvhd_assessment", pl.RecordGvhdAssessment, LONG_TERM, "route_allogeneic"),
+    _event("record_chronic_gvhd", pl.RecordChronicGvhd, LONG_TERM, "route_allogeneic"),
     _event("record_vod_assessment", pl.RecordVodAssessment, CONDITIONING_TO_FOLLOW_UP),
     _event(
         "report_relapse",
         pl.ReportRelapse,
-        (*POST_INFUSION, Ph.DAY100_COMPLETE),
+        LONG_TERM,
         "relapse_not_before_day0",
     ),
     _event(
         "record_infusion",
         pl.RecordInfusion,
-        POST_INFUSION,
+        LONG_TERM,
         "products_belong",
         "label_matches_patient",
         "identity_verified",
     ),
-    _event("record_adverse_event", pl.RecordAdverseEvent, NON_TERMINAL),
+    _event("record_adverse_event", pl.RecordAdverseEvent, NOT_FINAL),
     _event("discharge", pl.Discharge, POST_INFUSION),
     _event("readmit", pl.Readmit, POST_INFUSION),
-    _event("record_assessment", pl.RecordAssessment, (Ph.FOLLOW_UP,)),
+    _event("record_assessment", pl.RecordAssessment, (Ph.FOLLOW_UP, Ph.DAY100_COMPLETE)),
     _event(
         "start_subsequent_transplant",
         pl.StartSubsequentTransplant,
@@ -254,7 +262,9 @@ _EVENTS: tuple[Command, ...] = (
     ),
     _event("record_registry_form", pl.RecordRegistryForm, tuple(Phase)),
     _event("correct_entry", pl.CorrectEntry, tuple(Phase)),
-    _event("adopt_policy", pl.AdoptPolicy, NON_TERMINAL, "policy_differs"),
+    _event("adopt_policy", pl.AdoptPolicy, OPEN, "policy_differs"),
+    # After the pathway closes: every product left needs a disposition (docs/long-term-follow-up.md).
+    _event("record_product_disposition", pl.RecordProductDisposition, CLOSED, "product_disposable"),
 )
 
 
@@ -294,8 +304,13 @@ def build_chart(commands: tuple[Command, ...]) -> Chart:
         for edge in command.edges:
             if edge.when is not None and edge.when not in ROUTE_PREDICATES:
                 problems.append(f"{command.name}: unknown route predicate {edge.when!r}")
-            if edge.source in TERMINAL_PHASES:
-                problems.append(f"{command.name}: edge out of terminal phase {edge.source}")
+            if edge.source in FINAL_PHASES:
+                problems.append(f"{command.name}: edge out of final phase {edge.source}")
+            elif edge.source in CLOSED_PHASES and edge.dest not in FINAL_PHASES:
+                # A closed pathway never reopens: a new referral may already be open beside it.
+                problems.append(
+                    f"{command.name}: edge from closed phase {edge.source} to {edge.dest}, not a final phase"
+                )
         if command.edges and command.allowed_in:
             problems.append(f"{command.name}: a trigger has edges, an event has phases, not both")
         if not issubclass(command.payload, pl.Payload):

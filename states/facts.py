@@ -125,6 +125,16 @@ class IdmResult(Frozen):
     result: Literal["negative", "positive"]
 
 
+ProductDisposition = Literal["discard", "transfer", "research"]
+"""What becomes of a product not infused on this pathway: discarded, sent to a named centre, or
+given to research with the donor's (or patient's) consent."""
+
+DeathCause = Literal["relapse", "gvhd", "infection", "organ_toxicity", "graft_failure", "other"]
+"""The primary cause of death, in the categories transplant registries report."""
+
+CgvhdSeverity = Literal["none", "mild", "moderate", "severe"]
+
+
 class Product(Frozen):
     """A collected cellular product (one mobilization episode or harvest is one product)."""
 
@@ -137,6 +147,10 @@ class Product(Frozen):
     episode_id: str | None = None
     cryopreserved: bool = False
     infused: bool = False
+    # What became of a product that will not be infused here (docs/long-term-follow-up.md).
+    disposition: ProductDisposition | None = None
+    disposition_centre: str | None = None
+    disposed_on: date | None = None
 
 
 class Episode(Frozen):
@@ -219,10 +233,21 @@ class Infusion(Frozen):
     products: tuple[str, ...]
 
 
+AssessmentKind = Literal["day30", "day100", "month6", "year1", "other"]
+
+
 class Assessment(Frozen):
     at: AwareDatetime
-    kind: Literal["day30", "day100", "other"]
+    kind: AssessmentKind
     disease_status: str | None = None
+
+
+class ChronicGvhdAssessment(Frozen):
+    """NIH 2014 organ scores (0-3) and the global severity `states.cgvhd` derives from them."""
+
+    at: AwareDatetime
+    scores: dict[str, int]
+    severity: CgvhdSeverity
 
 
 class PathwayFacts(Frozen):
@@ -286,6 +311,9 @@ class PathwayFacts(Frozen):
     day100_on: date | None = None
     forms: tuple[str, ...] = ()
     ended_on: date | None = None
+    chronic_gvhd: tuple[ChronicGvhdAssessment, ...] = ()
+    death_cause: DeathCause | None = None
+    transferred_to: str | None = None
 
     @property
     def is_allogeneic(self) -> bool:
@@ -310,5 +338,9 @@ class PathwayFacts(Frozen):
         return frozenset(found)
 
     def stored_products(self) -> list[Product]:
-        """Cryopreserved products not yet infused."""
-        return [p for p in self.products.values() if p.cryopreserved and not p.infused]
+        """Cryopreserved products not yet infused and not disposed of."""
+        return [p for p in self.products.values() if p.cryopreserved and not p.infused and p.disposition is None]
+
+    def undisposed_products(self) -> list[Product]:
+        """Products neither infused nor given a disposition: each needs one once the pathway ends."""
+        return [p for p in self.products.values() if not p.infused and p.disposition is None]

@@ -31,6 +31,7 @@ from states.payloads import (
     DeclareGraftFailure,
     RecordCollection,
     RecordConditioningDose,
+    RecordProductDisposition,
     SelectDonor,
     SelectEmergencyDonor,
     StartConditioning,
@@ -356,6 +357,8 @@ def products_belong(a: Attempt) -> Verdict:
             continue
         if product.infused:
             reasons.append("product_already_infused")
+        if product.disposition is not None:
+            reasons.append("product_already_disposed")
         if f.is_allogeneic and product.donor_ref not in cleared and pid not in cleared:
             reasons.append("product_not_from_cleared_donor")
     return refuse(*reasons)
@@ -430,7 +433,23 @@ def stored_product_available(a: Attempt) -> Verdict:
         product = a.facts.products.get(pid)
         if product is None or product.infused:
             return refuse("no_stored_product_available")
+        if product.disposition is not None:
+            return refuse("product_already_disposed")
     return PASS
+
+
+def product_disposable(a: Attempt) -> Verdict:
+    """A disposition is recorded once, for a product of this pathway that was not infused."""
+    assert isinstance(a.payload, RecordProductDisposition)
+    product = a.facts.products.get(a.payload.product_id)
+    if product is None:
+        return refuse("product_unknown")
+    reasons = []
+    if product.infused:
+        reasons.append("product_already_infused")
+    if product.disposition is not None:
+        reasons.append("product_already_disposed")
+    return refuse(*reasons)
 
 
 # --- engraftment, graft failure, Day +100 --------------------------------------------------------
@@ -615,6 +634,7 @@ GUARDS: dict[str, Guard] = {
         identity_verified,
         fresh_product_in_time,
         stored_product_available,
+        product_disposable,
         infused_dose_sufficient,
         neutrophil_recovery_met,
         platelet_recovery_met,

@@ -19,7 +19,7 @@ from states.verdict import Attempt, Verdict, combine, refuse
 from states.vocabulary import Phase, Role
 
 # Commands still accepted on a pathway closed by a subsequent transplant.
-AFTER_SUPERSEDED = frozenset({"correct_entry", "record_death"})
+AFTER_SUPERSEDED = frozenset({"correct_entry", "record_death", "record_product_disposition"})
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from states.days import day_number
 from states.engraftment import anc_never_below_of, neutrophil_recovery_of, recorded_recovery
 from states.facts import PathwayFacts
 from states.policy import Policy
-from states.vocabulary import TERMINAL_PHASES, DonorType, Phase
+from states.vocabulary import FINAL_PHASES, DonorType, Phase
 
 Status = Literal["due", "overdue"]
 
@@ -81,6 +81,36 @@ def _after_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterato
         yield from _window("post_transplant_form_day100", today, opens, closes)
 
 
+def _long_term(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
+    """6-month and 1-year visits [F:CIBMTR-CONTACT] and their Post-TED forms [F:CIBMTR-2450],
+    until a subsequent transplant takes over the patient's follow-up."""
+    day0 = facts.day0
+    if day0 is None or facts.next_pathway is not None or facts.phase not in (Phase.FOLLOW_UP, Phase.DAY100_COMPLETE):
+        return
+    visits = {a.kind for a in facts.assessments}
+    for kind, (low, high) in (("month6", policy.month6_window), ("year1", policy.year1_window)):
+        if kind not in visits:
+            yield from _window(f"{kind}_followup", today, day0 + timedelta(days=low), day0 + timedelta(days=high))
+    for form, day in (
+        ("post_transplant_month6", policy.post_transplant_month6_form_day),
+        ("post_transplant_year1", policy.post_transplant_year1_form_day),
+    ):
+        if form not in facts.forms:
+            opens = day0 + timedelta(days=day)
+            closes = opens + timedelta(days=policy.registry_form_overdue_after_days)
+            yield from _window(form.replace("post_transplant_", "post_transplant_form_"), today, opens, closes)
+
+
+def _product_disposition(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
+    """Once a pathway is final, every product neither infused nor disposed of needs a disposition."""
+    left = facts.undisposed_products()
+    if facts.phase not in FINAL_PHASES or facts.ended_on is None or not left:
+        return
+    closes = facts.ended_on + timedelta(days=policy.product_disposition_overdue_after_days)
+    detail = "without a disposition: " + ", ".join(sorted(p.product_id for p in left))
+    yield from _window("product_disposition", today, facts.ended_on, closes, detail)
+
+
 def _before_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
     planned = facts.planned_day0
     if planned is not None and facts.day0 is None and facts.regimen is not None:
@@ -125,8 +155,13 @@ def _donor_idm(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Mil
 
 
 def milestones(facts: PathwayFacts, policy: Policy, today: date) -> list[Milestone]:
-    """Every open milestone of the pathway on `today` (a clinical date)."""
-    if facts.phase in TERMINAL_PHASES and facts.phase is not Phase.DAY100_COMPLETE:
-        return []
-    found = [*_before_infusion(facts, policy, today), *_after_infusion(facts, policy, today)]
+    """Every open milestone of the pathway on `today` (a clinical date); a final pathway (deceased,
+    withdrawn, transferred) has only its product disposition left."""
+    found = list(_product_disposition(facts, policy, today))
+    if facts.phase not in FINAL_PHASES:
+        found += [
+            *_before_infusion(facts, policy, today),
+            *_after_infusion(facts, policy, today),
+            *_long_term(facts, policy, today),
+        ]
     return sorted(found, key=lambda m: (m.due_on, m.name))

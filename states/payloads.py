@@ -26,9 +26,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from states import cgvhd
 from states.facts import (
     Assessment,
+    AssessmentKind,
     Chimerism,
+    ChronicGvhdAssessment,
+    DeathCause,
     DonorCandidate,
     DsaResult,
     Episode,
@@ -41,6 +45,7 @@ from states.facts import (
     LabValue,
     PathwayFacts,
     Product,
+    ProductDisposition,
     Regimen,
     Transfusion,
     VodAssessment,
@@ -96,6 +101,8 @@ RULE_FIELDS: dict[str, str] = {
     "consent_version_missing": "consent_version",
     "dose_missing": "cd34_x10e6_per_kg",
     "lab_value_missing": "anc_x10e9_per_l",
+    "disposition_centre_missing": "centre",
+    "disposition_consent_missing": "research_consent_version",
 }
 
 
@@ -416,10 +423,46 @@ class Withdraw(WithReason):
 
 
 class RecordDeath(Payload):
+    # The primary cause in the registry categories; `cause` is an optional finer code ("sepsis").
+    primary_cause: DeathCause | None = None
     cause: Code | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, ended_on=ctx.on)
+        return _upd(facts, ended_on=ctx.on, death_cause=self.primary_cause)
+
+
+class Transfer(WithReason):
+    """Care continues at another centre: a reference to that centre, never patient data."""
+
+    destination_centre: Ref
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _upd(facts, ended_on=ctx.on, transferred_to=self.destination_centre, held_from=None)
+
+
+class RecordProductDisposition(Payload):
+    """What became of a product that will not be infused here (docs/long-term-follow-up.md)."""
+
+    product_id: Ref
+    disposition: ProductDisposition
+    centre: Ref | None = None
+    research_consent_version: Label | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> RecordProductDisposition:
+        if (self.disposition == "transfer") != (self.centre is not None):
+            raise PydanticCustomError("disposition_centre_missing", "a transfer, and only a transfer, names the centre")
+        if (self.disposition == "research") != (self.research_consent_version is not None):
+            raise PydanticCustomError(
+                "disposition_consent_missing", "research use, and only research use, names the consent version"
+            )
+        return self
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        product = facts.products[self.product_id].model_copy(
+            update={"disposition": self.disposition, "disposition_centre": self.centre, "disposed_on": ctx.on}
+        )
+        return _upd(facts, products={**facts.products, self.product_id: product})
 
 
 # --- conditioning and infusion ---------------------------------------------------------------
@@ -600,6 +643,27 @@ class RecordGvhdAssessment(Payload):
         return _upd(facts, gvhd=(*facts.gvhd, value))
 
 
+OrganScore = Annotated[int, Field(strict=True, ge=0, le=3)]
+
+
+class RecordChronicGvhd(Payload):
+    """NIH 2014 organ scores, 0-3 each [F:NIH-CGVHD]; the global severity is derived, not sent."""
+
+    skin: OrganScore = 0
+    mouth: OrganScore = 0
+    eyes: OrganScore = 0
+    gi_tract: OrganScore = 0
+    liver: OrganScore = 0
+    lungs: OrganScore = 0
+    joints_fascia: OrganScore = 0
+    genital_tract: OrganScore = 0
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        scores = {organ: getattr(self, organ) for organ in cgvhd.ORGANS}
+        value = ChronicGvhdAssessment(at=ctx.at, scores=scores, severity=cgvhd.global_severity(scores))
+        return _upd(facts, chronic_gvhd=(*facts.chronic_gvhd, value))
+
+
 class RecordVodAssessment(Payload):
     """The findings of one criteria set (`states.vod`); the diagnosis is derived, not sent."""
 
@@ -647,7 +711,7 @@ class Readmit(Empty):
 
 
 class RecordAssessment(Payload):
-    kind: Literal["day30", "day100", "other"]
+    kind: AssessmentKind
     # A code; `persistent_disease` and `new_malignancy` are evidence for a subsequent HCT.
     disease_status: Code | None = None
 
@@ -703,9 +767,9 @@ class StartSubsequentTransplant(Payload):
 
 
 class RecordRegistryForm(Payload):
-    """A registry form sent (CIBMTR Pre-TED 2400 by Day 0; Post-TED 2450 at Day +100)."""
+    """A registry form sent (CIBMTR Pre-TED 2400 by Day 0; Post-TED 2450 at Day +100, 6 months, 1 year)."""
 
-    form: Literal["pre_transplant", "post_transplant_day100"]
+    form: Literal["pre_transplant", "post_transplant_day100", "post_transplant_month6", "post_transplant_year1"]
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(facts, forms=_add_unique(facts.forms, self.form))

@@ -59,6 +59,11 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     "start_subsequent_transplant": frozenset({P}),
     "withdraw": frozenset({P, C}),
     "record_death": frozenset({P, C, SYS}),
+    # Handing care to another centre is a physician's or coordinator's decision, with a reason. [S]
+    "transfer": frozenset({P, C}),
+    # The physician decides what becomes of a product; the processing facility carries it out. [S]
+    "record_product_disposition": frozenset({P, PRO}),
+    "record_chronic_gvhd": frozenset({P}),
     "record_consent": frozenset({P, C}),
     "record_eligibility": frozenset({P}),
     "record_hla_typing": frozenset({LAB, SYS}),
@@ -214,6 +219,23 @@ class Policy(BaseModel):
     registry_form_overdue_after_days: int = Field(
         120, ge=0, json_schema_extra=_src("F:CIBMTR-2450 (older manual: past due 120 days after the time point)")
     )
+    month6_window: tuple[int, int] = Field(
+        (150, 210), json_schema_extra=_src("F:CIBMTR-CONTACT (6 months: +/- 30 days, from Day 150)")
+    )
+    year1_window: tuple[int, int] = Field(
+        (365, 425), json_schema_extra=_src("F:CIBMTR-CONTACT, F:CIBMTR-UPD (1 year: Day 365-425)")
+    )
+    post_transplant_month6_form_day: int = Field(
+        180, gt=0, json_schema_extra=_src("F:CIBMTR-2450 (Post-TED due at 100 days, 6 months, then yearly)")
+    )
+    post_transplant_year1_form_day: int = Field(
+        365, gt=0, json_schema_extra=_src("F:CIBMTR-2450 (Post-TED due at 100 days, 6 months, then yearly)")
+    )
+    product_disposition_overdue_after_days: int = Field(
+        30,
+        ge=0,
+        json_schema_extra=_src("S: a disposition for every product left when a pathway ends, within a month"),
+    )
 
     # Time
     future_tolerance_minutes: int = Field(
@@ -258,7 +280,7 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _windows(self) -> Policy:
-        for name in ("day100_window", "day30_window", "conditioning_length_days"):
+        for name in ("day100_window", "day30_window", "month6_window", "year1_window", "conditioning_length_days"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} must be (first day, last day) with first <= last")

@@ -382,8 +382,18 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Reason(
                 "effective_time_before_previous_entry",
-                "`record_death` dated before the last recorded effective time",
-                "chart: record_death",
+                "`record_death` or `transfer` dated before the last recorded effective time",
+                "chart: record_death, transfer",
+            ),
+        ),
+    ),
+    Section(
+        "Product disposition (docs/long-term-follow-up.md)",
+        (
+            Reason(
+                "product_already_disposed",
+                "a product with a recorded disposition (discard, transfer, research) is neither infused nor disposed of again",
+                "FACT-JACIE chain of identity, S",
             ),
         ),
     ),
@@ -436,7 +446,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "Validation rules (InvalidCommand, nothing written)",
         (),
-        "Malformed input never becomes a refusal entry: it raises `InvalidCommand` whose problems name\nthe field path and the rule. The rule is pydantic's error type (`missing`, `extra_forbidden`,\n`greater_than_equal`, `string_pattern_mismatch`, `timezone_aware`, ...) or one of ours:\n`unknown_command`, `derived_field` (a field the library derives was sent),\n`idempotency_key_invalid` (1..189 characters, no control characters, no lone surrogates: the\ncolumn holds 200 and the key of a subsequent transplant's new pathway adds 11),\n`policy_version_unknown` (`adopt_policy` names a version the policy registry does not hold),\n`payload_too_large` (the payload's canonical JSON exceeds the policy's `max_payload_bytes`),\n`payload_too_deep` (mappings and lists nested deeper than `max_payload_depth`),\n`number_out_of_range` (an integer outside 64 bits), `finite_number` (NaN or infinity in a\ncorrection), `string_unicode` (a lone surrogate: not UTF-8), `datetime_out_of_range` (an\neffective time whose UTC day is outside 1900-01-01..2199-12-31, year 1 at +14:00 included),\n`datetime_type` (an effective time that is not a datetime at all),\n`donor_type_for_autologous`, `donor_type_missing`, `graft_source_inconsistent`,\n`donor_type_inconsistent`, `begin_in_inconsistent`, `consent_version_missing`, `dose_missing`,\n`lab_value_missing`, `date_only` (a clinical date must be a date, `YYYY-MM-DD`, never a time or a\nnumber), `date_out_of_range` (1900-01-01..2199-12-31). Cross-field rules are reported on the\nfield they are about (e.g. `with.donor_type`). Numbers are strict: `true` or `\"3.4\"` is not a\ndose.",
+        "Malformed input never becomes a refusal entry: it raises `InvalidCommand` whose problems name\nthe field path and the rule. The rule is pydantic's error type (`missing`, `extra_forbidden`,\n`greater_than_equal`, `string_pattern_mismatch`, `timezone_aware`, ...) or one of ours:\n`unknown_command`, `derived_field` (a field the library derives was sent),\n`idempotency_key_invalid` (1..189 characters, no control characters, no lone surrogates: the\ncolumn holds 200 and the key of a subsequent transplant's new pathway adds 11),\n`policy_version_unknown` (`adopt_policy` names a version the policy registry does not hold),\n`payload_too_large` (the payload's canonical JSON exceeds the policy's `max_payload_bytes`),\n`payload_too_deep` (mappings and lists nested deeper than `max_payload_depth`),\n`number_out_of_range` (an integer outside 64 bits), `finite_number` (NaN or infinity in a\ncorrection), `string_unicode` (a lone surrogate: not UTF-8), `datetime_out_of_range` (an\neffective time whose UTC day is outside 1900-01-01..2199-12-31, year 1 at +14:00 included),\n`datetime_type` (an effective time that is not a datetime at all),\n`donor_type_for_autologous`, `donor_type_missing`, `graft_source_inconsistent`,\n`donor_type_inconsistent`, `begin_in_inconsistent`, `consent_version_missing`, `dose_missing`,\n`lab_value_missing`, `disposition_centre_missing` (a product transfer, and only a transfer,\nnames the `centre`), `disposition_consent_missing` (research use, and only research use, names\nthe `research_consent_version`), `date_only` (a clinical date must be a date, `YYYY-MM-DD`, never a time or a\nnumber), `date_out_of_range` (1900-01-01..2199-12-31). Cross-field rules are reported on the\nfield they are about (e.g. `with.donor_type`). Numbers are strict: `true` or `\"3.4\"` is not a\ndose.",
     ),
 )
 

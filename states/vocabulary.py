@@ -10,7 +10,7 @@ from enum import StrEnum
 
 
 class Phase(StrEnum):
-    """Where a pathway stands. Terminal phases have no edge out."""
+    """Where a pathway stands. Final phases have no edge out; closed phases end the episode."""
 
     REFERRED = "referred"
     EVALUATION = "evaluation"
@@ -26,9 +26,16 @@ class Phase(StrEnum):
     GRAFT_FAILURE = "graft_failure"
     WITHDRAWN = "withdrawn"
     DECEASED = "deceased"
+    TRANSFERRED = "transferred"
 
 
-TERMINAL_PHASES: frozenset[Phase] = frozenset({Phase.DAY100_COMPLETE, Phase.WITHDRAWN, Phase.DECEASED})
+# No edge out: the pathway's story ends here (events such as a product disposition may follow).
+FINAL_PHASES: frozenset[Phase] = frozenset({Phase.WITHDRAWN, Phase.DECEASED, Phase.TRANSFERRED})
+
+# Closed for the one-open-pathway rule: a new referral of the patient may start. Day +100
+# complete is closed but not final: long-term follow-up, death and transfer still leave it
+# (docs/decisions.md).
+CLOSED_PHASES: frozenset[Phase] = FINAL_PHASES | {Phase.DAY100_COMPLETE}
 
 # Phases before the point of no return (conditioning), in chart order.
 PRE_CONDITIONING_PHASES: tuple[Phase, ...] = (

@@ -16,7 +16,7 @@ import pytest
 
 from states.errors import InvalidCommand, Refused
 from states.policy import Policy
-from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
+from states.vocabulary import CLOSED_PHASES, EntryKind, Phase
 from tests.walks import (
     COL,
     COORD,
@@ -69,7 +69,10 @@ COMMANDS: dict[str, tuple[Mapping[str, str], dict[str, Any]]] = {
     "rescue_infusion": (RN, {"products": ["DIN-B"], "label_recipient_ref": PATIENT, "verifiers": VERIFIERS}),
     "complete_day100": (PHYS, {}),
     "withdraw": (PHYS, {"reason": "patient decision"}),
-    "record_death": (PHYS, {"cause": "infection"}),
+    "record_death": (PHYS, {"primary_cause": "infection", "cause": "sepsis"}),
+    "transfer": (COORD, {"destination_centre": "CENTRE-B", "reason": "family moved"}),
+    "record_chronic_gvhd": (PHYS, {"skin": 1, "mouth": 1}),
+    "record_product_disposition": (PRO, {"product_id": "DIN-B", "disposition": "discard"}),
     "record_consent": (COORD, {"consent_version": "v3"}),
     "record_eligibility": (PHYS, {"evidence": "performance status 1"}),
     "record_hla_typing": (LAB, {"sample_id": "HLA-9"}),
@@ -232,10 +235,10 @@ def problems(error: InvalidCommand) -> set[tuple[str, str]]:
 
 def reach(service: PathwayService, clock: ManualClock, walk_name: str, phase: Phase) -> str:
     """A new pathway of `walk_name` in `phase`: along the walk, or by hold / withdraw /
-    record_death / declare_graft_failure for the phases no walk passes through. The walk's
+    record_death / transfer / declare_graft_failure for the phases no walk passes through. The walk's
     patient when free, else a patient of its own: a patient has one open pathway at a time."""
     walk = WALKS[walk_name]()
-    if any(service.snapshot(p).phase not in TERMINAL_PHASES for p in service.find(walk.refer["patient_ref"])):
+    if any(service.snapshot(p).phase not in CLOSED_PHASES for p in service.find(walk.refer["patient_ref"])):
         walk = walk.for_patient(f"PT-{uuid.uuid4().hex[:12].upper()}")
     if phase in walk.phases():
         return run_walk(service, clock, walk, until=phase)
@@ -256,6 +259,10 @@ def reach(service: PathwayService, clock: ManualClock, walk_name: str, phase: Ph
     elif phase is Phase.DECEASED:
         pathway_id = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
         fire(service, clock, pathway_id, clock.now() + timedelta(hours=1), PHYS, "record_death", {"cause": "sepsis"})
+    elif phase is Phase.TRANSFERRED:
+        pathway_id = run_walk(service, clock, walk, until=Phase.FOLLOW_UP)
+        actor, payload = COMMANDS["transfer"]
+        fire(service, clock, pathway_id, clock.now() + timedelta(hours=1), actor, "transfer", payload)
     elif phase is Phase.GRAFT_FAILURE:
         pathway_id = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
         day = PRIMARY_GRAFT_FAILURE_DAY[walk.refer["graft_source"]]
@@ -270,7 +277,7 @@ def reach(service: PathwayService, clock: ManualClock, walk_name: str, phase: Ph
 
 def walk_phases(walk_name: str) -> list[Phase]:
     """Every phase `reach` can put a pathway of this walk in."""
-    extra = [Phase.ON_HOLD, Phase.GRAFT_FAILURE, Phase.WITHDRAWN, Phase.DECEASED]
+    extra = [Phase.ON_HOLD, Phase.GRAFT_FAILURE, Phase.WITHDRAWN, Phase.DECEASED, Phase.TRANSFERRED]
     return [*WALKS[walk_name]().phases(), *extra]
 
 

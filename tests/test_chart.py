@@ -1,7 +1,7 @@
 """The chart as data: validated when built, pinned to PATHWAY.md, and run by one shared machine.
 
 `build_chart` must refuse a chart a clinician could not trust (a duplicated command, a guard or
-route predicate that does not exist, an edge out of a terminal phase, an unreachable phase, a
+route predicate that does not exist, an edge out of a final phase, an unreachable phase, a
 role table that disagrees with the chart) and name the problem. The tables below are copied
 from PATHWAY.md, so tests/test_conformance.py, which trusts CHART, is anchored to the design.
 """
@@ -20,7 +20,7 @@ from states.chart import CHART, Command, Edge, build_chart
 from states.errors import ChartError
 from states.facts import PathwayFacts
 from states.policy import Policy
-from states.vocabulary import TERMINAL_PHASES, Phase, Role
+from states.vocabulary import CLOSED_PHASES, FINAL_PHASES, Phase, Role
 from tests.helpers_core import WALKS, reach
 from tests.walks import run_walk
 from workflow.clock import ManualClock
@@ -29,8 +29,11 @@ from workflow.service import PathwayService
 
 Ph = Phase
 PRE = (Ph.REFERRED, Ph.EVALUATION, Ph.DONOR_SEARCH, Ph.DONOR_WORKUP, Ph.COLLECTION, Ph.READY_FOR_CONDITIONING)
-NON_TERMINAL = tuple(p for p in Phase if p not in {Ph.DAY100_COMPLETE, Ph.WITHDRAWN, Ph.DECEASED})
+OPEN = tuple(p for p in Phase if p not in {Ph.DAY100_COMPLETE, Ph.WITHDRAWN, Ph.DECEASED, Ph.TRANSFERRED})
+NOT_FINAL = (*OPEN, Ph.DAY100_COMPLETE)
 POST_INFUSION = (Ph.AWAITING_ENGRAFTMENT, Ph.FOLLOW_UP)
+# Long-term follow-up: after Day +100 the events of life after transplant stay recordable.
+LONG_TERM = (*POST_INFUSION, Ph.DAY100_COMPLETE)
 LAB_PHASES = (Ph.CONDITIONING, *POST_INFUSION, Ph.GRAFT_FAILURE)
 
 # PATHWAY.md "Phase-changing triggers": (from, to) of every trigger. `clear_donor` inside
@@ -55,7 +58,7 @@ PATHWAY_TRIGGERS: dict[str, set[tuple[Phase, Phase]]] = {
     "rescue_infusion": {(Ph.GRAFT_FAILURE, Ph.AWAITING_ENGRAFTMENT)},
     "complete_day100": {(Ph.FOLLOW_UP, Ph.DAY100_COMPLETE)},
     "withdraw": {(p, Ph.WITHDRAWN) for p in (*PRE, Ph.ON_HOLD)},
-    "record_death": {(p, Ph.DECEASED) for p in NON_TERMINAL},
+    "record_death": {(p, Ph.DECEASED) for p in NOT_FINAL},
 }
 
 # PATHWAY.md "Events": where each may be recorded. `start_subsequent_transplant` is an event on
@@ -71,7 +74,7 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
     "report_mobilization_failure": {Ph.COLLECTION},
     # PATHWAY.md lists collection, conditioning and graft_failure; a DLI or boost bag collected
     # after Day 0 is recorded too, so `record_infusion` can name a known bag (docs/clinical-rules.md).
-    "record_collection": {Ph.COLLECTION, Ph.CONDITIONING, *POST_INFUSION, Ph.GRAFT_FAILURE},
+    "record_collection": {Ph.COLLECTION, Ph.CONDITIONING, *LONG_TERM, Ph.GRAFT_FAILURE},
     "cryopreserve_product": {Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD},
     "record_conditioning_dose": {Ph.CONDITIONING},
     "report_donor_unavailable": {Ph.CONDITIONING},
@@ -79,21 +82,29 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
     "record_lab": set(LAB_PHASES),
     "record_transfusion": set(LAB_PHASES),
     "confirm_platelet_engraftment": set(POST_INFUSION),
-    "record_chimerism": {*POST_INFUSION, Ph.GRAFT_FAILURE},
-    "record_gvhd_assessment": set(POST_INFUSION),
+    "record_chimerism": {*LONG_TERM, Ph.GRAFT_FAILURE},
+    "record_gvhd_assessment": set(LONG_TERM),
     "record_vod_assessment": {Ph.CONDITIONING, *POST_INFUSION},
-    "report_relapse": {*POST_INFUSION, Ph.DAY100_COMPLETE},
-    "record_infusion": set(POST_INFUSION),
-    "record_adverse_event": set(NON_TERMINAL),
+    "report_relapse": set(LONG_TERM),
+    "record_infusion": set(LONG_TERM),
+    "record_adverse_event": set(NOT_FINAL),
     "discharge": set(POST_INFUSION),
     "readmit": set(POST_INFUSION),
-    "record_assessment": {Ph.FOLLOW_UP},
+    "record_assessment": {Ph.FOLLOW_UP, Ph.DAY100_COMPLETE},
     "start_subsequent_transplant": {Ph.GRAFT_FAILURE, Ph.FOLLOW_UP, Ph.DAY100_COMPLETE},
     "correct_entry": set(Phase),
 }
 # Commands the project added where PATHWAY.md is silent (docs/decisions.md); only their
 # presence is pinned here.
-DOCUMENTED_ADDITIONS = {"record_registry_form", "adopt_policy", "change_route"}
+DOCUMENTED_ADDITIONS = {
+    "record_registry_form",
+    "adopt_policy",
+    "change_route",
+    # Long-term follow-up, transfer and product disposition (docs/long-term-follow-up.md).
+    "transfer",
+    "record_chronic_gvhd",
+    "record_product_disposition",
+}
 
 
 def _commands(**replaced: dict[str, Any]) -> tuple[Command, ...]:
@@ -130,10 +141,11 @@ def test_events_match_pathway_md() -> None:
     assert set(CHART.commands) >= DOCUMENTED_ADDITIONS
 
 
-def test_terminal_phases_have_no_edge_out_and_every_phase_is_reachable() -> None:
-    assert {Ph.DAY100_COMPLETE, Ph.WITHDRAWN, Ph.DECEASED} == TERMINAL_PHASES
+def test_final_phases_have_no_edge_out_and_every_phase_is_reachable() -> None:
+    assert {Ph.WITHDRAWN, Ph.DECEASED, Ph.TRANSFERRED} == FINAL_PHASES
+    assert FINAL_PHASES | {Ph.DAY100_COMPLETE} == CLOSED_PHASES
     edges = [e for c in CHART.triggers for e in c.edges]
-    assert not [e for e in edges if e.source in TERMINAL_PHASES]
+    assert not [e for e in edges if e.source in FINAL_PHASES]
     reached, frontier = {CHART.initial_phase}, [CHART.initial_phase]
     while frontier:
         here = frontier.pop()
@@ -186,10 +198,17 @@ def test_an_unknown_route_predicate_is_named() -> None:
     assert "complete_evaluation: unknown route predicate 'is_allo'" in message
 
 
-def test_an_edge_out_of_day100_complete_is_named() -> None:
+def test_an_edge_reopening_day100_complete_is_named() -> None:
     edges = (*CHART.commands["complete_day100"].edges, Edge(Ph.DAY100_COMPLETE, Ph.FOLLOW_UP))
     message = _chart_error(_commands(complete_day100={"edges": edges}))
-    assert "complete_day100: edge out of terminal phase day100_complete" in message
+    assert "complete_day100: edge from closed phase day100_complete to follow_up, not a final phase" in message
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_PHASES))
+def test_an_edge_out_of_a_final_phase_is_named(final: Phase) -> None:
+    edges = (*CHART.commands["transfer"].edges, Edge(final, Ph.TRANSFERRED))
+    message = _chart_error(_commands(transfer={"edges": edges}))
+    assert f"transfer: edge out of final phase {final}" in message
 
 
 def test_an_unreachable_phase_is_named() -> None:
@@ -223,7 +242,7 @@ def test_a_command_with_edges_and_phases_or_a_foreign_payload_is_named() -> None
 def test_every_problem_is_named_at_once() -> None:
     edges = (*CHART.commands["complete_day100"].edges, Edge(Ph.WITHDRAWN, Ph.REFERRED, "nowhere"))
     message = _chart_error(_commands(complete_day100={"edges": edges}, infuse={"guards": ("no_such_guard",)}))
-    for part in ("unknown route predicate 'nowhere'", "edge out of terminal phase withdrawn", "no_such_guard"):
+    for part in ("unknown route predicate 'nowhere'", "edge out of final phase withdrawn", "no_such_guard"):
         assert part in message
 
 

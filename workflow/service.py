@@ -60,7 +60,7 @@ from states.payloads import (
     StartSubsequentTransplant,
 )
 from states.policy import Policy
-from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase, Role
+from states.vocabulary import EntryKind, Phase, Role
 from workflow import __version__
 from workflow.clock import Clock, SystemClock
 from workflow.corrections import correction_problems
@@ -744,20 +744,20 @@ class PathwayService:
     def all_milestones(
         self, *, at: datetime | None = None, session: Session | None = None
     ) -> dict[str, list[Milestone]]:
-        """Open milestones of every pathway still in care (one query for all pathways)."""
+        """Open milestones of every pathway with something open (one query for all pathways)."""
         return {pathway_id: items for pathway_id, _, items in self.open_work(at=at, session=session)}
 
     def open_work(
         self, *, at: datetime | None = None, on: date | None = None, session: Session | None = None
     ) -> list[tuple[str, PathwayFacts, list[Milestone]]]:
-        """(id, facts, open milestones) of every pathway still in care with something open,
-        read in one query: a worklist needs the phase and Day beside each milestone. `on` is
-        a clinical date for every pathway alike; otherwise each takes `at`'s date in its zone."""
+        """(id, facts, open milestones) of every pathway with something open (a final one: a
+        product without a disposition), read in one query: a worklist needs the phase and Day
+        beside each milestone. `on` is a clinical date for every pathway alike; otherwise each
+        takes `at`'s date in its zone."""
         when = aware(at, command="milestones") if at is not None else self.clock.now()
-        closed = TERMINAL_PHASES - {Phase.DAY100_COMPLETE}
         found = []
         with self._reading(session) as store:
-            for pathway_id, facts_json in store.snapshots(exclude_phases=closed):
+            for pathway_id, facts_json in store.snapshots():
                 facts = PathwayFacts.model_validate_json(facts_json)
                 _, policy = self._policy_for(store, facts)
                 open_items = milestones(facts, policy, on or clinical_date(when, facts.timezone))

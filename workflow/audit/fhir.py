@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from states.errors import HsctError
-from states.vocabulary import TERMINAL_PHASES, EntryKind, Phase
+from states.vocabulary import CLOSED_PHASES, EntryKind, Phase
 
 if TYPE_CHECKING:
     from states.entry import Entry
@@ -65,6 +65,7 @@ EPISODE_STATUS: Final[dict[Phase, str]] = {
     Phase.DAY100_COMPLETE: "finished",
     Phase.WITHDRAWN: "cancelled",
     Phase.DECEASED: "finished",
+    Phase.TRANSFERRED: "finished",
 }
 
 
@@ -207,7 +208,7 @@ def fhir_bundle(
     episode_url = _urn(pathway_id, "episode")
     route = facts.route.value + (f" {facts.donor_type.value}" if facts.donor_type else "")
     period: dict[str, datetime] = {"start": history[0].effective_at}
-    if facts.phase in TERMINAL_PHASES and transitions and transitions[-1].effective_at >= period["start"]:
+    if facts.phase in CLOSED_PHASES and transitions and transitions[-1].effective_at >= period["start"]:
         period["end"] = transitions[-1].effective_at
     episode = episodeofcare.EpisodeOfCare.model_validate(
         {
