@@ -208,7 +208,8 @@ _EVENTS: tuple[Command, ...] = (
     _event(
         "record_donor_idm",
         pl.RecordDonorIdm,
-        (Ph.DONOR_WORKUP, Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING),
+        # After Day 0 too: a donor collected again for a DLI or boost is tested again.
+        (Ph.DONOR_WORKUP, Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING, *LONG_TERM),
         "route_allogeneic",
     ),
     _event("start_mobilization", pl.StartMobilization, (Ph.COLLECTION,)),

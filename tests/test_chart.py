@@ -69,7 +69,15 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
     "record_hla_typing": {Ph.EVALUATION, Ph.DONOR_SEARCH},
     "record_abo_typing": {Ph.EVALUATION},
     "record_donor_candidate": {Ph.DONOR_SEARCH, Ph.DONOR_WORKUP},
-    "record_donor_idm": {Ph.DONOR_WORKUP, Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING},
+    # After Day 0 too: a donor collected again for a DLI or boost is tested again.
+    "record_donor_idm": {
+        Ph.DONOR_WORKUP,
+        Ph.COLLECTION,
+        Ph.READY_FOR_CONDITIONING,
+        Ph.ON_HOLD,
+        Ph.CONDITIONING,
+        *LONG_TERM,
+    },
     "start_mobilization": {Ph.COLLECTION},
     "report_mobilization_failure": {Ph.COLLECTION},
     # PATHWAY.md lists collection, conditioning and graft_failure; a DLI or boost bag collected
