@@ -1,4 +1,4 @@
-"""`hsct worklist`: every open milestone of every pathway still in care, and who acts on it.
+"""`hsct worklist`: every open milestone of every pathway, and who acts on it.
 
 The pathways are read in one query (`PathwayService.open_work`). A milestone's roles are those
 the policy's role table allows to fire the command that meets it (`MET_BY`, documented in
@@ -31,6 +31,11 @@ MET_BY: dict[str, str] = {
     "conditioning_dose": "record_conditioning_dose",
     "pre_transplant_form": "record_registry_form",
     "post_transplant_form_day100": "record_registry_form",
+    "month6_followup": "record_assessment",
+    "year1_followup": "record_assessment",
+    "post_transplant_form_month6": "record_registry_form",
+    "post_transplant_form_year1": "record_registry_form",
+    "product_disposition": "record_product_disposition",
 }
 """Milestone name -> the command that meets it (docs/milestones.md, column "met by")."""
 

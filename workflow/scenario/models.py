@@ -218,6 +218,9 @@ class Assertions(_Closed):
     platelet_recovery_day: int | None = None
     platelet_recovery_50_day: int | None = Field(None, description="Day of platelet recovery at >= 50 x10^9/L.")
     gvhd_max_grade: int | None = Field(None, ge=0, le=4)
+    chronic_gvhd_severity: Literal["none", "mild", "moderate", "severe"] | None = Field(
+        None, description="NIH 2014 global severity of the latest chronic GVHD assessment; null: none recorded."
+    )
     hct_number: int | None = Field(None, ge=1)
     entries: int | None = Field(None, ge=0, description="Number of log entries, refusals included.")
     refusals: int | None = Field(None, ge=0)

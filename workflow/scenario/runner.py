@@ -393,6 +393,7 @@ class _Run:
             "platelet_recovery_day": lambda: recovery_day(snapshot.platelet_recovery_on),
             "platelet_recovery_50_day": lambda: recovery_day(snapshot.platelet_recovery_50_on),
             "gvhd_max_grade": lambda: max_grade(facts.gvhd),
+            "chronic_gvhd_severity": lambda: facts.chronic_gvhd[-1].severity if facts.chronic_gvhd else None,
             "hct_number": lambda: facts.hct_number,
             "entries": lambda: len(history),
             "refusals": lambda: sum(1 for e in history if e.kind is EntryKind.REFUSAL),
