@@ -163,7 +163,8 @@ def test_schema_is_json_schema_of_the_format() -> None:
     assert set(defs["CheckStep"]["properties"]) == {"on", "pathway", "check"}
     assert set(defs["Assertions"]["properties"]) == set(ASSERTION_KEYS) == {
         "phase", "day", "planned_day0", "day0", "neutrophil_recovery_day", "platelet_recovery_day",
-        "platelet_recovery_50_day", "gvhd_max_grade", "hct_number", "entries", "refusals", "flags", "due", "overdue",
+        "platelet_recovery_50_day", "gvhd_max_grade", "chronic_gvhd_severity", "hct_number", "entries", "refusals",
+        "flags", "due", "overdue",
     }
     assert set(defs["ActionStep"]["properties"]["do"]["enum"]) == {"refer", *CHART.commands}
     for name in ("ActionStep", "CheckStep", "Assertions", "ActorSpec", "PathwaySpec"):
