@@ -49,6 +49,7 @@ from states.vocabulary import DonorType, GraftSource, Phase, Role, Route
 __all__ = [
     "ASSERTION_KEYS",
     "COMMAND_NAMES",
+    "REFERRAL_STEP_FIELDS",
     "ActionStep",
     "ActorSpec",
     "Assertions",
@@ -63,7 +64,6 @@ __all__ = [
     "effective_policy",
     "problem_at",
     "problems_from_validation",
-    "scenario_json_schema",
     "step_time",
 ]
 
@@ -195,6 +195,11 @@ class PathwaySpec(_Closed):
 # Referral fields and the pathway-declaration keys that hold them.
 _DECLARED_AS = {"patient_ref": "patient", "route": "route", "donor_type": "donor_type",
                 "graft_source": "graft_source", "diagnosis": "diagnosis"}
+
+REFERRAL_STEP_FIELDS = frozenset(
+    field for field, key in _DECLARED_AS.items() if not PathwaySpec.model_fields[key].is_required()
+)
+"""Referral fields a `refer` step's `with:` may give: those its pathway declaration may leave out."""
 
 
 # --- assertions ----------------------------------------------------------------------------
@@ -541,8 +546,3 @@ def step_time(scenario: Scenario, index: int, zone: str) -> datetime:
         return on if on.tzinfo is not None and on.utcoffset() is not None else on.replace(tzinfo=tz)
     return datetime.combine(on, time(0, 0, 0), tzinfo=tz) + timedelta(seconds=index)
 
-
-def scenario_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the format (draft 2020-12, what pydantic generates), for editors."""
-    schema = Scenario.model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

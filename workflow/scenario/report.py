@@ -16,23 +16,26 @@ from workflow.scenario.runner import ScenarioResult
 __all__ = ["junit_xml", "results_document", "results_json", "summary_line"]
 
 
-def summary_line(results: Sequence[ScenarioResult]) -> str:
-    """The closing line of a run: `N passed, N failed` (scenarios)."""
+def summary_line(results: Sequence[ScenarioResult], not_run: int = 0) -> str:
+    """The closing line of a run: `N passed, N failed` (scenarios), and `N not run` after a
+    fail-fast stop left files out."""
     passed = sum(1 for r in results if r.passed)
-    return f"{passed} passed, {len(results) - passed} failed"
+    line = f"{passed} passed, {len(results) - passed} failed"
+    return f"{line}, {not_run} not run (stopped at the first failure)" if not_run else line
 
 
-def results_document(results: Sequence[ScenarioResult]) -> dict[str, Any]:
+def results_document(results: Sequence[ScenarioResult], not_run: int = 0) -> dict[str, Any]:
     passed = sum(1 for r in results if r.passed)
     return {
         "scenarios": [r.to_dict() for r in results],
         "passed": passed,
         "failed": len(results) - passed,
+        "not_run": not_run,
     }
 
 
-def results_json(results: Sequence[ScenarioResult]) -> str:
-    return json.dumps(results_document(results), indent=2, ensure_ascii=False)
+def results_json(results: Sequence[ScenarioResult], not_run: int = 0) -> str:
+    return json.dumps(results_document(results, not_run), indent=2, ensure_ascii=False)
 
 
 def junit_xml(results: Sequence[ScenarioResult]) -> str:

@@ -16,7 +16,7 @@ any other entry is refused (`LiveDatabaseRefused`) before anything is written. T
   everything recorded so far; `final` at the latest time the clock reached.
 
 A `refer` step opens the pathway its name stands for; after a successful
-`start_subsequent_transplant` the name follows the linked pathway of the next HCT.
+`start_subsequent_transplant` (or `reinstate`) the name follows the linked pathway it opened.
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ class ScenarioResult:
     file: str | None
     rows: list[StepRow] = field(default_factory=list)
     seconds: float = 0.0
+    stopped: bool = False
+    """The run stopped at its first failed expectation (fail-fast): later steps did not run."""
 
     @property
     def passed(self) -> bool:
@@ -140,6 +142,7 @@ class ScenarioResult:
             "scenario": self.title,
             "file": self.file,
             "verdict": self.verdict,
+            "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
             "steps": [row(r) for r in self.rows],
         }
@@ -162,16 +165,19 @@ def run_scenario(
     db_url: str | None = None,
     policy: Policy | None = None,
     source: str | None = None,
+    fail_fast: bool = False,
 ) -> ScenarioResult:
     """Run one scenario (a file, or a model already built); raise `ScenarioInvalid` first if
     the file is invalid. `policy` is the base the file's `policy` overrides apply to;
-    `source` names a model's file in the result."""
+    `source` names a model's file in the result; `fail_fast` stops at the first expectation
+    that does not hold (the result is then `stopped`)."""
     if isinstance(path_or_model, Scenario):
         problems = check_references(path_or_model, file=source)
         if problems:
             raise ScenarioInvalid(problems)
-        return _run(path_or_model, source, db_url=db_url, policy=policy)
-    return _run(load_scenario(path_or_model), os.fspath(path_or_model), db_url=db_url, policy=policy)
+        return _run(path_or_model, source, db_url=db_url, policy=policy, fail_fast=fail_fast)
+    return _run(load_scenario(path_or_model), os.fspath(path_or_model), db_url=db_url, policy=policy,
+                fail_fast=fail_fast)
 
 
 def run_paths(
@@ -180,15 +186,19 @@ def run_paths(
     db_url: str | None = None,
     policy: Policy | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    fail_fast: bool = False,
 ) -> list[ScenarioResult]:
     """Run files and folders (their *.yaml / *.yml, sorted). Every file is validated before
-    the first runs: one `ScenarioInvalid` lists the problems of all invalid files."""
+    the first runs: one `ScenarioInvalid` lists the problems of all invalid files. With
+    `fail_fast`, the first failed expectation ends the run: no later step or file runs."""
     results = []
     for path, scenario in load_paths(paths):
-        result = _run(scenario, os.fspath(path), db_url=db_url, policy=policy)
+        result = _run(scenario, os.fspath(path), db_url=db_url, policy=policy, fail_fast=fail_fast)
         if on_result is not None:
             on_result(result)
         results.append(result)
+        if result.stopped:
+            break
     return results
 
 
@@ -219,7 +229,9 @@ def scenario_origin(file: str | None) -> str:
     return SCENARIO_PREFIX + (name or "unnamed")[: ORIGIN_LENGTH - len(SCENARIO_PREFIX)]
 
 
-def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Policy | None) -> ScenarioResult:
+def _run(
+    scenario: Scenario, file: str | None, *, db_url: str | None, policy: Policy | None, fail_fast: bool = False
+) -> ScenarioResult:
     started = time.perf_counter()
     rules = effective_policy(scenario, policy)
     zone = rules.timezone
@@ -241,8 +253,14 @@ def _run(scenario: Scenario, file: str | None, *, db_url: str | None, policy: Po
                 if at > clock.now():
                     clock.set(at)
                 result.rows.append(run.step(index, step, at))
-            for name, assertions in scenario.final_by_pathway().items():
-                result.rows.append(run.final(name, assertions))
+                if fail_fast and not result.rows[-1].held:
+                    break
+            else:
+                for name, assertions in scenario.final_by_pathway().items():
+                    result.rows.append(run.final(name, assertions))
+                    if fail_fast and not result.rows[-1].held:
+                        break
+            result.stopped = fail_fast and not result.passed
         finally:
             engine.dispose()
     result.seconds = time.perf_counter() - started
@@ -303,7 +321,7 @@ class _Run:
                                          idempotency_key=f"{self.key}:{number}")
                 self.reached[name] = done.entry.sequence
                 linked = done.entry.payload.get("new_pathway_id")
-                if step.do == "start_subsequent_transplant" and isinstance(linked, str):
+                if isinstance(linked, str):  # start_subsequent_transplant, reinstate
                     self.ids[name] = linked
                     self.reached[name] = 1  # the linked pathway's opening entry
             outcome: Outcome = "succeeded"
