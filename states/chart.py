@@ -11,21 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from states import care_payloads as care
+from states import course_payloads as cp
 from states import payloads as pl
 from states.errors import ChartError
 from states.facts import PathwayFacts
-from states.guards import GUARDS
+from states.guards import GUARDS, graft_frozen_first
 from states.policy import DEFAULT_ROLES, Policy
-from states.vocabulary import CLOSED_PHASES, FINAL_PHASES, PRE_CONDITIONING_PHASES, DonorType, GraftSource, Phase
+from states.vocabulary import CLOSED_PHASES, FINAL_PHASES, PRE_CONDITIONING_PHASES, Phase
 
 RoutePredicate = Callable[[PathwayFacts, Policy], bool]
 
 
 def _collect_before_conditioning(facts: PathwayFacts, policy: Policy) -> bool:
     """`clear_donor` leads to collection when the graft is stored before conditioning."""
-    if facts.donor_type is DonorType.CORD_BLOOD or facts.graft_source is GraftSource.CORD_BLOOD:
-        return False
-    return policy.cryopreserve_before_conditioning or facts.graft_source in policy.cryopreserved_graft_sources
+    return graft_frozen_first(facts, policy)
 
 
 def _held_from(phase: Phase) -> RoutePredicate:
@@ -97,6 +97,10 @@ POST_INFUSION = (Ph.AWAITING_ENGRAFTMENT, Ph.FOLLOW_UP)
 LAB_PHASES = (*CONDITIONING_TO_FOLLOW_UP, Ph.GRAFT_FAILURE)
 # After Day 0, Day +100 included: long-term follow-up (docs/long-term-follow-up.md).
 LONG_TERM = (*POST_INFUSION, Ph.DAY100_COMPLETE)
+# From conditioning on, Day +100 and graft failure included: infections and immunosuppression.
+AFTER_CONDITIONING_STARTS = (Ph.CONDITIONING, *LONG_TERM, Ph.GRAFT_FAILURE)
+# From evaluation to conditioning, on hold included: a relapse is the disease status at transplant.
+RELAPSE_BEFORE_INFUSION = (*(p for p in PRE_CONDITIONING_PHASES if p is not Ph.REFERRED), Ph.ON_HOLD, Ph.CONDITIONING)
 
 INITIAL_COMMAND = "refer"
 INITIAL_PHASE = Ph.REFERRED
@@ -135,6 +139,17 @@ _TRIGGERS: tuple[Command, ...] = (
         _edges(Ph.COLLECTION, Ph.READY_FOR_CONDITIONING),
         "collection_sufficient",
     ),
+    # One patient's allogeneic graft frozen although the policy would infuse it fresh: from
+    # ready for conditioning the pathway goes (back) to collection (docs/products.md).
+    _trigger(
+        "decide_cryopreservation",
+        pl.DecideCryopreservation,
+        _edges(Ph.DONOR_SEARCH, Ph.DONOR_SEARCH)
+        + _edges(Ph.DONOR_WORKUP, Ph.DONOR_WORKUP)
+        + _edges(Ph.READY_FOR_CONDITIONING, Ph.COLLECTION)
+        + _edges(Ph.CONDITIONING, Ph.CONDITIONING),
+        "cryopreservation_decidable",
+    ),
     _trigger("hold", pl.Hold, _edges(HOLDABLE, Ph.ON_HOLD)),
     _trigger(
         "resume",
@@ -157,6 +172,7 @@ _TRIGGERS: tuple[Command, ...] = (
         "products_belong",
         "label_matches_patient",
         "identity_verified",
+        "bags_fit_for_infusion",
         "fresh_product_in_time",
         "donor_dsa_acceptable",
         "infused_dose_sufficient",
@@ -178,6 +194,7 @@ _TRIGGERS: tuple[Command, ...] = (
         pl.RescueInfusion,
         _edges(Ph.GRAFT_FAILURE, Ph.AWAITING_ENGRAFTMENT),
         "stored_product_available",
+        "bags_fit_for_infusion",
         "label_matches_patient",
         "identity_verified",
         "infused_dose_sufficient",
@@ -214,6 +231,13 @@ _EVENTS: tuple[Command, ...] = (
     ),
     _event("start_mobilization", pl.StartMobilization, (Ph.COLLECTION,)),
     _event("report_mobilization_failure", pl.ReportMobilizationFailure, (Ph.COLLECTION,)),
+    # A fresh graft's donor is mobilised while the patient is in conditioning (docs/products.md).
+    _event(
+        "record_donor_mobilization",
+        pl.RecordDonorMobilization,
+        (Ph.COLLECTION, Ph.CONDITIONING),
+        "donor_mobilization_allowed",
+    ),
     _event(
         "record_collection",
         pl.RecordCollection,
@@ -224,9 +248,19 @@ _EVENTS: tuple[Command, ...] = (
     _event(
         "cryopreserve_product",
         pl.CryopreserveProduct,
-        (Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD),
+        (Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING),
         "product_known",
     ),
+    # A bag's chain of custody while the pathway is open (docs/products.md).
+    *(
+        _event(name, payload, OPEN, "bag_action_allowed")
+        for name, payload in (
+            ("quarantine_bag", pl.QuarantineBag),
+            ("release_bag", pl.ReleaseBag),
+            ("discard_bag", pl.DiscardBag),
+        )
+    ),
+    _event("record_thaw", pl.RecordThaw, (Ph.CONDITIONING, *LONG_TERM, Ph.GRAFT_FAILURE), "bag_action_allowed"),
     _event("record_conditioning_dose", pl.RecordConditioningDose, (Ph.CONDITIONING,), "dose_in_plan"),
     _event("report_donor_unavailable", pl.ReportDonorUnavailable, (Ph.CONDITIONING,), "route_allogeneic"),
     _event("select_emergency_donor", pl.SelectEmergencyDonor, (Ph.CONDITIONING,), "emergency_donor_known"),
@@ -237,30 +271,56 @@ _EVENTS: tuple[Command, ...] = (
     _event("record_gvhd_assessment", pl.RecordGvhdAssessment, LONG_TERM, "route_allogeneic"),
     _event("record_chronic_gvhd", pl.RecordChronicGvhd, LONG_TERM, "route_allogeneic"),
     _event("record_vod_assessment", pl.RecordVodAssessment, CONDITIONING_TO_FOLLOW_UP),
+    # Before infusion too, and in graft failure: the disease does not wait (docs/disease-course.md).
     _event(
         "report_relapse",
         pl.ReportRelapse,
-        LONG_TERM,
+        (*RELAPSE_BEFORE_INFUSION, Ph.GRAFT_FAILURE, *LONG_TERM),
         "relapse_not_before_day0",
     ),
+    _event("suspect_graft_failure", cp.SuspectGraftFailure, POST_INFUSION, "graft_failure_suspicion_fits"),
+    _event("clear_graft_failure_suspicion", cp.ClearGraftFailureSuspicion, POST_INFUSION, "graft_failure_suspected"),
     _event(
         "record_infusion",
         pl.RecordInfusion,
         LONG_TERM,
         "products_belong",
+        "bags_fit_for_infusion",
         "label_matches_patient",
         "identity_verified",
     ),
     _event("record_adverse_event", pl.RecordAdverseEvent, NOT_FINAL),
-    _event("discharge", pl.Discharge, POST_INFUSION),
-    _event("readmit", pl.Readmit, POST_INFUSION),
+    # Supportive care and GVHD prophylaxis (docs/supportive-care.md).
+    _event("admit", care.Admit, (Ph.READY_FOR_CONDITIONING, Ph.CONDITIONING, Ph.AWAITING_ENGRAFTMENT), "stay_fits"),
+    _event("discharge", pl.Discharge, POST_INFUSION, "stay_fits"),
+    _event("readmit", pl.Readmit, POST_INFUSION, "stay_fits"),
+    _event("start_growth_factor", care.StartGrowthFactor, POST_INFUSION, "growth_factor_day_fits"),
+    _event("record_infection", care.RecordInfection, AFTER_CONDITIONING_STARTS, "infection_onset_fits"),
+    _event("record_mucositis", care.RecordMucositis, CONDITIONING_TO_FOLLOW_UP),
+    _event(
+        "plan_gvhd_prophylaxis",
+        care.PlanGvhdProphylaxis,
+        (Ph.DONOR_WORKUP, Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING, *POST_INFUSION),
+        "route_allogeneic",
+        "prophylaxis_plan_fits",
+    ),
+    _event(
+        "record_prophylaxis_dose",
+        care.RecordProphylaxisDose,
+        AFTER_CONDITIONING_STARTS,
+        "route_allogeneic",
+        "prophylaxis_dose_in_plan",
+    ),
     _event("record_assessment", pl.RecordAssessment, (Ph.FOLLOW_UP, Ph.DAY100_COMPLETE)),
     _event(
         "start_subsequent_transplant",
         pl.StartSubsequentTransplant,
         (Ph.GRAFT_FAILURE, Ph.FOLLOW_UP, Ph.DAY100_COMPLETE),
         "subsequent_transplant_allowed",
+        "tandem_products_carried",
     ),
+    # A linked new pathway of the same transplant, never a way out of `withdrawn` (docs/decisions.md).
+    _event("reinstate", cp.Reinstate, (Ph.WITHDRAWN,), "reinstatement_in_window"),
     _event("record_registry_form", pl.RecordRegistryForm, tuple(Phase)),
     _event("correct_entry", pl.CorrectEntry, tuple(Phase)),
     _event("adopt_policy", pl.AdoptPolicy, OPEN, "policy_differs"),

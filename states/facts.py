@@ -13,6 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from states.care_facts import (
+    AgentCourse,
+    GrowthFactorStart,
+    Infection,
+    MucositisCourse,
+    PlannedAgent,
+    Stay,
+)
 from states.vocabulary import DonorType, GraftSource, Locus, Phase, Route
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
@@ -135,6 +143,49 @@ DeathCause = Literal["relapse", "gvhd", "infection", "organ_toxicity", "graft_fa
 CgvhdSeverity = Literal["none", "mild", "moderate", "severe"]
 
 
+QuarantineReason = Literal[
+    "sterility_positive", "label_discrepancy", "temperature_excursion", "bag_integrity", "idm_pending", "other"
+]
+"""Why a bag is held back from infusion until the quality manager releases (or it is discarded)."""
+
+CryopreservationReason = Literal["planned", "patient_not_ready", "logistics", "donor_availability"]
+"""Why one patient's allogeneic graft is frozen when the programme's policy would infuse it fresh."""
+
+
+class Bag(Frozen):
+    """One bag of a cryopreserved product: quarantined, thawed, infused or carried on its own
+    (docs/products.md). A product frozen before bags were named has none."""
+
+    bag_id: str
+    quarantine: QuarantineReason | None = None
+    discarded: bool = False
+    infused: bool = False
+    post_thaw_viability_pct: float | None = None
+    carried_to: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """Still here to infuse: not infused, discarded or carried to a linked pathway."""
+        return not (self.infused or self.discarded or self.carried_to is not None)
+
+
+class CryopreservationDecision(Frozen):
+    """A physician's decision to freeze this patient's allogeneic graft before conditioning."""
+
+    reason: CryopreservationReason
+    decided_on: date
+
+
+class DonorMobilization(Frozen):
+    """A donor's G-CSF course, kept apart from the patient's own (autologous) mobilisation."""
+
+    episode_id: str
+    donor_ref: str
+    started_at: AwareDatetime
+    gcsf_days: int
+    cd34_per_ul: float | None = None
+
+
 class Product(Frozen):
     """A collected cellular product (one mobilization episode or harvest is one product)."""
 
@@ -151,6 +202,13 @@ class Product(Frozen):
     disposition: ProductDisposition | None = None
     disposition_centre: str | None = None
     disposed_on: date | None = None
+    # Named at cryopreservation (docs/products.md); a tandem carries the bags left to the next HCT.
+    bags: tuple[Bag, ...] = ()
+    origin_pathway: str | None = None
+    carried_to: str | None = None
+
+    def available_bags(self) -> tuple[Bag, ...]:
+        return tuple(b for b in self.bags if b.available)
 
 
 class Episode(Frozen):
@@ -184,6 +242,27 @@ class Chimerism(Frozen):
     lineage: Literal["myeloid", "cd3", "whole_blood"]
     donor_pct: float
     unit_ref: str | None = None
+
+
+RelapseKind = Literal["relapse", "progression"]
+"""Relapse: the disease returns after a remission; progression: disease never in remission grows."""
+
+
+class RelapseReport(Frozen):
+    """A relapse or progression of the disease: the day it was found and which of the two it was."""
+
+    on: date
+    kind: RelapseKind
+
+
+class GraftFailureSuspicion(Frozen):
+    """A suspected graft failure (or autologous reconstitution) awaiting a physician's decision:
+    `declare_graft_failure` confirms it, `clear_graft_failure_suspicion` clears it."""
+
+    on: date
+    kind: Literal["graft_failure", "autologous_reconstitution"]
+    donor_chimerism_pct: float | None = None
+    anc_x10e9_per_l: float | None = None
 
 
 class GvhdAssessment(Frozen):
@@ -231,6 +310,7 @@ class Infusion(Frozen):
     at: AwareDatetime
     kind: Literal["day0", "second_day", "boost", "dli", "rescue"]
     products: tuple[str, ...]
+    bags: tuple[str, ...] = ()
 
 
 AssessmentKind = Literal["day30", "day100", "month6", "year1", "other"]
@@ -288,6 +368,8 @@ class PathwayFacts(Frozen):
 
     episodes: tuple[Episode, ...] = ()
     products: dict[str, Product] = Field(default_factory=dict)
+    donor_mobilizations: tuple[DonorMobilization, ...] = ()
+    cryopreservation_decision: CryopreservationDecision | None = None
 
     regimen: Regimen | None = None
     conditioning_started_on: date | None = None
@@ -314,6 +396,18 @@ class PathwayFacts(Frozen):
     chronic_gvhd: tuple[ChronicGvhdAssessment, ...] = ()
     death_cause: DeathCause | None = None
     transferred_to: str | None = None
+    # docs/disease-course.md: the kind of the first relapse after Day 0; one found before infusion
+    # (kept apart: it is the disease status at transplant, not a relapse after it).
+    relapse_kind: RelapseKind | None = None
+    relapse_before_infusion: RelapseReport | None = None
+    graft_failure_suspicion: GraftFailureSuspicion | None = None
+    # docs/supportive-care.md: GVHD prophylaxis and supportive care, one compact value per item.
+    prophylaxis_plan: tuple[PlannedAgent, ...] = ()
+    prophylaxis_given: dict[str, AgentCourse] = Field(default_factory=dict)
+    stays: tuple[Stay, ...] = ()
+    growth_factor: GrowthFactorStart | None = None
+    infections: tuple[Infection, ...] = ()
+    mucositis: MucositisCourse | None = None
 
     @property
     def is_allogeneic(self) -> bool:
@@ -328,9 +422,13 @@ class PathwayFacts(Frozen):
 
     @property
     def flags(self) -> frozenset[str]:
-        found = set()
+        found: set[str] = set()
         if self.relapse_on is not None:
-            found.add("relapse")
+            found.add(self.relapse_kind or "relapse")
+        if self.relapse_before_infusion is not None:
+            found.add(f"{self.relapse_before_infusion.kind}_before_infusion")
+        if self.graft_failure_suspicion is not None:
+            found.add(f"{self.graft_failure_suspicion.kind}_suspected")
         if self.donor_unavailable:
             found.add("donor_unavailable_after_conditioning")
         if self.graft_failure is not None:
@@ -339,8 +437,20 @@ class PathwayFacts(Frozen):
 
     def stored_products(self) -> list[Product]:
         """Cryopreserved products not yet infused and not disposed of."""
-        return [p for p in self.products.values() if p.cryopreserved and not p.infused and p.disposition is None]
+        return [
+            p
+            for p in self.products.values()
+            if p.cryopreserved and not p.infused and p.disposition is None and p.carried_to is None
+        ]
+
+    def bag(self, bag_id: str) -> tuple[Product, Bag] | None:
+        """The product holding bag `bag_id`, and the bag."""
+        for product in self.products.values():
+            for bag in product.bags:
+                if bag.bag_id == bag_id:
+                    return product, bag
+        return None
 
     def undisposed_products(self) -> list[Product]:
         """Products neither infused nor given a disposition: each needs one once the pathway ends."""
-        return [p for p in self.products.values() if not p.infused and p.disposition is None]
+        return [p for p in self.products.values() if not p.infused and p.disposition is None and p.carried_to is None]

@@ -15,7 +15,7 @@ from pydantic import Field
 from states.chart import CHART
 from states.days import clinical_date
 from states.entry import Draft, Entry
-from states.facts import PathwayFacts
+from states.facts import PathwayFacts, Product, RelapseReport
 from states.payloads import Ctx, Refer
 from states.vocabulary import EntryKind, Phase
 
@@ -36,6 +36,10 @@ class Opening(Refer):
     eligibility_documented: bool = False
     hla_samples: tuple[str, ...] = ()
     abo_samples: tuple[str, ...] = ()
+    # A reinstated withdrawal carries the relapse found before infusion (docs/decisions.md).
+    relapse_before_infusion: RelapseReport | None = None
+    # A planned tandem's stored products, carried from the previous pathway (docs/products.md).
+    carried_products: tuple[Product, ...] = ()
 
     identity_fields: ClassVar[frozenset[str]] = Refer.identity_fields | {"timezone", "hct_number", "previous_pathway"}
 
@@ -46,6 +50,11 @@ def opening_facts(opening: Opening, phase: Phase, on: date) -> PathwayFacts:
         eligibility_documented=opening.eligibility_documented,
         hla_samples=opening.hla_samples,
         abo_samples=opening.abo_samples,
+        relapse_before_infusion=opening.relapse_before_infusion,
+        products={
+            p.product_id: p.model_copy(update={"origin_pathway": opening.previous_pathway})
+            for p in opening.carried_products
+        },
         phase=phase,
         route=opening.route,
         donor_type=opening.donor_type,

@@ -12,6 +12,14 @@ from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
 from states import hla, recovery
+from states.care_guards import (
+    growth_factor_day_fits,
+    infection_onset_fits,
+    prophylaxis_dose_in_plan,
+    prophylaxis_plan_fits,
+    stay_fits,
+)
+from states.course_guards import graft_failure_suspected, graft_failure_suspicion_fits, reinstatement_in_window
 from states.days import clinical_date, day_number
 from states.engraftment import (
     anc_never_below_of,
@@ -24,6 +32,7 @@ from states.facts import DonorCandidate, LabValue, PathwayFacts, Product
 from states.flags import regimen_length_outside
 from states.payloads import (
     AdoptPolicy,
+    BagAction,
     BedsideCheck,
     ChangeRoute,
     ClearDonor,
@@ -31,11 +40,13 @@ from states.payloads import (
     DeclareGraftFailure,
     RecordCollection,
     RecordConditioningDose,
+    RecordDonorMobilization,
     RecordProductDisposition,
     SelectDonor,
     SelectEmergencyDonor,
     StartConditioning,
     StartSubsequentTransplant,
+    dose_share,
 )
 from states.policy import Policy
 from states.verdict import PASS, Attempt, Verdict, combine, refuse
@@ -247,11 +258,49 @@ def collection_sufficient(a: Attempt) -> Verdict:
     return PASS
 
 
-def _must_cryopreserve(a: Attempt) -> bool:
-    f = a.facts
-    if f.donor_type is DonorType.CORD_BLOOD:
+def graft_frozen_first(facts: PathwayFacts, policy: Policy) -> bool:
+    """The graft is stored before conditioning: by the programme's policy or by this patient's
+    `decide_cryopreservation` [F:NMDP-CRYO]. Cord units are banked frozen anyway."""
+    if facts.donor_type is DonorType.CORD_BLOOD or facts.graft_source is GraftSource.CORD_BLOOD:
         return False
-    return a.policy.cryopreserve_before_conditioning or f.graft_source in a.policy.cryopreserved_graft_sources
+    return (
+        policy.cryopreserve_before_conditioning
+        or facts.graft_source in policy.cryopreserved_graft_sources
+        or facts.cryopreservation_decision is not None
+    )
+
+
+def _must_cryopreserve(a: Attempt) -> bool:
+    return graft_frozen_first(a.facts, a.policy)
+
+
+def donor_mobilization_allowed(a: Attempt) -> Verdict:
+    """A donor's G-CSF course: allogeneic PBSC from the current, cleared donor; during the
+    patient's conditioning only for a graft infused fresh [F:PLERIX-EU], [F:NMDP-CRYO]."""
+    assert isinstance(a.payload, RecordDonorMobilization)
+    f = a.facts
+    if not f.is_allogeneic:
+        return refuse("donor_mobilization_autologous")
+    reasons = [] if f.graft_source is GraftSource.PBSC else ["donor_mobilization_not_pbsc"]
+    donor = a.payload.donor_ref or (f.current_donors[0] if f.current_donors else None)
+    if donor is None or donor not in f.current_donors:
+        reasons.append("donor_not_current")
+    elif donor not in f.cleared_donors:
+        reasons.append("donor_not_cleared")
+    if f.phase is Phase.CONDITIONING and _must_cryopreserve(a):
+        reasons.append("donor_mobilization_graft_cryopreserved")
+    return refuse(*reasons)
+
+
+def cryopreservation_decidable(a: Attempt) -> Verdict:
+    """One reasoned decision per pathway freezes an allogeneic graft the policy would infuse
+    fresh; cord units are frozen anyway."""
+    f = a.facts
+    if not f.is_allogeneic:
+        return refuse("route_not_allogeneic")
+    if f.donor_type is DonorType.CORD_BLOOD or f.graft_source is GraftSource.CORD_BLOOD:
+        return refuse("cryopreservation_not_for_cord_blood")
+    return refuse("cryopreservation_already_planned") if _must_cryopreserve(a) else PASS
 
 
 def collection_donor_current(a: Attempt) -> Verdict:
@@ -274,11 +323,33 @@ def collection_donor_current(a: Attempt) -> Verdict:
 
 
 def product_known(a: Attempt) -> Verdict:
+    """A recorded product frozen once; during conditioning an allogeneic product only after
+    `decide_cryopreservation` (the patient cannot receive it fresh in time)."""
     product_id = getattr(a.payload, "product_id", None)
     product = a.facts.products.get(product_id or "")
     if product is None:
         return refuse("product_unknown")
-    return refuse("product_already_cryopreserved") if product.cryopreserved else PASS
+    reasons = ["product_already_cryopreserved"] if product.cryopreserved else []
+    if a.facts.phase is Phase.CONDITIONING and a.facts.is_allogeneic and not _must_cryopreserve(a):
+        reasons.append("cryopreservation_not_decided")
+    return refuse(*reasons)
+
+
+def bag_action_allowed(a: Attempt) -> Verdict:
+    """A bag of this pathway's products, still here (not infused, discarded or carried away),
+    in or out of quarantine as the action needs."""
+    assert isinstance(a.payload, BagAction)
+    found = a.facts.bag(a.payload.bag_id)
+    if found is None:
+        return refuse("bag_unknown")
+    bag = found[1]
+    reasons = [] if bag.available else ["bag_not_available"]
+    needs = a.payload.needs_quarantine
+    if needs is False and bag.quarantine is not None:
+        reasons.append("bag_already_quarantined")
+    if needs is True and bag.quarantine is None:
+        reasons.append("bag_not_quarantined")
+    return refuse(*reasons)
 
 
 # --- conditioning and infusion ----------------------------------------------------------------
@@ -359,8 +430,41 @@ def products_belong(a: Attempt) -> Verdict:
             reasons.append("product_already_infused")
         if product.disposition is not None:
             reasons.append("product_already_disposed")
+        if product.carried_to is not None:
+            reasons.append("product_carried_to_linked_pathway")
         if f.is_allogeneic and product.donor_ref not in cleared and pid not in cleared:
             reasons.append("product_not_from_cleared_donor")
+    return refuse(*reasons)
+
+
+def bags_fit_for_infusion(a: Attempt) -> Verdict:
+    """Each bag infused is named and checked on its own: a bag of a named product, still here,
+    not in quarantine, and once thawed its viability recorded and at least the policy minimum
+    [F:CIBMTR-PRODUCT]. A product frozen with named bags is infused by its bags."""
+    assert isinstance(a.payload, BedsideCheck)
+    f, named = a.facts, set(a.payload.bag_ids)
+    reasons: list[str] = []
+    for bag_id in a.payload.bag_ids:
+        found = f.bag(bag_id)
+        if found is None:
+            reasons.append("bag_unknown")
+            continue
+        product, bag = found
+        if product.product_id not in a.payload.products:
+            reasons.append("bag_not_of_named_product")
+        if bag.carried_to is not None:
+            reasons.append("product_carried_to_linked_pathway")
+        elif not bag.available:
+            reasons.append("bag_not_available")
+        if bag.quarantine is not None:
+            reasons.append("bag_quarantined")
+        if bag.post_thaw_viability_pct is None:
+            reasons.append("post_thaw_viability_missing")
+        elif bag.post_thaw_viability_pct < a.policy.min_post_thaw_viability_pct:
+            reasons.append("post_thaw_viability_below_minimum")
+    unnamed = (f.products[p] for p in a.payload.products if p in f.products)
+    if any(p.bags and not any(b.bag_id in named for b in p.bags) for p in unnamed):
+        reasons.append("product_bags_not_named")
     return refuse(*reasons)
 
 
@@ -383,7 +487,8 @@ def identity_verified(a: Attempt) -> Verdict:
 
 
 def fresh_product_in_time(a: Attempt) -> Verdict:
-    """A fresh allogeneic product is infused within `fresh_product_max_hours` [F:NMDP-48H]."""
+    """A fresh allogeneic product is infused within `fresh_product_max_hours` [F:NMDP-48H]; a
+    frozen one (by policy or `decide_cryopreservation`) is judged by its thaw instead."""
     limit = timedelta(hours=a.policy.fresh_product_max_hours)
     for pid in _infused_ids(a):
         product = a.facts.products.get(pid)
@@ -415,16 +520,26 @@ def infused_dose_sufficient(a: Attempt) -> Verdict:
     f = a.facts
     by_source: dict[GraftSource, list[Product]] = {}
     units: list[DonorCandidate] = []
+    assert isinstance(a.payload, BedsideCheck)
     for pid in _infused_ids(a):
         product = f.products.get(pid)
         if product is not None:
-            by_source.setdefault(product.graft_source, []).append(product)
+            by_source.setdefault(product.graft_source, []).append(_infused_share(product, a.payload.bag_ids))
         elif _is_cord(f, pid):
             units.append(f.candidates[pid])
     short = not all(_product_dose_met(ps, a) for ps in by_source.values())
     if short or (units and hla.cord_dose_reasons(units, _cord_rules(a.policy))):
         return refuse("infused_dose_below_minimum")
     return PASS
+
+
+def _infused_share(product: Product, bag_ids: tuple[str, ...]) -> Product:
+    """The part of a product its named bags hold (bags are filled equally); all of it when the
+    product has no named bags or none of them is named."""
+    named = sum(1 for b in product.bags if b.bag_id in bag_ids)
+    if not named:
+        return product
+    return product.model_copy(update=dose_share(product, named / len(product.bags)))
 
 
 def stored_product_available(a: Attempt) -> Verdict:
@@ -556,8 +671,10 @@ def day100_ready(a: Attempt) -> Verdict:
 
 
 def relapse_not_before_day0(a: Attempt) -> Verdict:
+    """Before infusion a relapse or progression is the disease status at transplant; once Day 0
+    is set, a report dated before it comes too late to be either (docs/disease-course.md)."""
     day0 = a.facts.day0
-    return refuse("relapse_before_day0") if day0 is None or a.on < day0 else PASS
+    return refuse("relapse_before_day0") if day0 is not None and a.on < day0 else PASS
 
 
 def _disease_assessed(facts: PathwayFacts, status: str) -> bool:
@@ -583,6 +700,16 @@ def subsequent_transplant_allowed(a: Attempt) -> Verdict:
     }
     met, reason = evidence[a.payload.reason]
     return PASS if met else refuse(reason)
+
+
+def tandem_products_carried(a: Attempt) -> Verdict:
+    """A planned tandem carries this pathway's stored products (the bags still available) to the
+    next HCT [F:CIBMTR-SUBSEQ]: the library derives which, and marks them carried here."""
+    assert isinstance(a.payload, StartSubsequentTransplant)
+    if a.payload.reason != "planned":
+        return PASS
+    carried = tuple(p.product_id for p in a.facts.stored_products() if not p.bags or p.available_bags())
+    return Verdict(derived={"carried_products": carried})
 
 
 def policy_differs(a: Attempt) -> Verdict:
@@ -625,6 +752,11 @@ GUARDS: dict[str, Guard] = {
         collection_sufficient,
         collection_donor_current,
         product_known,
+        donor_mobilization_allowed,
+        cryopreservation_decidable,
+        bag_action_allowed,
+        bags_fit_for_infusion,
+        tandem_products_carried,
         graft_secured,
         regimen_plausible,
         dose_in_plan,
@@ -645,6 +777,14 @@ GUARDS: dict[str, Guard] = {
         not_before_previous_entry,
         policy_differs,
         route_change_allowed,
+        graft_failure_suspicion_fits,
+        graft_failure_suspected,
+        reinstatement_in_window,
+        prophylaxis_plan_fits,
+        prophylaxis_dose_in_plan,
+        stay_fits,
+        growth_factor_day_fits,
+        infection_onset_fits,
     )
 }
 

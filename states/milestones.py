@@ -111,6 +111,16 @@ def _product_disposition(facts: PathwayFacts, policy: Policy, today: date) -> It
     yield from _window("product_disposition", today, facts.ended_on, closes, detail)
 
 
+def _suspicion_review(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
+    """A suspected graft failure asks for a physician's decision within the policy's window
+    (docs/disease-course.md): confirmed by `declare_graft_failure` or cleared."""
+    suspicion = facts.graft_failure_suspicion
+    if suspicion is None:
+        return
+    closes = suspicion.on + timedelta(days=policy.graft_failure_suspicion_review_days)
+    yield from _window("graft_failure_suspicion_review", today, suspicion.on, closes, f"{suspicion.kind} suspected")
+
+
 def _before_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterator[Milestone]:
     planned = facts.planned_day0
     if planned is not None and facts.day0 is None and facts.regimen is not None:
@@ -163,5 +173,6 @@ def milestones(facts: PathwayFacts, policy: Policy, today: date) -> list[Milesto
             *_before_infusion(facts, policy, today),
             *_after_infusion(facts, policy, today),
             *_long_term(facts, policy, today),
+            *_suspicion_review(facts, policy, today),
         ]
     return sorted(found, key=lambda m: (m.due_on, m.name))

@@ -26,14 +26,18 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from states import cgvhd
+from states import care_facts, cgvhd
 from states.facts import (
     Assessment,
     AssessmentKind,
+    Bag,
     Chimerism,
     ChronicGvhdAssessment,
+    CryopreservationDecision,
+    CryopreservationReason,
     DeathCause,
     DonorCandidate,
+    DonorMobilization,
     DsaResult,
     Episode,
     GivenDose,
@@ -46,7 +50,10 @@ from states.facts import (
     PathwayFacts,
     Product,
     ProductDisposition,
+    QuarantineReason,
     Regimen,
+    RelapseKind,
+    RelapseReport,
     Transfusion,
     VodAssessment,
     VodCriteria,
@@ -103,6 +110,10 @@ RULE_FIELDS: dict[str, str] = {
     "lab_value_missing": "anc_x10e9_per_l",
     "disposition_centre_missing": "centre",
     "disposition_consent_missing": "research_consent_version",
+    "bag_ids_count": "bag_ids",
+    "suspicion_evidence_missing": "donor_chimerism_pct",
+    "prophylaxis_schedule_shape": "days",
+    "prophylaxis_agent_twice": "agents",
 }
 
 
@@ -332,6 +343,27 @@ class ReportMobilizationFailure(Payload):
         return _upd(facts, episodes=episodes)
 
 
+class RecordDonorMobilization(Payload):
+    """A donor's G-CSF course on the morning of apheresis: the days given so far and the
+    peripheral-blood CD34+ pre-count. Donor-side: it never adds a patient mobilisation episode."""
+
+    episode_id: Ref
+    donor_ref: Ref | None = None
+    gcsf_days: Annotated[int, Field(strict=True, ge=1, le=10)]
+    cd34_per_ul: Annotated[float, Field(strict=True, ge=0, le=10000)] | None = None
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        donor = self.donor_ref or (facts.current_donors[0] if facts.current_donors else "")
+        course = DonorMobilization(
+            episode_id=self.episode_id,
+            donor_ref=donor,
+            started_at=ctx.at,
+            gcsf_days=self.gcsf_days,
+            cd34_per_ul=self.cd34_per_ul,
+        )
+        return _upd(facts, donor_mobilizations=(*facts.donor_mobilizations, course))
+
+
 class RecordCollection(Payload):
     """A collected product; its effective time is the (first) collection day."""
 
@@ -381,13 +413,103 @@ def _sum(first: float | None, second: float | None) -> float | None:
 
 
 class CryopreserveProduct(Payload):
+    """A product frozen in `bags` bags; naming them (`bag_ids`) lets each be quarantined, thawed
+    and infused on its own (docs/products.md). Entries written before bag ids fold as before."""
+
     product_id: Ref
     bags: Annotated[int, Field(strict=True, ge=1, le=50)]
     location: Label
+    bag_ids: tuple[Ref, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_id_per_bag(self) -> CryopreserveProduct:
+        if self.bag_ids is not None and len(set(self.bag_ids)) != self.bags:
+            raise PydanticCustomError("bag_ids_count", "name each of the `bags` bags once")
+        return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        product = facts.products[self.product_id].model_copy(update={"cryopreserved": True})
+        bags = tuple(Bag(bag_id=b) for b in self.bag_ids or ())
+        product = facts.products[self.product_id].model_copy(update={"cryopreserved": True, "bags": bags})
         return _upd(facts, products={**facts.products, self.product_id: product})
+
+
+class DecideCryopreservation(Payload):
+    """A physician freezes this patient's allogeneic graft although the policy would infuse it
+    fresh: planned, the patient cannot start on time, transport, or the donor's dates [F:NMDP-CRYO]."""
+
+    reason: CryopreservationReason
+    note: Text | None = Field(None, repr=False)
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        decision = CryopreservationDecision(reason=self.reason, decided_on=ctx.on)
+        return _upd(facts, cryopreservation_decision=decision)
+
+
+class BagAction(Payload):
+    """One step in a bag's chain of custody. `needs_quarantine`: True, the bag must be in
+    quarantine; False, it must not be; None, either (the guard `bag_action_allowed`)."""
+
+    bag_id: Ref
+
+    needs_quarantine: ClassVar[bool | None] = None
+
+    def bag_changes(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
+        return _with_bags(facts, {self.bag_id}, self.bag_changes())
+
+
+def _with_bags(facts: PathwayFacts, bag_ids: set[str], changes: dict[str, Any]) -> PathwayFacts:
+    """`changes` applied to the named bags; a product is infused once every bag of it is."""
+    products = dict(facts.products)
+    for pid, product in facts.products.items():
+        if not any(b.bag_id in bag_ids for b in product.bags):
+            continue
+        bags = tuple(b.model_copy(update=changes) if b.bag_id in bag_ids else b for b in product.bags)
+        products[pid] = product.model_copy(update={"bags": bags, "infused": all(b.infused for b in bags)})
+    return _upd(facts, products=products)
+
+
+class QuarantineBag(BagAction):
+    """A bag held back (positive sterility culture, label discrepancy, ...): it cannot be infused."""
+
+    reason: QuarantineReason
+    note: Text | None = Field(None, repr=False)
+
+    needs_quarantine: ClassVar[bool | None] = False
+
+    def bag_changes(self) -> dict[str, Any]:
+        return {"quarantine": self.reason}
+
+
+class ReleaseBag(BagAction):
+    """The investigation closed and the bag is fit for infusion again."""
+
+    note: Text = Field(repr=False)
+
+    needs_quarantine: ClassVar[bool | None] = True
+
+    def bag_changes(self) -> dict[str, Any]:
+        return {"quarantine": None}
+
+
+class DiscardBag(BagAction):
+    """The bag is destroyed (a failed investigation, a broken bag): never infused."""
+
+    reason: Text = Field(repr=False)
+
+    def bag_changes(self) -> dict[str, Any]:
+        return {"discarded": True}
+
+
+class RecordThaw(BagAction):
+    """The bag thawed at the bedside and its post-thaw viability (percent viable cells)."""
+
+    viability_pct: Pct
+
+    def bag_changes(self) -> dict[str, Any]:
+        return {"post_thaw_viability_pct": self.viability_pct}
 
 
 class CompleteCollection(Empty):
@@ -499,6 +621,8 @@ class BedsideCheck(Payload):
     one set of guards judges `infuse`, `rescue_infusion` and `record_infusion` alike."""
 
     products: tuple[Ref, ...] = Field(min_length=1, max_length=4)
+    # Each bag infused, of the products above (docs/products.md); none in entries written before.
+    bag_ids: tuple[Ref, ...] = Field((), max_length=50)
     label_recipient_ref: PatientRef | None = Field(None, repr=False)
     verifiers: tuple[Verifier, ...] = Field((), max_length=2)
 
@@ -513,15 +637,18 @@ class Infuse(BedsideCheck):
     verifiers: tuple[Verifier, ...] = Field(min_length=2, max_length=2)
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _infused(facts, ctx, self.products, "day0")
+        return _infused(facts, ctx, self, "day0")
 
 
-def _infused(facts: PathwayFacts, ctx: Ctx, ids: tuple[str, ...], kind: str) -> PathwayFacts:
+def _infused(facts: PathwayFacts, ctx: Ctx, check: BedsideCheck, kind: str) -> PathwayFacts:
+    """Named bags are infused one by one; a product named without its bags, whole."""
+    facts = _with_bags(facts, set(check.bag_ids), {"infused": True})
     products = dict(facts.products)
-    for pid in ids:
-        if pid in products:
-            products[pid] = products[pid].model_copy(update={"infused": True})
-    infusion = Infusion.model_validate({"at": ctx.at, "kind": kind, "products": ids})
+    for pid in check.products:
+        product = products.get(pid)
+        if product is not None and not any(b.bag_id in check.bag_ids for b in product.bags):
+            products[pid] = product.model_copy(update={"infused": True})
+    infusion = Infusion.model_validate({"at": ctx.at, "kind": kind, "products": check.products, "bags": check.bag_ids})
     changes: dict[str, Any] = {"products": products, "infusions": (*facts.infusions, infusion)}
     if kind == "day0":
         changes["day0"] = ctx.on
@@ -532,7 +659,7 @@ class RescueInfusion(Infuse):
     """A stored autologous backup or a same-donor boost after graft failure: Day 0 stays."""
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(_infused(facts, ctx, self.products, "rescue"), graft_failure=None)
+        return _upd(_infused(facts, ctx, self, "rescue"), graft_failure=None)
 
 
 class RecordInfusion(BedsideCheck):
@@ -545,7 +672,7 @@ class RecordInfusion(BedsideCheck):
     kind: Literal["second_day", "boost", "dli"]
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _infused(facts, ctx, self.products, self.kind)
+        return _infused(facts, ctx, self, self.kind)
 
 
 # --- engraftment and follow-up -------------------------------------------------------------
@@ -610,7 +737,8 @@ class DeclareGraftFailure(Payload):
     kind: Literal["primary", "secondary"]
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, graft_failure=self.kind)
+        # A standing suspicion is confirmed by the declaration: it is no longer open.
+        return _upd(facts, graft_failure=self.kind, graft_failure_suspicion=None)
 
 
 class RecordChimerism(Payload):
@@ -685,11 +813,20 @@ class RecordVodAssessment(Payload):
 
 
 class ReportRelapse(Payload):
+    """Relapse or progression, dated by the entry; before infusion it is the disease status at
+    transplant, kept apart from a relapse after Day 0 (docs/disease-course.md)."""
+
     method: Code
     evidence: Text | None = None
+    kind: RelapseKind = "relapse"
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, relapse_on=facts.relapse_on or ctx.on)
+        if facts.day0 is None:
+            found = facts.relapse_before_infusion or RelapseReport(on=ctx.on, kind=self.kind)
+            return _upd(facts, relapse_before_infusion=found)
+        if facts.relapse_on is not None:
+            return facts
+        return _upd(facts, relapse_on=ctx.on, relapse_kind=self.kind)
 
 
 class RecordAdverseEvent(Payload):
@@ -701,13 +838,17 @@ class RecordAdverseEvent(Payload):
 
 
 class Discharge(Empty):
+    """Ends the open stay (docs/supportive-care.md: length of stay)."""
+
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, discharged=True)
+        return _upd(facts, discharged=True, stays=care_facts.discharged(facts.stays, ctx.on))
 
 
 class Readmit(Empty):
+    """A stay after a discharge; the first, transplant, admission is `admit`."""
+
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, discharged=False)
+        return _upd(facts, discharged=False, stays=care_facts.admitted(facts.stays, ctx.on))
 
 
 class RecordAssessment(Payload):
@@ -741,8 +882,11 @@ class StartSubsequentTransplant(Payload):
     consent_version: Label | None = None
     last_contact_on: ClinicalDate | None = None
     new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
+    carried_products: tuple[Ref, ...] = Field(
+        (), description="Set by the library: the stored products a planned tandem carries to the linked pathway."
+    )
 
-    derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id"})
+    derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id", "carried_products"})
     # The linked pathway was opened with these: they are its identity, not this entry's detail.
     identity_fields: ClassVar[frozenset[str]] = frozenset({"route", "donor_type", "graft_source", "begin_in"})
 
@@ -759,11 +903,52 @@ class StartSubsequentTransplant(Payload):
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return _upd(facts, next_pathway=self.new_pathway_id, ended_on=self.last_contact_on or ctx.on)
+        products = dict(facts.products)
+        for pid in self.carried_products:
+            product = products[pid]
+            carried = {"carried_to": self.new_pathway_id}
+            bags = tuple(b.model_copy(update=carried) if b.available else b for b in product.bags)
+            products[pid] = product.model_copy(update={**carried, "bags": bags})
+        return _upd(facts, products=products, next_pathway=self.new_pathway_id, ended_on=self.last_contact_on or ctx.on)
 
     @property
     def begin_phase(self) -> Phase:
         return Phase(self.begin_in)
+
+    def linked_opening(self, facts: PathwayFacts) -> dict[str, Any]:
+        """The next HCT: its own route, hct_number + 1; begun in donor search, it carries the
+        patient's typing and eligibility and the new consent given at the link."""
+        carried: dict[str, Any] = (
+            {
+                "consent_version": self.consent_version,
+                "eligibility_documented": facts.eligibility_documented,
+                "hla_samples": facts.hla_samples,
+                "abo_samples": facts.abo_samples,
+            }
+            if self.begin_phase is Phase.DONOR_SEARCH
+            else {}
+        )
+        route = {"route": self.route, "donor_type": self.donor_type, "graft_source": self.graft_source}
+        products = tuple(_carried(facts.products[pid]) for pid in self.carried_products)
+        return {**route, "hct_number": facts.hct_number + 1, **carried, "carried_products": products}
+
+
+def _carried(product: Product) -> Product:
+    """What a tandem's next HCT receives of a stored product: the bags still available, and the
+    dose they hold (an equal share per bag; docs/products.md)."""
+    if not product.bags:
+        return product
+    left = product.available_bags()
+    share = len(left) / len(product.bags)
+    return product.model_copy(update={"bags": left, **dose_share(product, share)})
+
+
+def dose_share(product: Product, share: float) -> dict[str, float | None]:
+    """The doses of `share` of a product's bags (bags are filled equally)."""
+    return {
+        "cd34_x10e6_per_kg": None if product.cd34_x10e6_per_kg is None else product.cd34_x10e6_per_kg * share,
+        "tnc_x10e7_per_kg": None if product.tnc_x10e7_per_kg is None else product.tnc_x10e7_per_kg * share,
+    }
 
 
 class RecordRegistryForm(Payload):

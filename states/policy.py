@@ -64,6 +64,10 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     # The physician decides what becomes of a product; the processing facility carries it out. [S]
     "record_product_disposition": frozenset({P, PRO}),
     "record_chronic_gvhd": frozenset({P}),
+    # A physician judges the disease and the graft, and takes a withdrawn patient back. [S]
+    "suspect_graft_failure": frozenset({P}),
+    "clear_graft_failure_suspicion": frozenset({P}),
+    "reinstate": frozenset({P}),
     "record_consent": frozenset({P, C}),
     "record_eligibility": frozenset({P}),
     "record_hla_typing": frozenset({LAB, SYS}),
@@ -74,6 +78,16 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     "report_mobilization_failure": frozenset({P, COL}),
     "record_collection": frozenset({COL, PRO}),
     "cryopreserve_product": frozenset({PRO}),
+    # A donor's G-CSF course is recorded by the collection centre or the registry that runs it;
+    # freezing one patient's graft is the physician's decision. [S]
+    "record_donor_mobilization": frozenset({COL, REG}),
+    "decide_cryopreservation": frozenset({P}),
+    # The laboratory quarantines and thaws a bag; only the quality manager (or the physician,
+    # who answers for the patient) ends a quarantine or discards a bag. [S]
+    "quarantine_bag": frozenset({PRO, QM, P}),
+    "release_bag": frozenset({QM, P}),
+    "discard_bag": frozenset({QM, P}),
+    "record_thaw": frozenset({PRO, RN}),
     "record_conditioning_dose": frozenset({P, RN}),
     "report_donor_unavailable": frozenset({P, C, REG}),
     "select_emergency_donor": frozenset({P}),
@@ -95,6 +109,14 @@ DEFAULT_ROLES: dict[str, frozenset[Role]] = {
     "adopt_policy": frozenset({P, QM}),
     # A route change is a treatment decision: the physician's, with a reason. [S]
     "change_route": frozenset({P}),
+    # GVHD prophylaxis is the physician's plan; nurses record doses and supportive care, the
+    # coordinator the admission. [S]
+    "plan_gvhd_prophylaxis": frozenset({P}),
+    "record_prophylaxis_dose": frozenset({P, RN}),
+    "admit": frozenset({P, C}),
+    "start_growth_factor": frozenset({P, RN}),
+    "record_infection": frozenset({P}),
+    "record_mucositis": frozenset({P, RN}),
 }
 
 
@@ -134,6 +156,12 @@ class Policy(BaseModel):
     # Donors
     idm_window_days: int = Field(30, gt=0, json_schema_extra=_src("F:CFR-1271.80, F:FACT-B6"))
     fresh_product_max_hours: float = Field(48, gt=0, json_schema_extra=_src("F:NMDP-48H"))
+    min_post_thaw_viability_pct: float = Field(
+        70,
+        ge=0,
+        le=100,
+        json_schema_extra=_src("S: a common laboratory release limit; FACT-JACIE asks for the test, not a figure"),
+    )
     min_matches_8: int = Field(
         8, ge=0, le=8, json_schema_extra=_src("S: matched sibling and matched unrelated donors are 8/8 (docs/clinical-rules.md)")
     )
@@ -236,6 +264,54 @@ class Policy(BaseModel):
         ge=0,
         json_schema_extra=_src("S: a disposition for every product left when a pathway ends, within a month"),
     )
+    # docs/disease-course.md: a suspected graft failure waits for a physician's decision.
+    graft_failure_suspicion_review_days: int = Field(
+        7,
+        ge=0,
+        json_schema_extra=_src(
+            "S: F:ASTCT allows a suspicion on chimerism at any time; confirmed or cleared within a week "
+            "(counts are drawn at least twice a week)"
+        ),
+    )
+    # docs/decisions.md "Reinstating a withdrawn patient": later, a new referral.
+    reinstatement_window_days: int = Field(
+        90,
+        ge=0,
+        json_schema_extra=_src(
+            "S: within 3 months of the withdrawal the transplant's work-up is taken up again; "
+            "later the disease and the indication are assessed afresh from a new referral"
+        ),
+    )
+
+    # GVHD prophylaxis and supportive care (docs/supportive-care.md)
+    ptcy_days: tuple[int, ...] = Field(
+        (3, 4),
+        json_schema_extra=_src(
+            "S: the Luznik 2008 schedule, cyclophosphamide 50 mg/kg on Day +3 and +4 (recalled, not re-checked; "
+            "F:HAPLO-MAC and F:HAPLO-BAC use PTCy)"
+        ),
+    )
+    ptcy_immunosuppression_from_day: int = Field(
+        5,
+        json_schema_extra=_src(
+            "S: the Luznik 2008 schedule, tacrolimus (or cyclosporine) and MMF from Day +5, after the last PTCy "
+            "dose: cyclophosphamide must meet proliferating alloreactive T cells unopposed"
+        ),
+    )
+    methotrexate_days: tuple[int, ...] = Field(
+        (1, 3, 6, 11),
+        json_schema_extra=_src(
+            "S: short-course methotrexate (Storb 1986) on Day +1, +3, +6 and +11 (recalled, not re-checked); "
+            "a plan may leave Day +11 out"
+        ),
+    )
+    atg_days: tuple[int, int] = Field(
+        (-5, -1),
+        json_schema_extra=_src("S: ATG is given with the conditioning, before Day 0; the exact days are the protocol's"),
+    )
+    growth_factor_earliest_day: int = Field(
+        5, json_schema_extra=_src("F:SRL-BEAM (filgrastim 5 ug/kg from Day +5 until engraftment)")
+    )
 
     # Time
     future_tolerance_minutes: int = Field(
@@ -280,7 +356,8 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _windows(self) -> Policy:
-        for name in ("day100_window", "day30_window", "month6_window", "year1_window", "conditioning_length_days"):
+        for name in ("day100_window", "day30_window", "month6_window", "year1_window", "conditioning_length_days",
+                     "atg_days"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} must be (first day, last day) with first <= last")

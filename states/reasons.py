@@ -56,7 +56,7 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Reason(
                 "pathway_superseded",
-                "a subsequent transplant closed this pathway; only `correct_entry` and `record_death` remain",
+                "a subsequent transplant or a reinstatement closed this pathway; only `correct_entry`, `record_death` and `record_product_disposition` remain",
                 "CIBMTR-SUBSEQ, decisions.md",
             ),
             Reason(
@@ -76,7 +76,7 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Reason(
                 "patient_has_open_pathway",
-                "`refer` of a patient who already has an open pathway (nothing written), or `start_subsequent_transplant` while the patient has another open pathway",
+                "`refer` of a patient who already has an open pathway (nothing written), or `start_subsequent_transplant` / `reinstate` while the patient has another open pathway",
                 'S, decisions.md "One open pathway per patient"',
             ),
         ),
@@ -354,7 +354,11 @@ SECTIONS: tuple[Section, ...] = (
                 "F:CIBMTR-2450",
             ),
             Reason("chimerism_missing", "allogeneic: a chimerism result since Day 85", "F:CIBMTR-2450"),
-            Reason("relapse_before_day0", "relapse dated before Day 0", "chart"),
+            Reason(
+                "relapse_before_day0",
+                "after infusion, a relapse or progression dated before Day 0 (before infusion it is recorded as the disease status at transplant, docs/disease-course.md)",
+                "chart",
+            ),
             Reason(
                 "graft_failure_not_declared",
                 "a subsequent transplant for graft failure starts from `graft_failure` (or a declared failure)",
@@ -388,12 +392,112 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "Suspected graft failure and reinstatement (docs/disease-course.md)",
+        (
+            Reason(
+                "graft_failure_already_suspected",
+                "`suspect_graft_failure` while a suspicion stands: it is confirmed (`declare_graft_failure`) or cleared first",
+                "S",
+            ),
+            Reason(
+                "suspicion_needs_donor_graft",
+                "donor chimerism and autologous reconstitution are evidence after an allogeneic graft only",
+                "F:ASTCT",
+            ),
+            Reason(
+                "graft_failure_not_suspected",
+                "`clear_graft_failure_suspicion` with no suspicion standing",
+                "S",
+            ),
+            Reason(
+                "reinstatement_window_passed",
+                "`reinstate` more than `reinstatement_window_days` (90) after the withdrawal: refer the patient again",
+                'S, decisions.md "Reinstating a withdrawn patient"',
+            ),
+        ),
+    ),
+    Section(
         "Product disposition (docs/long-term-follow-up.md)",
         (
             Reason(
                 "product_already_disposed",
                 "a product with a recorded disposition (discard, transfer, research) is neither infused nor disposed of again",
                 "FACT-JACIE chain of identity, S",
+            ),
+        ),
+    ),
+    Section(
+        "Donor mobilisation, per-patient cryopreservation, bags and quarantine (docs/products.md)",
+        (
+            Reason(
+                "donor_mobilization_autologous",
+                "`record_donor_mobilization` is a donor's G-CSF course: an autologous patient's own mobilisation is `start_mobilization`",
+                "F:PLERIX-EU, S",
+            ),
+            Reason(
+                "donor_mobilization_not_pbsc",
+                "a donor is mobilised for a peripheral blood graft only (marrow is harvested, cord blood is banked)",
+                "F:PLERIX-EU",
+            ),
+            Reason(
+                "donor_mobilization_graft_cryopreserved",
+                "in `conditioning` a donor is mobilised for a fresh graft only: a graft frozen by policy or decision is collected before conditioning",
+                "F:NMDP-CRYO, F:DKMS-CLEAR",
+            ),
+            Reason(
+                "cryopreservation_already_planned",
+                "`decide_cryopreservation` when the policy (`cryopreserve_before_conditioning`, `cryopreserved_graft_sources`) or an earlier decision already freezes the graft",
+                "S",
+            ),
+            Reason(
+                "cryopreservation_not_for_cord_blood",
+                "cord blood units are banked frozen: there is nothing to decide",
+                "F:CORD-SEL",
+            ),
+            Reason(
+                "cryopreservation_not_decided",
+                "an allogeneic product is frozen during conditioning only after `decide_cryopreservation` (the patient cannot receive it fresh in time)",
+                "F:NMDP-CRYO, F:NMDP-48H",
+            ),
+            Reason(
+                "bag_unknown", "no product of this pathway holds a bag with this id", "FACT-JACIE chain of identity"
+            ),
+            Reason(
+                "bag_not_available",
+                "the bag was infused, discarded or carried to a linked pathway",
+                "FACT-JACIE chain of identity",
+            ),
+            Reason("bag_already_quarantined", "`quarantine_bag` on a bag already in quarantine", "S"),
+            Reason("bag_not_quarantined", "`release_bag` on a bag that is not in quarantine", "S"),
+            Reason(
+                "bag_quarantined",
+                "a bag in quarantine (an open investigation) is not infused until `release_bag`",
+                "FACT-JACIE, 21 CFR 1271.265",
+            ),
+            Reason(
+                "bag_not_of_named_product",
+                "every bag infused belongs to one of the products the infusion names",
+                "FACT-JACIE chain of identity",
+            ),
+            Reason(
+                "product_bags_not_named",
+                "a product frozen with named bags is infused by naming the bags (`bag_ids`), so each is checked",
+                "FACT-JACIE chain of identity",
+            ),
+            Reason(
+                "post_thaw_viability_missing",
+                "a thawed bag is infused after `record_thaw` has recorded its post-thaw viability",
+                "F:CIBMTR-PRODUCT",
+            ),
+            Reason(
+                "post_thaw_viability_below_minimum",
+                "a bag's post-thaw viability is below `min_post_thaw_viability_pct` (70 %)",
+                "S (a common laboratory release limit, docs/products.md), F:CIBMTR-PRODUCT",
+            ),
+            Reason(
+                "product_carried_to_linked_pathway",
+                "a product (or bag) a planned tandem carried to the next HCT is infused there, not here",
+                "F:CIBMTR-SUBSEQ, S",
             ),
         ),
     ),
@@ -434,6 +538,70 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "GVHD prophylaxis and supportive care (docs/supportive-care.md)",
+        (
+            Reason(
+                "ptcy_days_off_policy",
+                "a prophylaxis plan gives post-transplant cyclophosphamide on other Days than `ptcy_days` (Day +3 and +4)",
+                "S, Luznik 2008 schedule",
+            ),
+            Reason(
+                "immunosuppression_too_early_under_ptcy",
+                "under PTCy a calcineurin inhibitor, MMF or sirolimus is planned or given before Day `ptcy_immunosuppression_from_day` (+5)",
+                "S, Luznik 2008 schedule",
+            ),
+            Reason(
+                "methotrexate_day_off_policy",
+                "a plan gives methotrexate on a Day outside `methotrexate_days` (+1, +3, +6, +11)",
+                "S, short-course methotrexate",
+            ),
+            Reason(
+                "atg_day_off_policy",
+                "a plan gives ATG outside `atg_days` (Day -5..-1: with the conditioning)",
+                "S",
+            ),
+            Reason("two_calcineurin_inhibitors", "a plan names both tacrolimus and cyclosporine", "S"),
+            Reason(
+                "prophylaxis_agent_not_in_plan",
+                "`record_prophylaxis_dose` of an agent the current prophylaxis plan does not name (or no plan yet)",
+                "S",
+            ),
+            Reason(
+                "prophylaxis_day_off_plan",
+                "a PTCy, methotrexate or ATG dose on a Day its plan does not name",
+                "S",
+            ),
+            Reason(
+                "prophylaxis_dose_already_given",
+                "a second PTCy, methotrexate or ATG dose on the same Day",
+                "S",
+            ),
+            Reason(
+                "prophylaxis_before_planned_start",
+                "a calcineurin inhibitor, MMF or sirolimus dose before the plan's `from_day`",
+                "S",
+            ),
+            Reason(
+                "admission_already_recorded",
+                "`admit` when a stay is already recorded: a stay after a discharge is `readmit`",
+                "S",
+            ),
+            Reason("already_admitted", "`readmit` while the patient is in hospital", "S"),
+            Reason("already_discharged", "`discharge` when the last stay has already ended", "S"),
+            Reason(
+                "growth_factor_too_early",
+                "G-CSF after the infusion before Day `growth_factor_earliest_day` (+5)",
+                "F:SRL-BEAM",
+            ),
+            Reason("growth_factor_already_started", "`start_growth_factor` when G-CSF has already started", "S"),
+            Reason(
+                "infection_onset_after_entry",
+                "`record_infection` with an `onset_on` after the day it is recorded",
+                "S",
+            ),
+        ),
+    ),
+    Section(
         "Policy versions (docs/versioning.md)",
         (
             Reason(
@@ -446,7 +614,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "Validation rules (InvalidCommand, nothing written)",
         (),
-        "Malformed input never becomes a refusal entry: it raises `InvalidCommand` whose problems name\nthe field path and the rule. The rule is pydantic's error type (`missing`, `extra_forbidden`,\n`greater_than_equal`, `string_pattern_mismatch`, `timezone_aware`, ...) or one of ours:\n`unknown_command`, `derived_field` (a field the library derives was sent),\n`idempotency_key_invalid` (1..189 characters, no control characters, no lone surrogates: the\ncolumn holds 200 and the key of a subsequent transplant's new pathway adds 11),\n`policy_version_unknown` (`adopt_policy` names a version the policy registry does not hold),\n`payload_too_large` (the payload's canonical JSON exceeds the policy's `max_payload_bytes`),\n`payload_too_deep` (mappings and lists nested deeper than `max_payload_depth`),\n`number_out_of_range` (an integer outside 64 bits), `finite_number` (NaN or infinity in a\ncorrection), `string_unicode` (a lone surrogate: not UTF-8), `datetime_out_of_range` (an\neffective time whose UTC day is outside 1900-01-01..2199-12-31, year 1 at +14:00 included),\n`datetime_type` (an effective time that is not a datetime at all),\n`donor_type_for_autologous`, `donor_type_missing`, `graft_source_inconsistent`,\n`donor_type_inconsistent`, `begin_in_inconsistent`, `consent_version_missing`, `dose_missing`,\n`lab_value_missing`, `disposition_centre_missing` (a product transfer, and only a transfer,\nnames the `centre`), `disposition_consent_missing` (research use, and only research use, names\nthe `research_consent_version`), `date_only` (a clinical date must be a date, `YYYY-MM-DD`, never a time or a\nnumber), `date_out_of_range` (1900-01-01..2199-12-31). Cross-field rules are reported on the\nfield they are about (e.g. `with.donor_type`). Numbers are strict: `true` or `\"3.4\"` is not a\ndose.",
+        "Malformed input never becomes a refusal entry: it raises `InvalidCommand` whose problems name\nthe field path and the rule. The rule is pydantic's error type (`missing`, `extra_forbidden`,\n`greater_than_equal`, `string_pattern_mismatch`, `timezone_aware`, ...) or one of ours:\n`unknown_command`, `derived_field` (a field the library derives was sent),\n`idempotency_key_invalid` (1..189 characters, no control characters, no lone surrogates: the\ncolumn holds 200 and the key of a subsequent transplant's new pathway adds 11),\n`policy_version_unknown` (`adopt_policy` names a version the policy registry does not hold),\n`payload_too_large` (the payload's canonical JSON exceeds the policy's `max_payload_bytes`),\n`payload_too_deep` (mappings and lists nested deeper than `max_payload_depth`),\n`number_out_of_range` (an integer outside 64 bits), `finite_number` (NaN or infinity in a\ncorrection), `string_unicode` (a lone surrogate: not UTF-8), `datetime_out_of_range` (an\neffective time whose UTC day is outside 1900-01-01..2199-12-31, year 1 at +14:00 included),\n`datetime_type` (an effective time that is not a datetime at all),\n`donor_type_for_autologous`, `donor_type_missing`, `graft_source_inconsistent`,\n`donor_type_inconsistent`, `begin_in_inconsistent`, `consent_version_missing`, `dose_missing`,\n`lab_value_missing`, `suspicion_evidence_missing` (`suspect_graft_failure` gives donor chimerism\nand/or an ANC), `prophylaxis_schedule_shape` (a PTCy, methotrexate or ATG plan names its\n`days`, the other agents their `from_day`), `prophylaxis_agent_twice` (each agent planned once),\n`disposition_centre_missing` (a product transfer, and only a transfer,\nnames the `centre`), `disposition_consent_missing` (research use, and only research use, names\nthe `research_consent_version`), `bag_ids_count` (`cryopreserve_product` names each of its `bags`\nonce), `date_only` (a clinical date must be a date, `YYYY-MM-DD`, never a time or a\nnumber), `date_out_of_range` (1900-01-01..2199-12-31). Cross-field rules are reported on the\nfield they are about (e.g. `with.donor_type`). Numbers are strict: `true` or `\"3.4\"` is not a\ndose.",
     ),
 )
 

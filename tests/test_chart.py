@@ -35,6 +35,8 @@ POST_INFUSION = (Ph.AWAITING_ENGRAFTMENT, Ph.FOLLOW_UP)
 # Long-term follow-up: after Day +100 the events of life after transplant stay recordable.
 LONG_TERM = (*POST_INFUSION, Ph.DAY100_COMPLETE)
 LAB_PHASES = (Ph.CONDITIONING, *POST_INFUSION, Ph.GRAFT_FAILURE)
+# A relapse or progression before infusion is the disease status at transplant (issue #11).
+RELAPSE_BEFORE_INFUSION = (*PRE[1:], Ph.ON_HOLD, Ph.CONDITIONING)
 
 # PATHWAY.md "Phase-changing triggers": (from, to) of every trigger. `clear_donor` inside
 # conditioning is the emergency donor's clearance ("Events": select_emergency_donor).
@@ -83,7 +85,8 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
     # PATHWAY.md lists collection, conditioning and graft_failure; a DLI or boost bag collected
     # after Day 0 is recorded too, so `record_infusion` can name a known bag (docs/clinical-rules.md).
     "record_collection": {Ph.COLLECTION, Ph.CONDITIONING, *LONG_TERM, Ph.GRAFT_FAILURE},
-    "cryopreserve_product": {Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD},
+    # In conditioning too: a graft the patient cannot receive fresh in time (docs/products.md).
+    "cryopreserve_product": {Ph.COLLECTION, Ph.READY_FOR_CONDITIONING, Ph.ON_HOLD, Ph.CONDITIONING},
     "record_conditioning_dose": {Ph.CONDITIONING},
     "report_donor_unavailable": {Ph.CONDITIONING},
     "select_emergency_donor": {Ph.CONDITIONING},
@@ -93,7 +96,9 @@ PATHWAY_EVENTS: dict[str, set[Phase]] = {
     "record_chimerism": {*LONG_TERM, Ph.GRAFT_FAILURE},
     "record_gvhd_assessment": set(LONG_TERM),
     "record_vod_assessment": {Ph.CONDITIONING, *POST_INFUSION},
-    "report_relapse": set(LONG_TERM),
+    # Before infusion (evaluation to conditioning, on hold) and in graft failure too (issue #11;
+    # docs/disease-course.md).
+    "report_relapse": {*RELAPSE_BEFORE_INFUSION, Ph.GRAFT_FAILURE, *LONG_TERM},
     "record_infusion": set(LONG_TERM),
     "record_adverse_event": set(NOT_FINAL),
     "discharge": set(POST_INFUSION),
@@ -112,6 +117,17 @@ DOCUMENTED_ADDITIONS = {
     "transfer",
     "record_chronic_gvhd",
     "record_product_disposition",
+    # A suspected graft failure and a withdrawn patient's reinstatement (docs/disease-course.md).
+    "suspect_graft_failure",
+    "clear_graft_failure_suspicion",
+    "reinstate",
+    # Donor mobilisation in conditioning, per-patient cryopreservation, bags (docs/products.md).
+    "record_donor_mobilization",
+    "decide_cryopreservation",
+    "quarantine_bag",
+    "release_bag",
+    "discard_bag",
+    "record_thaw",
 }
 
 

@@ -16,10 +16,12 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from difflib import get_close_matches
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -33,10 +35,15 @@ from persistence.schema import ensure_current
 from persistence.store import PathwayRecord, Store, translate_errors
 from states.actor import Actor
 from states.chart import CHART, Command
+from states.command_names import CommandName
+from states.course_payloads import Reinstate
 from states.days import clinical_date, day_label, day_number
 from states.engraftment import neutrophil_recovery_of, platelet_recovery_50_of, platelet_recovery_of
 from states.entry import Draft, Entry, origin_label
 from states.errors import (
+    AmbiguousId,
+    BeforeFirstEntry,
+    ConcurrencyConflict,
     FieldProblem,
     IdempotencyMisuse,
     InvalidCommand,
@@ -66,11 +73,15 @@ from workflow.clock import Clock, SystemClock
 from workflow.corrections import correction_problems
 from workflow.engine import PathwayEngine
 from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
+from workflow.host_session import when_ended
+from workflow.listing import Listed, listed
 from workflow.retry import RetryPolicy, own_transaction, transient
 from workflow.validation import aware, bounded, check_size, plausible_id, subsequent_key, validated
 from workflow.validation import idempotency_key as checked_key
 
 OPEN_PATHWAY = "patient_has_open_pathway"
+LINKED = (StartSubsequentTransplant, Reinstate)
+"""Payloads that close their pathway by opening a linked one (one open pathway per patient)."""
 """Refused: the patient already has an open pathway (one at a time, docs/decisions.md)."""
 
 logger = logging.getLogger(__name__)
@@ -81,8 +92,13 @@ RoleDirectory = Callable[[Connection, str], Iterable[Role]]
 committing transaction, so a role revoked after the pathway was loaded is already denied."""
 
 Listener = Callable[[Entry, PathwayFacts], None]
-"""Called inside the transaction after an entry is appended; raising undoes the command.
-A retried command calls it again: side effects belong in the outbox, not here."""
+"""`listeners=`: called inside the transaction with the sealed entry and the pathway's facts
+after it; raising undoes the command. A retried command calls it again, and a host's rollback
+takes the entry back after the call: side effects belong in `after_commit=` or the outbox.
+`after_commit=` listeners have the same signature and hear only of committed entries."""
+
+_SEALED: ContextVar[list[tuple[Entry, PathwayFacts]] | None] = ContextVar("hsct_sealed", default=None)
+"""The entries the current try of a unit of work has appended, for the after-commit listeners."""
 
 T = TypeVar("T")
 
@@ -162,6 +178,8 @@ class PathwayService:
         retry: RetryPolicy | None = None,
         roles: RoleDirectory | None = None,
         origin: str = "live",
+        after_commit: Sequence[Listener] = (),
+        durable_refusals: bool = True,
     ) -> None:
         # A host's own engine gets the library's set-up too (docs/embedding.md, "Engines").
         self.engine = create_engine(engine) if isinstance(engine, str) else configure_engine(engine)
@@ -171,16 +189,24 @@ class PathwayService:
         self.policy = policy or Policy()
         self.clock = clock or SystemClock()
         self.listeners = list(listeners)
+        self.after_commit = list(after_commit)
+        # A refusal inside a host's transaction is committed on its own (docs/embedding.md).
+        self.durable_refusals = durable_refusals
         self.retry = retry or RetryPolicy()
         self.roles = roles
         self._machine = PathwayEngine()
         if auto_upgrade is None:
             auto_upgrade = self.engine.dialect.name == "sqlite"
-        with translate_errors():  # a busy SQLite at start-up is a ConcurrencyConflict too
-            ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
-            # PolicyError if its version is registered with other rules; stored with its first entry.
-            with self.engine.connect() as connection:
-                self._registered = check(connection, self.policy)
+        try:
+            with translate_errors():  # a busy SQLite at start-up is a ConcurrencyConflict too
+                ensure_current(self.engine, auto_upgrade_empty=auto_upgrade)
+                # PolicyError if its version is registered with other rules; stored with its first entry.
+                with self.engine.connect() as connection:
+                    self._registered = check(connection, self.policy)
+        except Exception:
+            if isinstance(engine, str):  # the engine is ours: its connections must not leak
+                self.engine.dispose()
+            raise
         self._policies = PolicyBook(self.policy)
 
     # --- units of work -------------------------------------------------------------------
@@ -189,18 +215,45 @@ class PathwayService:
         """Run `work` in the host's transaction (a SAVEPOINT inside it, no commit, no retry:
         the host owns both) or in transactions of the service's own, retried by its policy."""
         if session is not None:
-            with translate_errors(), session.begin_nested():
-                return work(Store(session))
-        return self.retry.call(partial(self._unit, work), partial(transient, resend_safe=key is not None))
+            with _sealing() as sealed, translate_errors(), session.begin_nested():
+                done = work(Store(session))
+            if sealed and self.after_commit:
+                when_ended(session, on_commit=partial(self._deliver, sealed))
+            return done
+        done, sealed = self.retry.call(partial(self._unit, work), partial(transient, resend_safe=key is not None))
+        self._deliver(sealed)
+        return done
 
-    def _unit(self, work: Callable[[Store], T]) -> T:
-        """One try of `work` in a transaction of the service's own."""
-        return own_transaction(
-            self.engine,
-            lambda connection: work(Store(connection)),
-            before_commit=AFTER_FLUSH_BEFORE_COMMIT,
-            after_commit=AFTER_COMMIT_BEFORE_DISPATCH,
-        )
+    def _unit(self, work: Callable[[Store], T]) -> tuple[T, list[tuple[Entry, PathwayFacts]]]:
+        """One try of `work` in a transaction of the service's own; the entries it sealed."""
+        with _sealing() as sealed:
+            done = own_transaction(
+                self.engine,
+                lambda connection: work(Store(connection)),
+                before_commit=AFTER_FLUSH_BEFORE_COMMIT,
+                after_commit=AFTER_COMMIT_BEFORE_DISPATCH,
+            )
+        return done, sealed
+
+    def _sealed(self, entry: Entry, facts: PathwayFacts) -> None:
+        """An entry is appended: the in-transaction listeners now, the others after commit."""
+        for listener in self.listeners:
+            listener(entry, facts)
+        sealed = _SEALED.get()
+        if sealed is not None:
+            sealed.append((entry, facts))
+
+    def _deliver(self, sealed: list[tuple[Entry, PathwayFacts]]) -> None:
+        """The after-commit listeners, each entry in order; the entries are committed, so a
+        listener's error is logged and the others still hear of them."""
+        for entry, facts in sealed:
+            for listener in self.after_commit:
+                try:
+                    listener(entry, facts)
+                except Exception:
+                    logger.exception(
+                        "after-commit listener failed on pathway %s (seq %d)", entry.pathway_id, entry.sequence
+                    )
 
     @contextmanager
     def _reading(self, session: Session | None) -> Iterator[Store]:
@@ -265,7 +318,7 @@ class PathwayService:
     def fire(
         self,
         pathway_id: str,
-        command: str,
+        command: CommandName,
         payload: Payload | Mapping[str, Any] | None = None,
         *,
         actor: Actor | Mapping[str, Any],
@@ -303,11 +356,68 @@ class PathwayService:
                     self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
             return outcome
 
-        outcome = self._write(session, work, idempotency_key)
+        if session is not None and self.durable_refusals:
+            outcome = self._in_host(session, work, pathway_id)
+        else:
+            outcome = self._write(session, work, idempotency_key)
         if outcome.refusal is not None:
             raise outcome.refusal
         assert outcome.result is not None
         return outcome.result
+
+    def _in_host(self, session: Session, work: Callable[[Store], _Outcome], pathway_id: str) -> _Outcome:
+        """A command in the host's transaction whose refusal outlives the host's rollback.
+
+        A refusal is undone there and committed apart, on a connection of the service's own
+        that does not wait for the pathway (its lock, or SQLite's write lock). When it would
+        have to wait (the host's transaction holds the lock: it has written to this pathway,
+        or on SQLite to anything) or cannot see the pathway (opened in the host's transaction),
+        the refusal stays in the host's transaction, and if the host's rollback takes it away
+        it is judged and recorded again once that transaction has ended.
+        """
+        try:
+            return self._write(session, partial(_success_only, work), None)
+        except _RefusedHere:
+            pass
+        apart = self._refusal_apart(work, pathway_id)
+        if apart is not None:
+            return apart
+        outcome = self._write(session, work, None)
+        if outcome.refusal is not None:
+            logger.info("refusal on pathway %s kept in the host's transaction", outcome.refusal.pathway_id)
+            when_ended(session, on_rollback=partial(self._record_again, work))
+        return outcome
+
+    def _refusal_apart(self, work: Callable[[Store], _Outcome], pathway_id: str) -> _Outcome | None:
+        """The refusal committed in a short transaction of the service's own, or None when
+        that would wait for a lock or the pathway is not committed (nothing written then)."""
+        try:
+            with translate_errors(), self.engine.connect() as connection, _no_wait(connection):
+                with connection.begin() as transaction:
+                    if connection.execute(_LOCK_NOWAIT, {"b_id": pathway_id}).first() is None:
+                        return None  # opened in the host's transaction: not ours to see
+                    outcome = work(Store(connection))
+                    if outcome.refusal is None:  # it passes now: the host's transaction decides
+                        transaction.rollback()
+                        return None
+                return outcome
+        except (ConcurrencyConflict, UnknownPathway):
+            return None
+
+    def _record_again(self, work: Callable[[Store], _Outcome]) -> None:
+        """After the host's rollback took a refusal away: judge again and record a refusal
+        in a transaction of the service's own (nothing when the command would pass now)."""
+
+        def refusal_only(store: Store) -> _Outcome:
+            outcome = work(store)
+            if outcome.refusal is None:
+                raise _PassesNow
+            return outcome
+
+        try:
+            self._write(None, refusal_only, None)
+        except _PassesNow:
+            logger.info("a refusal undone by the host's rollback would pass now: not recorded again")
 
     def _attempt(
         self,
@@ -335,7 +445,7 @@ class PathwayService:
         log = store.entries(record.id) if isinstance(body, CorrectEntry) else []
         if isinstance(body, CorrectEntry):
             reasons += correction_problems(log, body)  # InvalidCommand when the changes are malformed
-        if isinstance(body, StartSubsequentTransplant) and set(store.open_pathways_of(facts.patient_ref)) - {record.id}:
+        if isinstance(body, LINKED) and set(store.open_pathways_of(facts.patient_ref)) - {record.id}:
             reasons += (OPEN_PATHWAY,)
         crash_point(BEFORE_FLUSH)
         if reasons:
@@ -367,8 +477,8 @@ class PathwayService:
             return
         if judgement.verdict.derived:
             body = body.model_copy(update=dict(judgement.verdict.derived))
-        if isinstance(body, StartSubsequentTransplant):
-            body = self._open_subsequent(store, record, facts, body, who, at, key)
+        if isinstance(body, LINKED):
+            body = self._open_linked(store, record, facts, body, spec.name, who, at, key)
         phase = facts.phase
         if spec.changes_phase:
             phase = self._machine.fire(facts.phase, spec.name, facts, policy)
@@ -398,8 +508,7 @@ class PathwayService:
             facts_json=new_facts.model_dump_json(),
             now=now,
         )
-        for listener in self.listeners:
-            listener(entry, new_facts)
+        self._sealed(entry, new_facts)
         logger.info("%s %s on pathway %s (seq %d)", kind.value, spec.name, record.id, entry.sequence)
         outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
 
@@ -434,42 +543,29 @@ class PathwayService:
             first=draft,
             now=now,
         )
-        for listener in self.listeners:
-            listener(entry, facts)
+        self._sealed(entry, facts)
         logger.info("opened pathway %s in %s", pathway_id, phase.value)
         return Result(pathway_id, phase, entry, None)
 
-    def _open_subsequent(
+    def _open_linked(
         self,
         store: Store,
         record: PathwayRecord,
         facts: PathwayFacts,
-        body: StartSubsequentTransplant,
+        body: StartSubsequentTransplant | Reinstate,
+        trigger: str,
         who: Actor,
         at: datetime,
         key: str | None,
-    ) -> StartSubsequentTransplant:
-        """The linked pathway of the next HCT: own Day 0, hct_number + 1, same patient."""
+    ) -> StartSubsequentTransplant | Reinstate:
+        """The linked pathway (the next HCT, or a withdrawn patient's reinstatement): same
+        patient and timezone; what else it carries is the payload's `linked_opening`."""
         opening = Opening(
             patient_ref=facts.patient_ref,
-            route=body.route,
-            donor_type=body.donor_type,
-            graft_source=body.graft_source,
             timezone=facts.timezone,
-            hct_number=facts.hct_number + 1,
             previous_pathway=record.id,
-            **(
-                {
-                    "consent_version": body.consent_version,
-                    "eligibility_documented": facts.eligibility_documented,
-                    "hla_samples": facts.hla_samples,
-                    "abo_samples": facts.abo_samples,
-                }
-                if body.begin_phase is Phase.DONOR_SEARCH
-                else {}
-            ),
+            **body.linked_opening(facts),
         )
-        trigger = "start_subsequent_transplant"
         opened = self._open(store, opening, body.begin_phase, trigger, who, at, subsequent_key(key))
         return body.model_copy(update={"new_pathway_id": opened.pathway_id})
 
@@ -513,9 +609,8 @@ class PathwayService:
 
     @staticmethod
     def _command(name: str) -> Command:
-        spec = CHART.get(name) if isinstance(name, str) else None
-        if spec is None:
-            raise InvalidCommand(str(name)[:64], [FieldProblem("do", "unknown_command", "not a trigger or event")])
+        spec = CHART.get(command_name(name))
+        assert spec is not None
         return spec
 
     @staticmethod
@@ -606,7 +701,7 @@ class PathwayService:
     def can_fire(
         self,
         pathway_id: str,
-        command: str,
+        command: CommandName,
         payload: Payload | Mapping[str, Any] | None = None,
         *,
         actor: Actor | Mapping[str, Any],
@@ -686,8 +781,9 @@ class PathwayService:
             if until_sequence is not None:
                 entries = entries[:until_sequence]
             later = store.entries(pathway_id) if as_known_now else entries
-        if not entries:
-            raise UnknownPathway(pathway_id)
+            if not entries:
+                first = store.entries(pathway_id)[0].recorded_at.isoformat()
+                raise BeforeFirstEntry(pathway_id, when.isoformat(), f"recorded at {first}")
         return self._snapshot(pathway_id, len(entries), replay(entries, corrections_from=later), when)
 
     def state_on(self, pathway_id: str, on: date, *, session: Session | None = None) -> Snapshot:
@@ -702,7 +798,7 @@ class PathwayService:
         end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(zone)) - timedelta(microseconds=1)
         effective = [e for e in log if e.effective_at <= end and e.kind is not EntryKind.CORRECTION]
         if not effective or effective[0].sequence != 1:
-            raise UnknownPathway(pathway_id)
+            raise BeforeFirstEntry(pathway_id, on.isoformat(), f"effective at {log[0].effective_at.isoformat()}")
         return self._snapshot(pathway_id, effective[-1].sequence, replay(effective, corrections_from=log), end)
 
     def history(self, pathway_id: str, *, session: Session | None = None) -> list[Entry]:
@@ -710,9 +806,45 @@ class PathwayService:
             self._load(store, pathway_id)
             return store.entries(pathway_id)
 
+    def resolve_id(self, given: str, *, session: Session | None = None) -> str:
+        """The pathway id `given` names: itself, or the one id it is a prefix of (at least
+        MIN_ID_PREFIX characters). UnknownPathway when none matches, AmbiguousId (with the
+        count) when several do."""
+        if not plausible_id(given, ID_LENGTH):
+            raise UnknownPathway(str(given)[:64])
+        escaped = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._reading(session) as store:
+            if store.load(given, checked=False) is not None:
+                return given
+            if len(given) < MIN_ID_PREFIX:
+                raise UnknownPathway(given)
+            found = store.connection.execute(_IDS_LIKE, {"b_prefix": escaped + "%"}).scalars().all()
+        if not found:
+            raise UnknownPathway(given)
+        if len(found) > 1:
+            raise AmbiguousId(given, len(found))
+        return str(found[0])
+
     def pathway_ids(self, *, phase: Phase | None = None, session: Session | None = None) -> list[str]:
         with self._reading(session) as store:
             return store.pathway_ids(phase)
+
+    def listing(
+        self,
+        *,
+        phase: Phase | None = None,
+        patient_ref: str | None = None,
+        at: datetime | None = None,
+        session: Session | None = None,
+    ) -> list[Listed]:
+        """One row per pathway (or per pathway of one patient, the open one first), labelled
+        for `at` (default: the clock), from one query (workflow/listing.py)."""
+        when = aware(at, command="listing") if at is not None else self.clock.now()
+        ref = None
+        if patient_ref is not None:
+            ref = validated(_PatientQuery, {"patient_ref": patient_ref}, command="find", prefix="").patient_ref
+        with self._reading(session) as store:
+            return listed(store.records(phase=phase, patient_ref=ref), when, open_first=ref is not None)
 
     def find(self, patient_ref: str, *, session: Session | None = None) -> list[str]:
         """The patient's pathway ids: the open one first, then the others oldest first.
@@ -791,6 +923,68 @@ class _PatientQuery(BaseModel):
 
 _P = PathwayRow.__table__.c
 _PATHWAYS_OF = select(_P.id).where(_P.patient_ref == bindparam("b_patient")).order_by(_P.created_at, _P.id)
+_IDS_LIKE = select(_P.id).where(_P.id.like(bindparam("b_prefix"), escape="\\"))
+
+MIN_ID_PREFIX = 6
+"""The shortest id prefix `resolve_id` expands: shorter ones are taken as whole ids only."""
+
+
+def command_name(name: object) -> CommandName:
+    """`name` as a `CommandName` when the chart has such a command; else InvalidCommand on
+    `command`, with the closest names when it looks misspelt (for names from outside: a URL,
+    a message, a file)."""
+    if isinstance(name, str) and CHART.get(name) is not None:
+        return cast("CommandName", name)
+    close = get_close_matches(name, list(CHART.commands), n=3) if isinstance(name, str) else []
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise InvalidCommand(str(name)[:64], [FieldProblem("command", "unknown_command", f"not a trigger or event{hint}")])
+
+
+class _RefusedHere(Exception):
+    """Rolls the host's SAVEPOINT back when a command was refused in it."""
+
+
+class _PassesNow(Exception):
+    """Rolls back a re-recorded refusal that is no longer refused."""
+
+
+def _success_only(work: Callable[[Store], _Outcome], store: Store) -> _Outcome:
+    outcome = work(store)
+    if outcome.refusal is not None:
+        raise _RefusedHere
+    return outcome
+
+
+_LOCK_NOWAIT = select(_P.id).where(_P.id == bindparam("b_id")).with_for_update(nowait=True)
+"""PostgreSQL: lock the pathway or fail at once (55P03, a ConcurrencyConflict)."""
+
+
+@contextmanager
+def _no_wait(connection: Connection) -> Iterator[None]:
+    """SQLite: BEGIN IMMEDIATE on this connection fails at once instead of waiting for the
+    write lock (the busy timeout is 0 in the block, then restored)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    (timeout,) = driver.execute("PRAGMA busy_timeout").fetchone()
+    driver.execute("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
+@contextmanager
+def _sealing() -> Iterator[list[tuple[Entry, PathwayFacts]]]:
+    """Collect the entries appended in this block (one try of one unit of work)."""
+    sealed: list[tuple[Entry, PathwayFacts]] = []
+    token = _SEALED.set(sealed)
+    try:
+        yield sealed
+    finally:
+        _SEALED.reset(token)
 
 
 def _label(facts: PathwayFacts, at: datetime) -> str | None:

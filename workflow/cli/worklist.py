@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MET_BY: dict[str, str] = {
     "neutrophil_recovery_day28": "confirm_engraftment",
     "primary_graft_failure_review": "declare_graft_failure",
+    "graft_failure_suspicion_review": "declare_graft_failure",
     "day30_assessment": "record_assessment",
     "day100_assessment": "complete_day100",
     "donor_idm_repeat": "record_donor_idm",
