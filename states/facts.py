@@ -177,11 +177,12 @@ class CryopreservationDecision(Frozen):
 
 
 class DonorMobilization(Frozen):
-    """A donor's G-CSF course, kept apart from the patient's own (autologous) mobilisation."""
+    """A donor's G-CSF course as of the morning of apheresis, kept apart from the patient's own
+    (autologous) mobilisation."""
 
     episode_id: str
     donor_ref: str
-    started_at: AwareDatetime
+    at: AwareDatetime
     gcsf_days: int
     cd34_per_ul: float | None = None
 

@@ -357,7 +357,7 @@ class RecordDonorMobilization(Payload):
         course = DonorMobilization(
             episode_id=self.episode_id,
             donor_ref=donor,
-            started_at=ctx.at,
+            at=ctx.at,
             gcsf_days=self.gcsf_days,
             cd34_per_ul=self.cd34_per_ul,
         )

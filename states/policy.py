@@ -307,7 +307,7 @@ class Policy(BaseModel):
     )
     atg_days: tuple[int, int] = Field(
         (-5, -1),
-        json_schema_extra=_src("S: ATG is given with the conditioning, before Day 0; the exact days are the protocol's"),
+        json_schema_extra=_src("S: ATG is given with the conditioning, before Day 0; the days are the protocol's"),
     )
     growth_factor_earliest_day: int = Field(
         5, json_schema_extra=_src("F:SRL-BEAM (filgrastim 5 ug/kg from Day +5 until engraftment)")

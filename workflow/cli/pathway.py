@@ -41,31 +41,27 @@ def list_(
 ) -> None:
     """One line per pathway: id, phase, route, donor type, graft source, HCT number, Day today."""
     service = open_service(db)
-    rows: list[Row] = []
     with library_errors(db):
-        ids = service.pathway_ids(phase=phase) if patient is None else service.find(patient)
-        for pathway_id in ids:
-            snap = service.snapshot(pathway_id)
-            facts = snap.facts
-            if phase is not None and facts.phase is not phase:
-                continue
-            rows.append({
-                "id": pathway_id,
-                "phase": facts.phase.value,
-                "route": facts.route.value,
-                "donor_type": facts.donor_type.value if facts.donor_type else None,
-                "graft_source": facts.graft_source.value,
-                "hct": facts.hct_number,
-                "day": snap.day_label,
-                "entries": snap.version,
-            })
+        rows: list[Row] = [
+            {
+                "id": item.id,
+                "phase": item.phase.value,
+                "route": item.route.value,
+                "donor_type": item.donor_type.value if item.donor_type else None,
+                "graft_source": item.graft_source.value,
+                "hct": item.hct_number,
+                "day": item.day_label,
+                "entries": item.entries,
+            }
+            for item in service.listing(phase=phase, patient_ref=patient)
+        ]
     service.engine.dispose()
     emit(rows, LIST_KEYS, fmt, title="pathways", footer=f"{len(rows)} pathway(s)")
 
 
 @app.command()
 def show(
-    pathway_id: Annotated[str, typer.Argument(metavar="ID", help="The pathway's id.")],
+    pathway_id: Annotated[str, typer.Argument(metavar="ID", help="The pathway's id, or a unique prefix of it.")],
     db: Db = DEFAULT_DB_URL,
     at: Annotated[
         str | None,
@@ -95,21 +91,23 @@ def show(
     fmt: FormatOption = Format.TABLE,
 ) -> None:
     """Phase, Day label, recoveries and the timeline of entries with their Day labels."""
-    from states.errors import UnknownPathway
+    from states.errors import BeforeFirstEntry
 
     if at is not None and on is not None:
         fail("--at (as recorded then) and --on (as known now) ask different questions: give one")
     day = parse_date(on)
     service = open_service(db)
     with library_errors(db):
+        pathway_id = service.resolve_id(pathway_id)
         snap = service.snapshot(pathway_id)
         try:
             if at is not None:
                 snap = service.state_at(pathway_id, parse_time(at, zone=snap.facts.timezone), as_known_now=as_known_now)
             elif day is not None:
                 snap = service.state_on(pathway_id, day)
-        except UnknownPathway:
-            fail(f"pathway {pathway_id} had no entries {'recorded by' if at else 'effective by the end of'} {at or on}")
+        except BeforeFirstEntry as before:
+            fail(f"pathway {pathway_id} had no entries {'recorded by' if at else 'effective by the end of'} {at or on} "
+                 f"(its first entry is of {before.first})")
         history = service.history(pathway_id)
     # --on keeps what was effective by then; the other views what was recorded by then.
     entries = [e for e in history if (e.effective_at <= snap.at if day else e.sequence <= snap.version)]
@@ -133,7 +131,9 @@ def show(
 
 def _summary(snap: Snapshot, milestones: list[Milestone], as_of: str | None) -> dict[str, Any]:
     """The pathway's state as json-ready values (the table prints the same keys as prose)."""
+    from states.care_summary import care_summary
     from states.days import clinical_date
+    from states.product_summary import product_summary
 
     facts = snap.facts
 
@@ -162,6 +162,8 @@ def _summary(snap: Snapshot, milestones: list[Milestone], as_of: str | None) -> 
         "overdue": [m.name for m in milestones if m.status == "overdue"],
         "previous_pathway": facts.previous_pathway,
         "next_pathway": facts.next_pathway,
+        "care": care_summary(facts, clinical_date(snap.at, facts.timezone)),
+        "graft": product_summary(facts),
     }
 
 
@@ -195,11 +197,53 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("overdue", ", ".join(summary["overdue"]) or "-"),
     ]
     lines += [(key.replace("_", " "), summary[key]) for key in ("previous_pathway", "next_pathway") if summary[key]]
+    lines += _care_lines(summary["care"])
+    lines += _graft_lines(summary["graft"])
     console = output_console()
     as_of = f" {escape(summary['as_of'])}" if summary["as_of"] else ""
     console.print(f"[bold]pathway[/] {escape(summary['id'])}{as_of}")
     for key, value in lines:
         console.print(f"  {key}: {escape(value)}")
+
+
+def _care_lines(care: dict[str, Any]) -> list[tuple[str, str]]:
+    """Supportive care and GVHD prophylaxis as prose lines; an item never recorded is left out."""
+    lines = []
+    if care["stays"]:
+        days = care["length_of_stay_days"]
+        stays = "; ".join(f"{s['admitted'] or '?'} to {s['discharged'] or 'now'}" for s in care["stays"])
+        lines.append(("length of stay", f"{'unknown' if days is None else f'{days} days'} ({stays})"))
+    if care["growth_factor"]:
+        growth = care["growth_factor"]
+        lines.append(("G-CSF", f"{growth['agent']} from {growth['started']} ({growth['day']})"))
+    if care["infections"]:
+        lines.append(("infections", "; ".join(
+            f"{i['organism']}, {i['site']}, {i['onset']} ({i['day'] or '-'})" for i in care["infections"])))
+    if care["mucositis_peak_who_grade"] is not None:
+        peak, latest = care["mucositis_peak_who_grade"], care["mucositis_latest_who_grade"]
+        lines.append(("mucositis", f"WHO grade {peak} at worst ({care['mucositis_peak_day'] or '-'}), latest {latest}"))
+    transfused = care["transfusions"]
+    if any(transfused.values()):
+        lines.append(("transfusions", f"red cells {transfused['red_cells']}, platelets {transfused['platelets']}"))
+    if care["gvhd_prophylaxis"]:
+        lines.append(("GVHD prophylaxis", "; ".join(
+            f"{agent} {item['planned']}: {item['doses']} dose(s)" for agent, item in care["gvhd_prophylaxis"].items())))
+    return lines
+
+
+def _graft_lines(graft: dict[str, Any]) -> list[tuple[str, str]]:
+    """The frozen-graft decision, the bags and what a tandem carried in (docs/products.md)."""
+    lines = []
+    if graft["cryopreservation_reason"]:
+        lines.append(("cryopreserved by decision", graft["cryopreservation_reason"]))
+    counted = {status: n for status, n in graft["bags"].items() if n}
+    if counted:
+        lines.append(("bags", ", ".join(f"{status} {n}" for status, n in counted.items())))
+    if graft["quarantined_bags"]:
+        lines.append(("in quarantine", ", ".join(graft["quarantined_bags"])))
+    if graft["carried_in"]:
+        lines.append(("carried from previous HCT", ", ".join(graft["carried_in"])))
+    return lines
 
 
 def _timeline_rows(snap: Snapshot, entries: list[Entry]) -> list[Row]:
@@ -230,7 +274,7 @@ def _timeline_rows(snap: Snapshot, entries: list[Entry]) -> list[Row]:
 
 @app.command()
 def timeline(
-    pathway_id: Annotated[str, typer.Argument(metavar="ID", help="The pathway's id.")],
+    pathway_id: Annotated[str, typer.Argument(metavar="ID", help="The pathway's id, or a unique prefix of it.")],
     out: Annotated[
         Path,
         typer.Option("--out", "-o", metavar="FILE", dir_okay=False,
@@ -251,6 +295,7 @@ def timeline(
     day = parse_date(on)
     service = open_service(db)
     with library_errors(db):
+        pathway_id = service.resolve_id(pathway_id)
         snap = service.snapshot(pathway_id) if day is None else service.state_on(pathway_id, day)
         entries = [e for e in service.history(pathway_id) if e.effective_at <= snap.at]
         data = timeline_data(snap, entries, service.policy)

@@ -42,8 +42,10 @@ from pydantic_core import PydanticCustomError
 from states.actor import Actor
 from states.chart import CHART, INITIAL_COMMAND
 from states.errors import HsctError, PolicyError
+from states.facts import CryopreservationReason
 from states.payloads import Refer
 from states.policy import Policy, policy_from_mapping
+from states.product_summary import BagStatus
 from states.vocabulary import DonorType, GraftSource, Phase, Role, Route
 
 __all__ = [
@@ -226,6 +228,26 @@ class Assertions(_Closed):
     chronic_gvhd_severity: Literal["none", "mild", "moderate", "severe"] | None = Field(
         None, description="NIH 2014 global severity of the latest chronic GVHD assessment; null: none recorded."
     )
+    # Supportive care and GVHD prophylaxis (docs/supportive-care.md), as `hsct pathway show` gives them.
+    length_of_stay_days: int | None = Field(None, ge=0, description="Inpatient days over every stay; null: unknown.")
+    growth_factor_day: int | None = Field(None, description="Day G-CSF started after the infusion; null: not started.")
+    mucositis_peak_who_grade: int | None = Field(None, ge=0, le=4, description="Worst WHO oral mucositis grade.")
+    infections: int | None = Field(None, ge=0, description="Number of infections recorded.")
+    transfusions: dict[Literal["red_cells", "platelets"], int] | None = Field(
+        None, description="Transfusions given, by product (both keys)."
+    )
+    prophylaxis_doses: dict[str, int] | None = Field(
+        None, description="GVHD prophylaxis doses given, by planned agent (every planned agent)."
+    )
+    # The graft (docs/products.md), as `hsct pathway show` gives it.
+    cryopreservation_reason: CryopreservationReason | None = Field(
+        None, description="Why this patient's allogeneic graft is frozen (`decide_cryopreservation`); null: no decision."
+    )
+    bags: dict[BagStatus, int] | None = Field(None, description="Named bags by status (every status).")
+    carried_products: list[str] | None = Field(
+        None, description="Products a planned tandem carried in from the previous pathway ([]: none)."
+    )
+    donor_mobilizations: int | None = Field(None, ge=0, description="Donor G-CSF courses recorded.")
     hct_number: int | None = Field(None, ge=1)
     entries: int | None = Field(None, ge=0, description="Number of log entries, refusals included.")
     refusals: int | None = Field(None, ge=0)

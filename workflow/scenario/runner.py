@@ -35,11 +35,13 @@ from typing import Any, Literal
 
 from persistence.engine import create_engine
 from persistence.origins import SCENARIO_PREFIX, has_live_entries
+from states.care_summary import care_summary
 from states.days import clinical_date, day_label, day_number
 from states.entry import ORIGIN_LENGTH
 from states.errors import HsctError, InvalidCommand, Refused
 from states.gvhd import max_grade
 from states.milestones import milestones
+from states.product_summary import product_summary
 from states.policy import Policy
 from states.vocabulary import EntryKind
 from workflow.clock import ManualClock
@@ -55,14 +57,14 @@ from workflow.scenario.models import (
     effective_policy,
     step_time,
 )
-from workflow.service import PathwayService, Snapshot
+from workflow.service import PathwayService, Snapshot, command_name
 
 __all__ = ["AssertionOutcome", "LiveDatabaseRefused", "ScenarioResult", "StepRow", "run_paths", "run_scenario",
            "scenario_origin"]
 
 Outcome = Literal["succeeded", "refused", "invalid", "error", "checked"]
 
-SETS = frozenset({"flags", "due", "overdue"})  # compared as whole sets of names
+SETS = frozenset({"flags", "due", "overdue", "carried_products"})  # compared as whole sets of names
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,7 @@ class _Run:
             else:
                 if pathway_id is None:
                     raise _StepError(f"pathway {name!r} was never opened (its referral did not succeed)")
-                done = self.service.fire(pathway_id, step.do, step.with_, actor=actor, at=at,
+                done = self.service.fire(pathway_id, command_name(step.do), step.with_, actor=actor, at=at,
                                          idempotency_key=f"{self.key}:{number}")
                 self.reached[name] = done.entry.sequence
                 linked = done.entry.payload.get("new_pathway_id")
@@ -402,6 +404,9 @@ class _Run:
         def recovery_day(on: date | None) -> int | None:
             return None if on is None or facts.day0 is None else day_number(on, facts.day0)
 
+        def care() -> dict[str, Any]:
+            return care_summary(facts, clinical_date(snapshot.at, facts.timezone))
+
         actual: dict[str, Callable[[], Any]] = {
             "phase": lambda: snapshot.phase.value,
             "day": lambda: snapshot.day,
@@ -412,6 +417,16 @@ class _Run:
             "platelet_recovery_50_day": lambda: recovery_day(snapshot.platelet_recovery_50_on),
             "gvhd_max_grade": lambda: max_grade(facts.gvhd),
             "chronic_gvhd_severity": lambda: facts.chronic_gvhd[-1].severity if facts.chronic_gvhd else None,
+            "length_of_stay_days": lambda: care()["length_of_stay_days"],
+            "growth_factor_day": lambda: recovery_day(facts.growth_factor.started_on if facts.growth_factor else None),
+            "mucositis_peak_who_grade": lambda: care()["mucositis_peak_who_grade"],
+            "infections": lambda: len(facts.infections),
+            "transfusions": lambda: care()["transfusions"],
+            "prophylaxis_doses": lambda: {a: p["doses"] for a, p in care()["gvhd_prophylaxis"].items()},
+            "cryopreservation_reason": lambda: product_summary(facts)["cryopreservation_reason"],
+            "bags": lambda: product_summary(facts)["bags"],
+            "carried_products": lambda: product_summary(facts)["carried_in"],
+            "donor_mobilizations": lambda: len(facts.donor_mobilizations),
             "hct_number": lambda: facts.hct_number,
             "entries": lambda: len(history),
             "refusals": lambda: sum(1 for e in history if e.kind is EntryKind.REFUSAL),
