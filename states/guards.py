@@ -548,8 +548,6 @@ def stored_product_available(a: Attempt) -> Verdict:
         product = a.facts.products.get(pid)
         if product is None or product.infused:
             return refuse("no_stored_product_available")
-        if product.disposition is not None:
-            return refuse("product_already_disposed")
     return PASS
 
 
