@@ -115,9 +115,9 @@ class EntryRow(Base):
         UniqueConstraint("pathway_id", "sequence"),
         UniqueConstraint("idempotency_key"),
         CheckConstraint("sequence >= 1", name="sequence_positive"),
+        # `hsct audit log --since/--until` reads through it; no query reads by actor or
+        # trigger alone, so those have no index (migration 0006 dropped them).
         Index("ix_entries_recorded_at", "recorded_at"),
-        Index("ix_entries_actor_id", "actor_id"),
-        Index("ix_entries_trigger", "trigger"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)

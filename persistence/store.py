@@ -279,13 +279,10 @@ _PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (
 _RECORD_FIELDS = (*_PATHWAY_FIELDS, *_HEAD_FIELDS)
 # The pathway row with its head entry's state commitment, in one query: the entry at
 # sequence = version whose hash is head_hash (none when the row and the log disagree).
-_SELECT_PATHWAY = (
-    select(*(P.c[name] for name in _PATHWAY_FIELDS), E.c.facts_digest.label("head_digest"), E.c.form.label("head_form"))
-    .select_from(
-        P.outerjoin(E, and_(E.c.pathway_id == P.c.id, E.c.sequence == P.c.version, E.c.hash == P.c.head_hash))
-    )
-    .where(P.c.id == bindparam("b_id"))
-)
+_PATHWAYS_WITH_HEAD = select(
+    *(P.c[name] for name in _PATHWAY_FIELDS), E.c.facts_digest.label("head_digest"), E.c.form.label("head_form")
+).select_from(P.outerjoin(E, and_(E.c.pathway_id == P.c.id, E.c.sequence == P.c.version, E.c.hash == P.c.head_hash)))
+_SELECT_PATHWAY = _PATHWAYS_WITH_HEAD.where(P.c.id == bindparam("b_id"))
 # PostgreSQL: writers of one pathway queue on its row from the load on, so a command judges
 # the facts it will commit after and a busy pathway costs waiting, not redone work. SQLite
 # renders no FOR UPDATE: BEGIN IMMEDIATE already serialises writers. Only the pathway row is
@@ -323,6 +320,8 @@ _SELECT_BY_KEY = select(*_ENTRY_COLUMNS).where(E.c.idempotency_key == bindparam(
 _SELECT_BODIES = select(*_ENTRY_COLUMNS, E.c.body).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
 _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
 _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
+# Every pathway row with its head entry's commitment, in creation order (one query for a listing).
+_SELECT_RECORDS = _PATHWAYS_WITH_HEAD.order_by(P.c.created_at, P.c.id)
 
 # Pending outbox rows with their entries. The heads are the first pending row of each pathway
 # (no pending row of the same pathway before them); whoever holds a head holds its pathway's
@@ -855,6 +854,23 @@ class Store:
         statement = _SELECT_IDS if phase is None else _SELECT_IDS.where(P.c.phase == Phase(phase).value)
         try:
             return list(self._connection().execute(statement).scalars().all())
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    def records(self, *, phase: Phase | None = None, patient_ref: str | None = None) -> Iterator[PathwayRecord]:
+        """Pathway rows in creation order, from one query, each checked like `load` (its stored
+        facts against its head entry's commitment: IntegrityError naming the first that fails)."""
+        statement = _SELECT_RECORDS
+        if phase is not None:
+            statement = statement.where(P.c.phase == Phase(phase).value)
+        if patient_ref is not None:
+            statement = statement.where(P.c.patient_ref == patient_ref)
+        try:
+            rows = self._connection().execute(statement).mappings()
+            for row in rows:
+                record = _record_from_row(row)
+                self._check(record)
+                yield record
         except DBAPIError as exc:
             _reraise(exc)
 

@@ -1,0 +1,184 @@
+"""One command through the library against raw sqlite3 doing the same writes, durable and not.
+
+For synchronous=FULL (the library's default) and synchronous=OFF (no fsync: what is left is
+CPU), interleaved in one process and repeated `--repetitions` times, it prints median, p10
+and p90 in microseconds of:
+
+- library: `PathwayService.fire` of a repeatable event, in its own transaction;
+- floor: raw sqlite3 BEGIN IMMEDIATE; UPDATE pathways; INSERT entries; COMMIT;
+- floor, same statements: the library's own statement list done raw (the SELECT of the
+  pathway row with its head entry, the UPDATE, the INSERT of the entry and of its outbox row).
+
+At OFF, library minus "same statements" is the library's own Python per command. Prints figures
+and ratios only; nothing asserts on a time. See README.md.
+
+    .venv/bin/python benchmarks/floor.py [--iterations 600] [--repetitions 3] [--labs 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fire import (
+    COMMANDS,
+    RawFloor,
+    build,
+    copy_database,
+    library_op,
+    timed,
+    us,
+    workdir,
+)
+
+from tests.walks import WALKS
+from workflow.audit.verify import verify_log
+from workflow.service import PathwayService
+
+MODES = ("FULL", "OFF")
+
+
+class SameStatements(RawFloor):
+    """The floor plus the two statements the library also runs: the load and the outbox row."""
+
+    load = (
+        "SELECT p.*, e.facts_digest, e.form FROM pathways p LEFT JOIN entries e ON e.pathway_id = p.id"
+        " AND e.sequence = p.version AND e.hash = p.head_hash WHERE p.id = ?"
+    )
+    outbox = (
+        "INSERT INTO outbox (pathway_id, sequence, entry_hash, topic, created_at, attempts) VALUES (?, ?, ?, ?, ?, 0)"
+    )
+
+    def once(self) -> None:
+        pid = next(self.cycle)
+        self.conn.execute("BEGIN IMMEDIATE")
+        row = self.conn.execute(self.load, (pid,)).fetchall()[0]
+        r = dict(zip(self.pathway_columns, row, strict=False))
+        self._write(pid, r["version"], r["head_hash"], r["phase"], r["facts"], r["updated_at"])
+        version, head, *_ = self.heads[pid]
+        self.conn.execute(self.outbox, (pid, version, head, "event.x", r["updated_at"]))
+        self.conn.execute("COMMIT")
+
+
+_MODE = {"synchronous": "FULL"}
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA synchronous = {_MODE['synchronous']}").fetchall()
+
+
+def set_synchronous(svc: PathwayService, floors: Sequence[RawFloor], mode: str) -> None:
+    """The library's connections (set after the library's own PRAGMAs) and the floors' at `mode`."""
+    _MODE["synchronous"] = mode
+    if not event.contains(svc.engine, "connect", _on_connect):
+        event.listen(svc.engine, "connect", _on_connect)
+    svc.engine.dispose()
+    for floor in floors:
+        floor.conn.execute(f"PRAGMA synchronous = {mode}").fetchall()
+
+
+def describe(samples: Sequence[int]) -> str:
+    d = statistics.quantiles(samples, n=10)
+    return f"median {us(statistics.median(samples)):8.1f}  p10 {us(d[0]):8.1f}  p90 {us(d[-1]):8.1f}"
+
+
+def interleaved(ops: dict[str, Callable[[], object]], iterations: int, rounds: int) -> dict[str, list[int]]:
+    per_round = -(-iterations // rounds)
+    samples: dict[str, list[int]] = {name: [] for name in ops}
+    for _ in range(rounds):
+        for name, op in ops.items():
+            gc.collect()
+            samples[name] += timed(op, per_round)
+    return samples
+
+
+def add_labs(svc: PathwayService, targets: Sequence[str], n: int, at: Any) -> None:
+    """`n` lab values on every target, through the service (the history a command carries)."""
+    actor, payload = COMMANDS["record_lab"]
+    for pid in targets:
+        for _ in range(n):
+            svc.fire(pid, "record_lab", payload, actor=actor, at=at)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=600, help="timed fires per figure and repetition")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved blocks per repetition")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--targets", type=int, default=10)
+    parser.add_argument("--labs", type=int, default=0, help="lab values recorded on each target first")
+    parser.add_argument("--command", choices=sorted(COMMANDS), default="record_adverse_event")
+    parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+
+    with workdir(args.dir, args.keep) as where:
+        db = build(
+            where / "library.sqlite",
+            "small",
+            targets=args.targets,
+            total=args.targets,
+            walk=WALKS["autologous"](),
+            command=args.command,
+            seed="store",
+            batch=1000,
+        )
+        if args.labs:
+            add_labs(db.svc, db.targets, args.labs, db.clock.now())
+        copy_database(db, where / "raw.sqlite")
+        copy_database(db, where / "same.sqlite")
+        floor = RawFloor(where / "raw.sqlite", db.targets, args.command, busy_timeout_ms=5000)
+        same = SameStatements(where / "same.sqlite", db.targets, args.command, busy_timeout_ms=5000)
+        ops = {
+            "library fire": library_op(db, args.command),
+            "floor UPDATE+INSERT": floor.once,
+            "floor, same statements": same.once,
+        }
+        print(
+            f"{args.targets} targets, {args.labs} labs each, facts {floor.facts_bytes} B, "
+            f"entry row ~{floor.entry_bytes} B; {args.repetitions} repetitions x {args.iterations} fires"
+        )
+        pooled: dict[tuple[str, str], list[int]] = {}
+        for mode in MODES:
+            set_synchronous(db.svc, [floor, same], mode)
+            for op in ops.values():
+                timed(op, args.warmup)
+            for rep in range(1, args.repetitions + 1):
+                samples = interleaved(ops, args.iterations, args.rounds)
+                for name, values in samples.items():
+                    pooled.setdefault((mode, name), []).extend(values)
+                lib, raw, stmts = (statistics.median(samples[name]) for name in ops)
+                print(
+                    f"synchronous={mode} repetition {rep}: library/floor {lib / raw:.2f}, "
+                    f"library - same statements {us(lib - stmts):.0f} us"
+                )
+                for name, values in samples.items():
+                    print(f"  {name:<24} {describe(values)}  (us)")
+        print("\nall repetitions pooled")
+        for (mode, name), values in pooled.items():
+            print(f"  synchronous={mode:<4} {name:<24} {describe(values)}  (us)")
+        for mode in MODES:
+            lib, raw, stmts = (statistics.median(pooled[(mode, name)]) for name in ops)
+            print(
+                f"synchronous={mode}: ratio library / floor {lib / raw:.2f}; "
+                f"library Python (library - same statements) {us(lib - stmts):.0f} us"
+            )
+        verification = verify_log(db.svc)
+        print(f"chain after the run: {'verifies' if verification.ok else 'DOES NOT VERIFY'}")
+        floor.close()
+        same.close()
+        db.svc.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
