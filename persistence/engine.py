@@ -17,7 +17,12 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from persistence.extras import missing_extra
+
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+BARE_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+"""URL schemes without a driver: mapped to psycopg 3 (`postgresql+psycopg`)."""
 
 
 def masked_url(url: str | URL) -> str:
@@ -64,19 +69,24 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT
     exception messages. SQLite gets WAL, synchronous=FULL, a busy timeout, foreign keys,
     and `BEGIN IMMEDIATE` on every transaction: a writer waits for the lock at BEGIN, under
     the busy timeout, instead of failing with "database is locked" after it has read.
-    A bare `postgresql://` URL is taken to mean psycopg 3, the driver the extra installs.
+    A bare `postgresql://` or `postgres://` URL (what hosting services hand out) is taken to
+    mean psycopg 3, the driver the extra installs.
     """
     parsed = make_url(url)
+    if parsed.drivername in BARE_POSTGRES_SCHEMES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
     kw["hide_parameters"] = True
     kw.setdefault("logging_name", LOGGING_NAME)
     if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
         kw.setdefault("pool_pre_ping", True)
     elif backend != "sqlite":
         raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql+psycopg")
-    return configure_engine(sqlalchemy.create_engine(parsed, **kw), busy_timeout_ms=busy_timeout_ms)
+    try:
+        engine = sqlalchemy.create_engine(parsed, **kw)
+    except ModuleNotFoundError as exc:  # the driver: psycopg without the postgres extra
+        raise missing_extra(exc) from None
+    return configure_engine(engine, busy_timeout_ms=busy_timeout_ms)
 
 
 def configure_engine(engine: Engine, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:

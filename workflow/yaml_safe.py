@@ -15,7 +15,7 @@ import functools
 import re
 from typing import Any
 
-from states.errors import HsctError
+from persistence.extras import missing_extra
 from workflow.input_limits import MAX_NESTING_DEPTH, MAX_YAML_NODES, LimitExceeded
 
 _BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -25,8 +25,8 @@ _BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 def _loader() -> Any:
     try:
         import yaml
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise HsctError("reading YAML needs PyYAML: pip install 'hsct-pathway[yaml]'") from exc
+    except ModuleNotFoundError as exc:  # without the yaml extra: say how to install it
+        raise missing_extra(exc) from None
 
     class Yaml12SafeLoader(yaml.SafeLoader):
         """SafeLoader with YAML 1.2 booleans only."""

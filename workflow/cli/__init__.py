@@ -57,5 +57,8 @@ def _root(
 
 
 def main() -> None:
-    """The console script `hsct`."""
-    app()
+    """The command line, with the install line for a missing extra (the console script
+    `hsct` is `workflow.console.main`, which also reports a missing typer)."""
+    from workflow.console import main as console_main
+
+    console_main()

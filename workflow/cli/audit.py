@@ -1,6 +1,7 @@
 """`hsct audit log | verify | rejudge | keygen | checkpoint | export | fhir`: reading and proving the log.
 
-`log` prints the append-only log across pathways, filtered, as a table, JSON lines or CSV.
+`log` prints the append-only log across pathways, filtered, as a table, JSON, JSON lines or CSV
+(`--format`; table, json and csv as every listing command writes them, workflow/cli/output.py).
 By default only the structural fields are printed (who did what, when, with which outcome
 and reason codes, under which policy, with which hash). Payloads and free-text reasons can
 hold patient references, so they appear only with `--payload`.
@@ -14,11 +15,10 @@ checks it with the standard library alone); `fhir` writes FHIR R4B Bundles. docs
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable
 from contextlib import contextmanager
+from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,9 +38,9 @@ from workflow.cli._common import (
     stderr,
     stdout,
 )
+from workflow.cli.output import Cell, emit, write_json
 from workflow.cli.output import Format as OutputFormat
 from workflow.cli.output import FormatOption as OutputFormatOption
-from workflow.cli.output import emit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -55,10 +55,17 @@ app = typer.Typer(name="audit", help="Read, verify, checkpoint and export the au
 
 
 class Format(StrEnum):
+    """The listing formats, and JSON lines: one entry per line, for streams of any length."""
+
     TABLE = "table"
+    JSON = "json"
     JSONL = "jsonl"
     CSV = "csv"
 
+
+TABLE_FIELDS = ("recorded_at", "effective_at", "pathway_id", "sequence", "kind", "trigger", "to_phase", "actor_id",
+                "actor_role", "reasons")
+"""The table's columns: who did what and when; json, jsonl and csv carry every field of FIELDS."""
 
 FIELDS = (
     "recorded_at",
@@ -104,7 +111,11 @@ def log(
     kind: KindFilter = None,
     since: SinceFilter = None,
     until: UntilFilter = None,
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="table (plain text when piped), json (one list), jsonl (one entry per line) "
+                     "or csv (with a header row)."),
+    ] = Format.TABLE,
     payload: Annotated[
         bool, typer.Option("--payload", help="Include payloads and free-text reasons (may hold patient data).")
     ] = False,
@@ -114,7 +125,7 @@ def log(
     high = parse_time(until, end_of_day=True, option="--until") if until else None
     service = open_service(db)
     with library_errors(db):
-        ids = [pathway] if pathway is not None else service.pathway_ids()
+        ids = [service.resolve_id(pathway)] if pathway is not None else service.pathway_ids()
         found: list[tuple[int, Entry]] = []
         for order, pathway_id in enumerate(ids):
             found += [(order, e) for e in service.history(pathway_id)]
@@ -129,10 +140,13 @@ def log(
     if fmt is Format.JSONL:
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False, sort_keys=False))
-    elif fmt is Format.CSV:
-        typer.echo(_csv(rows, fields), nl=False)
+    elif fmt is Format.JSON:
+        write_json(rows)
     else:
-        _table(rows)
+        flat = [{k: _flat(v) for k, v in row.items()} for row in rows]
+        count = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"
+        keys = TABLE_FIELDS if fmt is Format.TABLE else fields
+        emit(flat, keys, OutputFormat(fmt.value), title="audit log", footer=count)
 
 
 def _wanted(
@@ -158,37 +172,13 @@ def _row(entry: Entry, fields: Iterable[str]) -> dict[str, Any]:
     return {name: values[name] for name in fields}
 
 
-def _csv(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _flat(v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
-def _flat(value: Any) -> Any:
+def _flat(value: Any) -> Cell:
+    """A table or CSV cell: lists space-separated, mappings as JSON."""
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return "" if value is None else value
-
-
-def _table(rows: list[dict[str, Any]]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    shown = ("recorded_at", "effective_at", "pathway_id", "sequence", "kind", "trigger", "to_phase", "actor_id",
-             "actor_role", "reasons")
-    table = Table(title="audit log", title_justify="left")
-    for name in shown:
-        table.add_column(name.replace("_", " "), overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(str(_flat(row[name]))) for name in shown))
-    console = stdout()
-    console.print(table)
-    console.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
+    return value  # type: ignore[no-any-return]
 
 
 # --- verification, checkpoints, exports -------------------------------------------------------
@@ -374,22 +364,28 @@ def _signed(service: PathwayService, db: str, key: Path, workers: int) -> Checkp
 def checkpoint(
     key: KeyOption,
     db: Db = DEFAULT_DB_URL,
-    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="Write it here (default: stdout).",
-                                             dir_okay=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE", dir_okay=False,
+        help="Write it here; `-` prints it on stdout. Default: hsct-checkpoint-<UTC time of signing>.json in the "
+        "current directory.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Processes verifying in parallel first.")] = 1,
 ) -> None:
-    """Verify the log, then sign every pathway's head and a root over them (keep the file elsewhere)."""
+    """Verify the log, then sign every pathway's head and a root over them into a file (keep it elsewhere)."""
+    if out is not None and out != Path("-") and out.exists():
+        fail(f"{out} exists; a checkpoint is never overwritten")
     service = open_service(db)
     try:
         signed = _signed(service, db, key, workers)
     finally:
         service.engine.dispose()
-    if out is None:
+    if out == Path("-"):
         typer.echo(signed.to_json(), nl=False)
     else:
-        if out.exists():
-            fail(f"{out} exists; a checkpoint is never overwritten")
-        signed.write(out)
+        target = out or Path(f"hsct-checkpoint-{signed.created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}.json")
+        if target.exists():
+            fail(f"{target} exists; a checkpoint is never overwritten")
+        signed.write(target)
+        stderr().print(f"checkpoint written to {target.resolve()}", markup=False, highlight=False)
     stderr().print(f"checkpoint of {signed.pathways} pathways, {signed.entries} entries, root {signed.root}, "
                    f"signed by {signed.public_key}")
 
