@@ -52,10 +52,12 @@ from states.vocabulary import CLOSED_PHASES, DonorType, GraftSource, Phase, Rout
 
 __all__ = [
     "DuplicateIdempotencyKey",
+    "LogFilter",
     "OutboxMessage",
     "PathwayRecord",
     "StorageError",
     "Store",
+    "log_select",
     "translate_error",
     "translate_errors",
 ]
@@ -318,6 +320,46 @@ _FIRST_RECORDED_AFTER = (
 _SELECT_ENTRIES_UNTIL = _SELECT_ENTRIES.where(E.c.sequence < func.coalesce(_FIRST_RECORDED_AFTER, 2**31 - 1))
 _SELECT_BY_KEY = select(*_ENTRY_COLUMNS).where(E.c.idempotency_key == bindparam("b_key"))
 _SELECT_BODIES = select(*_ENTRY_COLUMNS, E.c.body).where(E.c.pathway_id == bindparam("b_id")).order_by(E.c.sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which entries `Store.log` reads; every field set narrows it. Times bound `recorded_at`,
+    both ends included."""
+
+    pathway_id: str | None = None
+    actor_id: str | None = None
+    trigger: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def log_select(where: LogFilter) -> Any:
+    """The entries `where` selects, oldest recorded first (ties: pathways in creation order,
+    then sequence). A pathway is read through the (pathway_id, sequence) index and a time
+    window through `ix_entries_recorded_at`; actor, trigger and kind are compared on what those
+    leave (tests/persistence/test_log_plans.py reads the plans)."""
+    clauses = [
+        column == value
+        for column, value in (
+            (E.c.pathway_id, where.pathway_id),
+            (E.c.actor_id, where.actor_id),
+            (E.c.trigger, where.trigger),
+            (E.c.kind, where.kind),
+        )
+        if value is not None
+    ]
+    if where.since is not None:
+        clauses.append(E.c.recorded_at >= _aware(where.since, "since"))
+    if where.until is not None:
+        clauses.append(E.c.recorded_at <= _aware(where.until, "until"))
+    return (
+        select(*_ENTRY_COLUMNS)
+        .join_from(E, P, P.c.id == E.c.pathway_id)
+        .where(*clauses)
+        .order_by(E.c.recorded_at, P.c.created_at, P.c.id, E.c.sequence)
+    )
 _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
 _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
 # Every pathway row with its head entry's commitment, in creation order (one query for a listing).
@@ -841,6 +883,15 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return [_entry_from_row(row) for row in rows]
+
+    def log(self, where: LogFilter) -> Iterator[Entry]:
+        """The entries of every pathway that `where` selects, filtered in SQL (see `log_select`),
+        oldest recorded first, streamed from one query."""
+        try:
+            for row in self._connection().execute(log_select(where)).mappings():
+                yield _entry_from_row(row)
+        except DBAPIError as exc:
+            _reraise(exc, where.pathway_id or "")
 
     def entry_by_idempotency_key(self, key: str) -> Entry | None:
         try:

@@ -32,7 +32,7 @@ from persistence.engine import configure_engine, create_engine
 from persistence.models import ID_LENGTH, PathwayRow
 from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
-from persistence.store import PathwayRecord, Store, translate_errors
+from persistence.store import LogFilter, PathwayRecord, Store, translate_errors
 from states.actor import Actor
 from states.chart import CHART, Command
 from states.command_names import CommandName
@@ -805,6 +805,12 @@ class PathwayService:
         with self._reading(session) as store:
             self._load(store, pathway_id)
             return store.entries(pathway_id)
+
+    def log(self, where: LogFilter, *, session: Session | None = None) -> list[Entry]:
+        """The entries of every pathway (or one) that `where` selects, oldest recorded first,
+        filtered in SQL (`hsct audit log`)."""
+        with self._reading(session) as store:
+            return list(store.log(where))
 
     def resolve_id(self, given: str, *, session: Session | None = None) -> str:
         """The pathway id `given` names: itself, or the one id it is a prefix of (at least

@@ -44,7 +44,6 @@ from workflow.cli.output import FormatOption as OutputFormatOption
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from datetime import datetime
 
     from states.entry import Entry
     from workflow.audit.checkpoint import Checkpoint
@@ -121,20 +120,21 @@ def log(
     ] = False,
 ) -> None:
     """Entries of every pathway (or one), oldest recorded first."""
+    from persistence.store import LogFilter
+
     low = parse_time(since, option="--since") if since else None
     high = parse_time(until, end_of_day=True, option="--until") if until else None
     service = open_service(db)
     with library_errors(db):
-        ids = [service.resolve_id(pathway)] if pathway is not None else service.pathway_ids()
-        found: list[tuple[int, Entry]] = []
-        for order, pathway_id in enumerate(ids):
-            found += [(order, e) for e in service.history(pathway_id)]
+        entries = service.log(LogFilter(
+            pathway_id=None if pathway is None else service.resolve_id(pathway),
+            actor_id=actor,
+            trigger=trigger,
+            kind=None if kind is None else kind.value,
+            since=low,
+            until=high,
+        ))
     service.engine.dispose()
-    entries = [
-        entry
-        for _, entry in sorted(found, key=lambda pair: (pair[1].recorded_at, pair[0], pair[1].sequence))
-        if _wanted(entry, actor=actor, trigger=trigger, kind=kind, low=low, high=high)
-    ]
     fields = FIELDS + PAYLOAD_FIELDS if payload else FIELDS
     rows = [_row(entry, fields) for entry in entries]
     if fmt is Format.JSONL:
@@ -147,24 +147,6 @@ def log(
         count = f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"
         keys = TABLE_FIELDS if fmt is Format.TABLE else fields
         emit(flat, keys, OutputFormat(fmt.value), title="audit log", footer=count)
-
-
-def _wanted(
-    entry: Entry,
-    *,
-    actor: str | None,
-    trigger: str | None,
-    kind: EntryKind | None,
-    low: datetime | None,
-    high: datetime | None,
-) -> bool:
-    return (
-        (actor is None or entry.actor_id == actor)
-        and (trigger is None or entry.trigger == trigger)
-        and (kind is None or entry.kind is kind)
-        and (low is None or entry.recorded_at >= low)
-        and (high is None or entry.recorded_at <= high)
-    )
 
 
 def _row(entry: Entry, fields: Iterable[str]) -> dict[str, Any]:
