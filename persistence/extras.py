@@ -21,6 +21,7 @@ EXTRAS: dict[str, str] = {
     "cryptography": "audit",
     "fastapi": "http",
     "uvicorn": "http",
+    "graphviz": "docs",
 }
 """Top-level module name -> the extra of pyproject.toml that installs it."""
 
