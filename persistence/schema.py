@@ -18,6 +18,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from persistence.engine import masked_url
+from persistence.models import Base
 from states.errors import SchemaOutOfDate
 
 # Not "alembic_version": a host that keeps its own Alembic history in the same schema
@@ -68,6 +69,14 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
+def upgrade_on(connection: Connection, revision: str = "head") -> None:
+    """Migrate on a connection the caller holds, in its transaction: the recipe for a host's
+    own Alembic environment, which runs its history and then this one (docs/embedding.md).
+    Only the library's own version table (`hsct_alembic_version`) is read and written."""
+    _lock(connection)
+    _upgrade(connection, revision)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate to `revision` in one transaction (PostgreSQL rolls all of it back on failure)."""
     with engine.begin() as connection:
@@ -76,8 +85,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _is_empty(connection: Connection) -> bool:
+    """No table of the library's yet: a host's own tables beside it do not count."""
     tables = set(inspect(connection).get_table_names())
-    return not (tables - {VERSION_TABLE})
+    return not (tables & (set(Base.metadata.tables) | {VERSION_TABLE}))
 
 
 def ensure_current(engine: Engine, *, auto_upgrade_empty: bool) -> None:

@@ -46,6 +46,27 @@ class UnknownPathway(HsctError):
         super().__init__(f"no pathway with id {pathway_id!r}")
 
 
+class BeforeFirstEntry(HsctError):
+    """The pathway exists, but nothing of it was recorded (or effective) by the time asked
+    about: there is no state to show yet. `first` is when its first entry was recorded
+    (`state_at`) or took effect (`state_on`)."""
+
+    def __init__(self, pathway_id: str, asked: str, first: str) -> None:
+        self.pathway_id = pathway_id
+        self.asked = asked
+        self.first = first
+        super().__init__(f"pathway {pathway_id} had no entry by {asked}: its first entry is of {first}")
+
+
+class AmbiguousId(HsctError):
+    """An id prefix matched more than one pathway: give more characters."""
+
+    def __init__(self, prefix: str, matches: int) -> None:
+        self.prefix = prefix
+        self.matches = matches
+        super().__init__(f"id prefix {prefix!r} matches {matches} pathways: give more characters")
+
+
 class Refused(HsctError):
     """A well-formed attempt the chart, a guard or the role table refused.
 

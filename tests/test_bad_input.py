@@ -230,7 +230,7 @@ def test_naive_datetimes_in_other_date_fields(
 
 @pytest.mark.parametrize("command", ["to_conditioning", "teleport", "", "INFUSE", "infuse ", "refer"])
 def test_unknown_command_names(service: PathwayService, clock: ManualClock, pathway: str, command: str) -> None:
-    assert problems(_fire(service, clock, pathway, command, {})) == {("do", "unknown_command")}
+    assert problems(_fire(service, clock, pathway, command, {})) == {("command", "unknown_command")}
 
 
 @pytest.mark.parametrize("pathway_id", ["no-such-pathway", str(uuid.UUID(int=7)), "", "x" * 500])

@@ -42,6 +42,7 @@ PUBLIC_API = {
     "open_work",
     "history",
     "pathway_ids",
+    "resolve_id",
     "find",
     "milestones",
     "due",
@@ -162,5 +163,5 @@ def test_no_to_phase_method_or_other_bypass(service: PathwayService, clock: Manu
             pathway_id,
             lambda phase=phase: service.fire(pathway_id, f"to_{phase.value}", {}, actor=PHYS, at=clock.now()),
         )
-        assert [(p.path, p.rule) for p in error.problems] == [("do", "unknown_command")]
+        assert [(p.path, p.rule) for p in error.problems] == [("command", "unknown_command")]
     assert service.snapshot(pathway_id).phase is Phase.READY_FOR_CONDITIONING

@@ -30,6 +30,11 @@ def commands(
         typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
                      help="Write the whole reference as markdown to FILE (docs/commands.md)."),
     ] = None,
+    python: Annotated[
+        bool,
+        typer.Option("--python", help="Instead: the typed command names and payload classes as a Python "
+                     "module (--output states/command_names.py)."),
+    ] = False,
 ) -> None:
     """Phases, roles, guards and payload fields (units, limits) of every trigger and event."""
     from difflib import get_close_matches
@@ -38,6 +43,15 @@ def commands(
     from workflow import reference
     from workflow.policy_files import load_policy
 
+    if python:
+        from workflow.command_module import python_module
+
+        if output is None:
+            typer.echo(python_module(), nl=False)
+        else:
+            output.write_text(python_module(), encoding="utf-8")
+            typer.echo(f"typed command names written to {output}", err=True)
+        return
     if output is not None:
         output.write_text(reference.markdown(), encoding="utf-8")
         typer.echo(f"command reference written to {output}", err=True)

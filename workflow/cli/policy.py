@@ -141,7 +141,9 @@ def add(
 
 @app.command()
 def adopt(
-    pathway_id: Annotated[str, typer.Argument(metavar="PATHWAY", help="The running pathway to move.")],
+    pathway_id: Annotated[
+        str, typer.Argument(metavar="PATHWAY", help="The running pathway to move (its id or a unique prefix).")
+    ],
     version: Annotated[str, typer.Option("--version", metavar="VERSION", help="The registered policy to adopt.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (required unless --dry-run).")] = None,
     actor_id: Annotated[str, typer.Option("--actor-id", help="Who decides.")] = "",
@@ -156,6 +158,7 @@ def adopt(
     service = open_service(db)
     when = parse_time(at) if at else None
     with library_errors(db):
+        pathway_id = service.resolve_id(pathway_id)
         if dry_run:
             _print_preview(preview_policy_change(service, pathway_id, version, at=when))
             return

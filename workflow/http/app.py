@@ -56,7 +56,7 @@ from workflow.http.schemas import (
 )
 from workflow.http.webhooks import WebhookRelay, WebhookTarget
 from workflow.outbox import Dispatcher
-from workflow.service import Availability, PathwayService, Result, Snapshot
+from workflow.service import Availability, PathwayService, Result, Snapshot, command_name
 from workflow.validation import problems_of
 
 logger = logging.getLogger(__name__)
@@ -381,16 +381,17 @@ def _command_routes(app: FastAPI, spec: Command) -> None:
         if_match: IF_MATCH = None,
     ) -> JSONResponse:
         at = body.at if body.at is not None else service.clock.now()
+        command = command_name(name)
         if if_match is None:
-            result = service.fire(pathway_id, name, body.with_, actor=who, at=at, idempotency_key=key)
+            result = service.fire(pathway_id, command, body.with_, actor=who, at=at, idempotency_key=key)
         else:
             result = fire_if_match(
-                service, pathway_id, name, body.with_, actor=who, at=at, idempotency_key=key, if_match=if_match
+                service, pathway_id, command, body.with_, actor=who, at=at, idempotency_key=key, if_match=if_match
             )
         return _result(result)
 
     def check(service: Service, who: Caller, body: Body, pathway_id: PATHWAY_ID) -> AvailabilityOut:
-        return _availability(service.can_fire(pathway_id, name, body.with_, actor=who, at=body.at))
+        return _availability(service.can_fire(pathway_id, command_name(name), body.with_, actor=who, at=body.at))
 
     fire.__doc__ = f"Fire `{name}` (phase-changing)." if spec.changes_phase else f"Record `{name}`."
     check.__doc__ = f"Would `{name}` pass now? Nothing is written."

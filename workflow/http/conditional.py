@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from persistence.store import Store
 from states.actor import Actor
+from states.command_names import CommandName
 from states.errors import Refused, UnknownPathway
 from workflow.http.problems import HttpProblem, etag
 from workflow.retry import own_transaction, transient
@@ -31,7 +32,7 @@ def matches(if_match: str, version: int) -> bool:
 def fire_if_match(
     service: PathwayService,
     pathway_id: str,
-    command: str,
+    command: CommandName,
     payload: Mapping[str, Any] | None,
     *,
     actor: Actor,
