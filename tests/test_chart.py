@@ -128,6 +128,13 @@ DOCUMENTED_ADDITIONS = {
     "release_bag",
     "discard_bag",
     "record_thaw",
+    # GVHD prophylaxis and supportive care (docs/supportive-care.md).
+    "plan_gvhd_prophylaxis",
+    "record_prophylaxis_dose",
+    "admit",
+    "start_growth_factor",
+    "record_infection",
+    "record_mucositis",
 }
 
 
