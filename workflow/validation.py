@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from difflib import get_close_matches
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -43,7 +44,18 @@ def validated(model: type[M], data: Any, *, command: str, prefix: str = "with") 
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise InvalidCommand(command, problems_of(exc, prefix)) from None
+        raise InvalidCommand(command, [_closest(p, model, prefix) for p in problems_of(exc, prefix)]) from None
+
+
+def _closest(problem: FieldProblem, model: type[BaseModel], prefix: str) -> FieldProblem:
+    """An unknown top-level field gets the model's closest field names ("did you mean")."""
+    name = problem.path.removeprefix(f"{prefix}.") if prefix else problem.path
+    if problem.rule != "extra_forbidden" or "." in name:
+        return problem
+    close = get_close_matches(name, list(model.model_fields), n=3)
+    if not close:
+        return problem
+    return FieldProblem(problem.path, problem.rule, f"{problem.message}; did you mean {', '.join(close)}?")
 
 
 def aware(value: Any, *, command: str, field: str = "at") -> datetime:

@@ -4,6 +4,7 @@ are checked with "did you mean", and mypy catches a misspelt name or payload fie
 from __future__ import annotations
 
 import typing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,13 @@ from mypy import api
 from states.chart import CHART
 from states.command_names import COMMAND_NAMES, PAYLOADS, CommandName
 from states.errors import InvalidCommand
+from tests.walks import COORD, PHYS
 from workflow.command_module import python_module
-from workflow.service import command_name
+from workflow.service import PathwayService, command_name
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "states" / "command_names.py"
+AT = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 
 def test_the_generated_module_is_in_step_with_the_chart() -> None:
@@ -66,3 +69,15 @@ def test_mypy_catches_a_misspelt_command_and_a_wrong_payload_field(tmp_path: Pat
     assert "Literal['record_concent']" in errors[0]
     assert "host.py:12: error:" in errors[1]
     assert "consent_versoin" in errors[1]
+
+
+def test_a_misspelt_payload_field_gets_the_closest_names(service: PathwayService) -> None:
+    referral = {"patient_ref": "PT-TYPED1", "route": "autologous", "graft_source": "pbsc"}
+    pathway_id = service.refer(referral, actor=PHYS, at=AT).pathway_id
+    with pytest.raises(InvalidCommand) as bad:
+        service.fire(pathway_id, "record_consent", {"consent_versoin": "v3"}, actor=COORD, at=AT)
+    by_path = {p.path: p for p in bad.value.problems}
+    assert by_path["with.consent_versoin"].rule == "extra_forbidden"
+    assert by_path["with.consent_versoin"].message.endswith("did you mean consent_version?")
+    assert by_path["with.consent_version"].rule == "missing"
+    assert len(service.history(pathway_id)) == 1  # nothing written
