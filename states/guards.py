@@ -375,11 +375,15 @@ def graft_secured(a: Attempt) -> Verdict:
 
 def regimen_plausible(a: Attempt) -> Verdict:
     """Planned Day 0 ahead; the conditioning period has the policy's usual length (Day -N to
-    Day -1, 5-10 days by default), or the plan says why not (Mel200, a short NMA regimen)."""
+    Day -1, 5-10 days by default), or the plan says why not (Mel200, a short NMA regimen); and it
+    does not begin before the start itself, so the plan's span is planned Day 0 minus the start."""
     assert isinstance(a.payload, StartConditioning)
     reasons = ["planned_day0_in_past"] if a.payload.planned_day0 < a.on else []
     if regimen_length_outside(a.payload.regimen, a.policy) and a.payload.length_reason is None:
         reasons.append("regimen_length_outside_policy")
+    first_dose = a.payload.planned_day0 + timedelta(days=min(d.day for d in a.payload.regimen.plan))
+    if first_dose < a.on:
+        reasons.append("conditioning_plan_before_start")
     return refuse(*reasons)
 
 

@@ -882,8 +882,8 @@ class StartSubsequentTransplant(Payload):
     consent_version: Label | None = None
     last_contact_on: ClinicalDate | None = None
     new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
-    carried_products: tuple[Ref, ...] = Field(
-        (), description="Set by the library: the stored products a planned tandem carries to the linked pathway."
+    carried_products: tuple[Ref, ...] | None = Field(
+        None, description="Set by the library: the stored products a planned tandem carries to the linked pathway."
     )
 
     derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id", "carried_products"})
@@ -904,7 +904,7 @@ class StartSubsequentTransplant(Payload):
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         products = dict(facts.products)
-        for pid in self.carried_products:
+        for pid in self.carried_products or ():
             product = products[pid]
             carried = {"carried_to": self.new_pathway_id}
             bags = tuple(b.model_copy(update=carried) if b.available else b for b in product.bags)
@@ -929,7 +929,7 @@ class StartSubsequentTransplant(Payload):
             else {}
         )
         route = {"route": self.route, "donor_type": self.donor_type, "graft_source": self.graft_source}
-        products = tuple(_carried(facts.products[pid]) for pid in self.carried_products)
+        products = tuple(_carried(facts.products[pid]) for pid in self.carried_products or ())
         return {**route, "hct_number": facts.hct_number + 1, **carried, "carried_products": products}
 
 

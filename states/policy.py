@@ -160,7 +160,7 @@ class Policy(BaseModel):
         70,
         ge=0,
         le=100,
-        json_schema_extra=_src("S: a common laboratory release limit; FACT-JACIE asks for the test, not a figure"),
+        json_schema_extra=_src("S: a common laboratory release limit (docs/products.md); data F:POSTTHAW"),
     )
     min_matches_8: int = Field(
         8, ge=0, le=8, json_schema_extra=_src("S: matched sibling and matched unrelated donors are 8/8 (docs/clinical-rules.md)")

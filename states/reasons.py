@@ -246,6 +246,11 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Reason("planned_day0_in_past", "a planned Day 0 before the conditioning start date", "S"),
             Reason(
+                "conditioning_plan_before_start",
+                "the plan's first dose (planned Day 0 minus N) falls before the `start_conditioning` date: conditioning starts with its first dose, so the length check reads the plan",
+                "S",
+            ),
+            Reason(
                 "regimen_length_outside_policy",
                 "the conditioning period (Day -N of the first planned dose through Day -1, rest days included) lies outside `conditioning_length_days` (5..10) and `start_conditioning` gives no `length_reason`; with one it is accepted and flagged `conditioning_length_outside_policy`",
                 "S (conditioning usually lasts 5-10 days), F:SRL-BEAM, F:BUCY",

@@ -164,7 +164,9 @@ def test_schema_is_json_schema_of_the_format() -> None:
     assert set(defs["Assertions"]["properties"]) == set(ASSERTION_KEYS) == {
         "phase", "day", "planned_day0", "day0", "neutrophil_recovery_day", "platelet_recovery_day",
         "platelet_recovery_50_day", "gvhd_max_grade", "chronic_gvhd_severity", "hct_number", "entries", "refusals",
-        "flags", "due", "overdue",
+        "flags", "due", "overdue", "cryopreservation_reason", "bags", "carried_products", "donor_mobilizations",
+        "length_of_stay_days", "growth_factor_day", "mucositis_peak_who_grade", "infections", "transfusions",
+        "prophylaxis_doses",
     }
     assert set(defs["ActionStep"]["properties"]["do"]["enum"]) == {"refer", *CHART.commands}
     for name in ("ActionStep", "CheckStep", "Assertions", "ActorSpec", "PathwaySpec"):

@@ -41,8 +41,8 @@ from states.entry import ORIGIN_LENGTH
 from states.errors import HsctError, InvalidCommand, Refused
 from states.gvhd import max_grade
 from states.milestones import milestones
-from states.product_summary import product_summary
 from states.policy import Policy
+from states.product_summary import product_summary
 from states.vocabulary import EntryKind
 from workflow.clock import ManualClock
 from workflow.scenario.loader import load_paths, load_scenario
