@@ -221,3 +221,26 @@ def test_reinstatement_beside_a_new_referral_is_refused(service: PathwayService,
     assert refused(service, clock, old, at, PHYS, "reinstate", {"reason": "patient changed mind"}) == (
         "patient_has_open_pathway",
     )
+
+
+# --- conditioning length: the plan's span is planned Day 0 minus the start ---------------------
+
+
+def _plan(first_day: int, day0: str) -> dict[str, object]:
+    plan = [{"day": n, "drug": "busulfan", "dose": "3.2 mg/kg"} for n in range(first_day, -1)]
+    return {"regimen": {"name": "Bu", "intensity": "MAC", "plan": plan}, "planned_day0": day0}
+
+
+def test_conditioning_starts_with_its_first_planned_dose(service: PathwayService, clock: ManualClock) -> None:
+    pid = reach(service, clock, "autologous", Phase.READY_FOR_CONDITIONING)
+    day0 = (clock.now() + timedelta(days=20)).date()
+    # A 7-day plan (Day -7..-1) recorded as started on Day -3: four doses would precede the start.
+    late_start = on(day0, -3, 8)
+    assert refused(service, clock, pid, late_start, PHYS, "start_conditioning", _plan(-7, day0.isoformat())) == (
+        "conditioning_plan_before_start",
+    )
+    # Recorded again with its true date, the first dose's day: accepted (7 days, no reason needed).
+    plan = _plan(-7, day0.isoformat())
+    started = fire(service, clock, pid, on(day0, -7, 8), PHYS, "start_conditioning", plan, now=on(day0, -3, 9))
+    assert started.phase is Phase.CONDITIONING
+    assert "conditioning_length_outside_policy" not in service.snapshot(pid).flags
