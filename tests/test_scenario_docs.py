@@ -14,7 +14,9 @@ GUIDE = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
 
 
 def _table_keys(text: str) -> set[str]:
-    return set(re.findall(r"^\| `([a-z_0-9]+)` \|", text, flags=re.MULTILINE))
+    rows = re.findall(r"^\| `([a-z_0-9]+)` \|", text, flags=re.MULTILINE)
+    assert sorted(rows) == sorted(set(rows)), "a key has two rows in docs/scenarios.md"
+    return set(rows)
 
 
 def test_every_key_of_the_format_has_a_row_in_the_guide() -> None:
