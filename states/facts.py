@@ -211,6 +211,11 @@ class Product(Frozen):
     def available_bags(self) -> tuple[Bag, ...]:
         return tuple(b for b in self.bags if b.available)
 
+    @property
+    def left(self) -> float:
+        """The share still here: all of it without named bags, else its available bags' share."""
+        return len(self.available_bags()) / len(self.bags) if self.bags else 1.0
+
 
 class Episode(Frozen):
     episode_id: str
@@ -441,7 +446,7 @@ class PathwayFacts(Frozen):
         return [
             p
             for p in self.products.values()
-            if p.cryopreserved and not p.infused and p.disposition is None and p.carried_to is None
+            if p.cryopreserved and not p.infused and p.disposition is None and p.carried_to is None and p.left
         ]
 
     def bag(self, bag_id: str) -> tuple[Product, Bag] | None:
@@ -453,5 +458,10 @@ class PathwayFacts(Frozen):
         return None
 
     def undisposed_products(self) -> list[Product]:
-        """Products neither infused nor given a disposition: each needs one once the pathway ends."""
-        return [p for p in self.products.values() if not p.infused and p.disposition is None and p.carried_to is None]
+        """Products neither infused nor given a disposition: each needs one once the pathway ends
+        (a product whose named bags were each infused, discarded or carried needs none)."""
+        return [
+            p
+            for p in self.products.values()
+            if not p.infused and p.disposition is None and p.carried_to is None and p.left
+        ]

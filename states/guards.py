@@ -230,7 +230,8 @@ def _dsa_reasons(candidate: DonorCandidate, policy: Policy) -> tuple[str, ...]:
 
 
 def _stored_cd34(facts: PathwayFacts) -> float:
-    return sum(p.cd34_x10e6_per_kg or 0.0 for p in facts.stored_products())
+    """CD34+ still stored: a product's bags already infused or discarded no longer count."""
+    return sum((p.cd34_x10e6_per_kg or 0.0) * p.left for p in facts.stored_products())
 
 
 def _dose_meets_target(product: Product, a: Attempt) -> bool:
@@ -710,7 +711,7 @@ def tandem_products_carried(a: Attempt) -> Verdict:
     assert isinstance(a.payload, StartSubsequentTransplant)
     if a.payload.reason != "planned":
         return PASS
-    carried = tuple(p.product_id for p in a.facts.stored_products() if not p.bags or p.available_bags())
+    carried = tuple(p.product_id for p in a.facts.stored_products())
     return Verdict(derived={"carried_products": carried})
 
 

@@ -936,11 +936,7 @@ class StartSubsequentTransplant(Payload):
 def _carried(product: Product) -> Product:
     """What a tandem's next HCT receives of a stored product: the bags still available, and the
     dose they hold (an equal share per bag; docs/products.md)."""
-    if not product.bags:
-        return product
-    left = product.available_bags()
-    share = len(left) / len(product.bags)
-    return product.model_copy(update={"bags": left, **dose_share(product, share)})
+    return product.model_copy(update={"bags": product.available_bags(), **dose_share(product, product.left)})
 
 
 def dose_share(product: Product, share: float) -> dict[str, float | None]:

@@ -310,3 +310,25 @@ def test_a_tandem_for_another_reason_carries_nothing(service: PathwayService, cl
     assert first.next_pathway is not None
     assert first.products["DIN-B"].carried_to is None
     assert service.snapshot(first.next_pathway).facts.products == {}
+
+
+def test_a_tandem_carries_the_bags_left_of_a_partly_infused_product(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    pid, at, walk = _autologous_with_bags(service, clock)
+    for bag in A_BAGS[:2]:
+        fire(service, clock, pid, at - timedelta(hours=1), PRO, "record_thaw", {"bag_id": bag, "viability_pct": 90.0})
+    fire(service, clock, pid, at, RN, "infuse", {"products": ["DIN-A"], "bag_ids": A_BAGS[:2], **BEDSIDE})
+    play(service, clock, pid, steps_before(walk, "complete_day100")[len(steps_before(walk, "record_lab")) :])
+    body = {"reason": "planned", "route": "autologous", "graft_source": "pbsc"}
+    fire(service, clock, pid, t(walk.day0 + timedelta(days=60)), PHYS, "start_subsequent_transplant", body)
+    first = service.snapshot(pid).facts
+    assert first.next_pathway is not None
+    second = service.snapshot(first.next_pathway).facts
+    assert set(second.products) == {"DIN-A", "DIN-B"}  # DIN-B was frozen without named bags: carried whole
+    left = second.products["DIN-A"]
+    assert [b.bag_id for b in left.bags] == ["DIN-A-3"]
+    assert left.cd34_x10e6_per_kg is not None
+    assert abs(left.cd34_x10e6_per_kg - 3.4 / 3) < 1e-9
+    assert second.products["DIN-B"].cd34_x10e6_per_kg == 2.9
+    assert [b.carried_to for b in first.products["DIN-A"].bags] == [None, None, first.next_pathway]
