@@ -4,6 +4,7 @@ never listed here, so a command added to the chart is covered without an edit.""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, datetime
 from pathlib import Path
@@ -34,18 +35,27 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return scenario_json_schema()
+
+
+@functools.cache
+def _validator() -> Any:
+    return jsonschema_rs.validator_for(_schema())
+
+
 def _errors(document: dict[str, Any]) -> list[str]:
-    validator = jsonschema_rs.validator_for(scenario_json_schema())
-    return [f"{list(e.instance_path)}: {e.message}" for e in validator.iter_errors(document)]
+    return [f"{list(e.instance_path)}: {e.message}" for e in _validator().iter_errors(document)]
 
 
 def _rules() -> dict[str, dict[str, Any]]:
-    schema = scenario_json_schema()
+    schema = _schema()
     return {rule["if"]["properties"]["do"]["const"]: rule["then"] for rule in schema["$defs"]["ActionStep"]["allOf"]}
 
 
 def _with_schema(command: str) -> dict[str, Any]:
-    schema = scenario_json_schema()
+    schema = _schema()
     body = _rules()[command]["properties"]["with"]
     return schema["$defs"][body["$ref"].removeprefix("#/$defs/")] if "$ref" in body else body
 
@@ -132,3 +142,19 @@ def test_a_step_time_that_is_not_iso_is_refused() -> None:
     document = _file()
     document["steps"][0]["on"] = "05/01/2026"
     assert _errors(document)
+
+
+def test_policy_overrides_are_typed_by_the_policy() -> None:
+    from states.policy import Policy
+    from workflow.scenario import ScenarioInvalid, parse_scenario
+
+    field = next(name for name, f in Policy.model_fields.items() if f.annotation is int)
+    good = _file()
+    good["policy"] = {field: 30}
+    assert _errors(good) == []
+    for bad_policy in ({"no_such_rule": 1}, {field: "thirty"}):
+        bad = _file()
+        bad["policy"] = bad_policy
+        assert any(error.startswith("['policy'") for error in _errors(bad)), bad_policy
+        with pytest.raises(ScenarioInvalid):  # the loader refuses what the schema refuses
+            parse_scenario(json.dumps(bad), file="probe.yaml")

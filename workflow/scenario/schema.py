@@ -1,6 +1,7 @@
 """The JSON Schema of scenario files, with each step's `with:` typed by its `do:`.
 
-Generated from the format's models and the chart's payload models in one pass (shared `$defs`),
+Generated from the format's models, the policy and the chart's payload models in one pass
+(shared `$defs`; `policy:` overrides are typed by the policy's fields),
 so an editor that reads the schema completes and checks payload fields per command. Every
 command of the chart gets one `if {do: const} then {with: payload}` rule under the action step:
 a command added to the chart appears here without an edit. The checks the schema cannot express
@@ -18,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from states.chart import CHART, INITIAL_COMMAND
 from states.payloads import Payload, Refer
+from states.policy import Policy
 from workflow.scenario.models import REFERRAL_STEP_FIELDS, Scenario
 
 __all__ = ["ON_PATTERN", "scenario_json_schema"]
@@ -35,7 +37,7 @@ def scenario_json_schema() -> dict[str, Any]:
     """The scenario format as JSON Schema (draft 2020-12), `with:` discriminated on `do:`."""
     payloads: dict[str, type[Payload]] = {name: command.payload for name, command in CHART.commands.items()}
     every: list[type[Payload]] = sorted({*payloads.values(), Refer}, key=lambda model: model.__name__)
-    models = [(Scenario, "validation"), *((model, "validation") for model in every)]
+    models = [(Scenario, "validation"), (Policy, "validation"), *((model, "validation") for model in every)]
     refs, top = models_json_schema(models, ref_template=_REF)  # type: ignore[arg-type]
     defs: dict[str, Any] = top["$defs"]
     for model in every:
@@ -56,6 +58,10 @@ def scenario_json_schema() -> dict[str, Any]:
             "pattern": ON_PATTERN,
         }
     scenario = defs.pop(_name(refs[(Scenario, "validation")]))
+    scenario["properties"]["policy"] = {
+        "description": scenario["properties"]["policy"].get("description", ""),
+        "$ref": refs[(Policy, "validation")]["$ref"],
+    }
     # A step with `check:` is a check, any other an action: said as if/then/else rather than
     # oneOf, so that a validator reports the error inside the step instead of "matches neither".
     scenario["properties"]["steps"]["items"] = {
