@@ -152,3 +152,13 @@ def test_fail_fast_in_the_python_api_stops_before_final(tmp_path: Path) -> None:
     whole = run_scenario(path)
     assert not whole.stopped
     assert len(whole.rows) > len(stopped.rows)
+
+
+def test_the_referral_date_defaults_to_today_in_utc(tmp_path: Path) -> None:
+    from freezegun import freeze_time
+
+    path = tmp_path / "today.yaml"
+    with freeze_time("2026-05-31T23:30:00-02:00"):  # already 1 June in UTC
+        result = invoke("scenario", "new", path, "--route", "autologous")
+    assert result.exit_code == 0, result.output
+    assert load_scenario(path).steps[0].on == date(2026, 6, 1)
