@@ -11,6 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
@@ -72,9 +73,23 @@ def _upgrade(connection: Connection, revision: str) -> None:
 def upgrade_on(connection: Connection, revision: str = "head") -> None:
     """Migrate on a connection the caller holds, in its transaction: the recipe for a host's
     own Alembic environment, which runs its history and then this one (docs/embedding.md).
-    Only the library's own version table (`hsct_alembic_version`) is read and written."""
+    Only the library's own version table (`hsct_alembic_version`) is read and written.
+
+    Run without an EnvironmentContext of its own: the host's env.py is inside one, and
+    Alembic's module-level `context` proxy does not nest.
+    """
     _lock(connection)
-    _upgrade(connection, revision)
+    script = ScriptDirectory.from_config(alembic_config())
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "version_table": VERSION_TABLE,
+            "target_metadata": Base.metadata,
+            "fn": lambda current, _context: script._upgrade_revs(revision, current),
+        },
+    )
+    with Operations.context(context):
+        context.run_migrations()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
