@@ -26,13 +26,13 @@ def prophylaxis_plan_fits(a: Attempt) -> Verdict:
     assert isinstance(a.payload, PlanGvhdProphylaxis)
     plan = [cf.PlannedAgent(agent=p.agent, days=p.days, from_day=p.from_day) for p in a.payload.agents]
     policy = a.policy
+    low, high = policy.atg_days
     reasons = []
     for item in plan:
         if item.agent == "ptcy" and sorted(item.days) != sorted(policy.ptcy_days):
             reasons.append("ptcy_days_off_policy")
         if item.agent == "methotrexate" and not set(item.days) <= set(policy.methotrexate_days):
             reasons.append("methotrexate_day_off_policy")
-        low, high = policy.atg_days
         if item.agent == "atg" and not all(low <= d <= high for d in item.days):
             reasons.append("atg_day_off_policy")
         if item.from_day is not None and _too_early_under_ptcy(plan, item.agent, item.from_day, policy):

@@ -32,11 +32,14 @@ def care_summary(facts: PathwayFacts, today: date) -> dict[str, Any]:
     transfused: dict[str, int] = {"red_cells": 0, "platelets": 0}
     for given in facts.transfusions:
         transfused[given.product] += 1
+    # The current plan's agents, then any agent given under an earlier plan that this one dropped.
+    plan = {p.agent: _schedule(p) for p in facts.prophylaxis_plan}
+    agents = [*plan, *(a for a in facts.prophylaxis_given if a not in plan)]
     prophylaxis = {}
-    for planned in facts.prophylaxis_plan:
-        course = facts.prophylaxis_given.get(planned.agent)
-        prophylaxis[planned.agent] = {
-            "planned": _schedule(planned),
+    for agent in agents:
+        course = facts.prophylaxis_given.get(agent)
+        prophylaxis[agent] = {
+            "planned": plan.get(agent, "not in the current plan"),
             "doses": course.doses if course else 0,
             "last_dose": course.last_on.isoformat() if course else None,
         }

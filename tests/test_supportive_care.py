@@ -287,3 +287,24 @@ def test_transfusions_are_counted_by_product(service: PathwayService, clock: Man
     assert after[product] == before[product] + 1
     other = "platelets" if product == "red_cells" else "red_cells"
     assert after[other] == before[other]
+
+
+def test_a_later_plan_replaces_the_earlier_and_keeps_the_doses_given(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    day0 = WALKS["haploidentical"]().day0
+    pid = _haplo_after_infusion(service, clock)
+    fire(service, clock, pid, on(day0, 5), RN, "record_prophylaxis_dose", _dose("mmf"))
+    # MMF stopped, cyclosporine instead of tacrolimus from Day +6 (a toxicity, say).
+    switched = {"agents": [{"agent": "ptcy", "days": [3, 4]}, {"agent": "cyclosporine", "from_day": 6}]}
+    fire(service, clock, pid, on(day0, 5, 12), PHYS, "plan_gvhd_prophylaxis", switched)
+    assert refused(service, clock, pid, on(day0, 6), RN, "record_prophylaxis_dose", _dose("mmf")) == (
+        "prophylaxis_agent_not_in_plan",
+    )
+    fire(service, clock, pid, on(day0, 6, 10), RN, "record_prophylaxis_dose", _dose("cyclosporine"))
+    summary = care_summary(service.snapshot(pid).facts, on(day0, 6).date())["gvhd_prophylaxis"]
+    assert {agent: (item["planned"], item["doses"]) for agent, item in summary.items()} == {
+        "ptcy": ("D+3, D+4", 0),
+        "cyclosporine": ("from D+6", 1),
+        "mmf": ("not in the current plan", 1),
+    }
