@@ -605,10 +605,14 @@ def _outbox_params(entry: Entry, entry_params: Mapping[str, Any]) -> dict[str, A
     }
 
 
-def _write_entry(connection: Connection, hot: _Hot, direct: bool, entry: Entry, params: Mapping[str, Any]) -> None:
-    """The entry and its outbox row: nothing is announced that was not committed with it."""
+def _write_entry(
+    connection: Connection, hot: _Hot, direct: bool, entry: Entry, params: Mapping[str, Any], *, announce: bool
+) -> None:
+    """The entry and (when `announce`) its outbox row: nothing is announced that was not
+    committed with it."""
     _run(connection, direct, hot.insert_entry, params)
-    _run(connection, direct, hot.insert_outbox, _outbox_params(entry, params))
+    if announce:
+        _run(connection, direct, hot.insert_outbox, _outbox_params(entry, params))
 
 
 def _row_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -659,12 +663,17 @@ def _record_from_row(row: Mapping[str, Any]) -> PathwayRecord:
 
 
 class Store:
-    """Pathways and their entries, in the transaction of the session it is given."""
+    """Pathways and their entries, in the transaction of the session it is given.
 
-    __slots__ = ("_session",)
+    `announce=False` writes no outbox rows, for a host that does not run the dispatcher
+    (PathwayService(outbox=False)); the entries themselves are the same.
+    """
 
-    def __init__(self, session: Session | Connection) -> None:
+    __slots__ = ("_announce", "_session")
+
+    def __init__(self, session: Session | Connection, *, announce: bool = True) -> None:
         self._session = session
+        self._announce = announce
 
     @property
     def session(self) -> Session | Connection:
@@ -729,7 +738,8 @@ class Store:
                 },
             )
             hot = _hot(connection)
-            _write_entry(connection, hot, _direct(connection, hot), entry, _entry_params(sealed, hot.dialect))
+            params = _entry_params(sealed, hot.dialect)
+            _write_entry(connection, hot, _direct(connection, hot), entry, params, announce=self._announce)
         except DBAPIError as exc:
             _reraise(exc, pathway_id, missing_pathway=previous_pathway)
         return entry
@@ -790,7 +800,7 @@ class Store:
                 params["b_facts"] = facts_json
             if _run(connection, direct, advance, params).rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
-            _write_entry(connection, hot, direct, entry, entry_params)
+            _write_entry(connection, hot, direct, entry, entry_params, announce=self._announce)
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return entry

@@ -72,6 +72,7 @@ from workflow import __version__
 from workflow.clock import Clock, SystemClock
 from workflow.corrections import correction_problems
 from workflow.engine import PathwayEngine
+from workflow.facts_cache import FactsCache
 from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COMMIT, BEFORE_FLUSH, crash_point
 from workflow.host_session import when_ended
 from workflow.listing import Listed, listed
@@ -180,6 +181,7 @@ class PathwayService:
         origin: str = "live",
         after_commit: Sequence[Listener] = (),
         durable_refusals: bool = True,
+        outbox: bool = True,
     ) -> None:
         # A host's own engine gets the library's set-up too (docs/embedding.md, "Engines").
         self.engine = create_engine(engine) if isinstance(engine, str) else configure_engine(engine)
@@ -192,9 +194,12 @@ class PathwayService:
         self.after_commit = list(after_commit)
         # A refusal inside a host's transaction is committed on its own (docs/embedding.md).
         self.durable_refusals = durable_refusals
+        # False: no outbox row per entry, for a host that never runs the dispatcher (docs/embedding.md).
+        self.outbox = outbox
         self.retry = retry or RetryPolicy()
         self.roles = roles
         self._machine = PathwayEngine()
+        self._facts = FactsCache()  # facts this process wrote, reused by digest (workflow/facts_cache.py)
         if auto_upgrade is None:
             auto_upgrade = self.engine.dialect.name == "sqlite"
         try:
@@ -216,7 +221,7 @@ class PathwayService:
         the host owns both) or in transactions of the service's own, retried by its policy."""
         if session is not None:
             with _sealing() as sealed, translate_errors(), session.begin_nested():
-                done = work(Store(session))
+                done = work(Store(session, announce=self.outbox))
             if sealed and self.after_commit:
                 when_ended(session, on_commit=partial(self._deliver, sealed))
             return done
@@ -229,7 +234,7 @@ class PathwayService:
         with _sealing() as sealed:
             done = own_transaction(
                 self.engine,
-                lambda connection: work(Store(connection)),
+                lambda connection: work(Store(connection, announce=self.outbox)),
                 before_commit=AFTER_FLUSH_BEFORE_COMMIT,
                 after_commit=AFTER_COMMIT_BEFORE_DISPATCH,
             )
@@ -396,7 +401,7 @@ class PathwayService:
                 with connection.begin() as transaction:
                     if connection.execute(_LOCK_NOWAIT, {"b_id": pathway_id}).first() is None:
                         return None  # opened in the host's transaction: not ours to see
-                    outcome = work(Store(connection))
+                    outcome = work(Store(connection, announce=self.outbox))
                     if outcome.refusal is None:  # it passes now: the host's transaction decides
                         transaction.rollback()
                         return None
@@ -430,7 +435,7 @@ class PathwayService:
         key: str | None,
         outcome: _Outcome,
     ) -> None:
-        facts = PathwayFacts.model_validate_json(record.facts)
+        facts = self._facts.parsed(record)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
         adopting = body.version if isinstance(body, AdoptPolicy) else None
@@ -508,6 +513,7 @@ class PathwayService:
             facts_json=new_facts.model_dump_json(),
             now=now,
         )
+        self._facts.wrote(record.id, entry.facts_digest, new_facts)
         self._sealed(entry, new_facts)
         logger.info("%s %s on pathway %s (seq %d)", kind.value, spec.name, record.id, entry.sequence)
         outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
@@ -760,7 +766,7 @@ class PathwayService:
         when = aware(at, command="snapshot") if at is not None else self.clock.now()
         with self._reading(session) as store:
             record = self._load(store, pathway_id)
-        return self._snapshot(record.id, record.version, PathwayFacts.model_validate_json(record.facts), when)
+        return self._snapshot(record.id, record.version, self._facts.parsed(record), when)
 
     def state_at(
         self,

@@ -1,0 +1,46 @@
+"""Facts this process just wrote, reused on the next load of the same pathway.
+
+Parsing a stored snapshot back into PathwayFacts is one of the larger costs of a command, and
+the next command on a pathway usually reads the very snapshot the previous one wrote. The
+cache is keyed by pathway and checked against the loaded row's `facts_digest` (the SHA-256 of
+the stored text, which every load computes anyway): a hit means the stored text is exactly the
+JSON that was dumped from the cached object, so parsing it would give an equal object
+(invariant I1 relies on that round trip). A rolled-back write, another process's write or a
+tampered row changes the digest, and the text is parsed as before. PathwayFacts is frozen, so
+sharing the object is safe. Bounded: the oldest pathway is dropped first.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from persistence.store import PathwayRecord
+from states.facts import PathwayFacts
+
+__all__ = ["FactsCache"]
+
+
+class FactsCache:
+    """At most `size` pathways' last written facts, by the digest of their stored JSON."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: dict[str, tuple[str, PathwayFacts]] = {}
+        self._lock = threading.Lock()
+
+    def parsed(self, record: PathwayRecord) -> PathwayFacts:
+        """The record's facts: the cached object when its digest matches, else parsed."""
+        hit = self._items.get(record.id)
+        if hit is not None and hit[0] == record.facts_digest:
+            return hit[1]
+        return PathwayFacts.model_validate_json(record.facts)
+
+    def wrote(self, pathway_id: str, digest: str | None, facts: PathwayFacts) -> None:
+        """`facts` were stored for the pathway as JSON with SHA-256 `digest` (None: unknown)."""
+        if digest is None or self._size <= 0:
+            return
+        with self._lock:
+            self._items.pop(pathway_id, None)
+            self._items[pathway_id] = (digest, facts)
+            if len(self._items) > self._size:
+                del self._items[next(iter(self._items))]
