@@ -33,7 +33,7 @@ def care_summary(facts: PathwayFacts, today: date) -> dict[str, Any]:
     for given in facts.transfusions:
         transfused[given.product] += 1
     # The current plan's agents, then any agent given under an earlier plan that this one dropped.
-    plan = {p.agent: _schedule(p) for p in facts.prophylaxis_plan}
+    plan: dict[str, str] = {p.agent: _schedule(p) for p in facts.prophylaxis_plan}
     agents = [*plan, *(a for a in facts.prophylaxis_given if a not in plan)]
     prophylaxis = {}
     for agent in agents:
