@@ -18,7 +18,7 @@ from states.policy import Policy
 from states.verdict import Attempt, Verdict, combine, refuse
 from states.vocabulary import Phase, Role
 
-# Commands still accepted on a pathway closed by a subsequent transplant.
+# Commands still accepted on a pathway closed by a subsequent transplant or a reinstatement.
 AFTER_SUPERSEDED = frozenset({"correct_entry", "record_death", "record_product_disposition"})
 
 

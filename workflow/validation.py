@@ -83,7 +83,7 @@ def aware(value: Any, *, command: str, field: str = "at") -> datetime:
 
 
 SUBSEQUENT_KEY_SUFFIX = "\x1fsubsequent"
-"""Appended to a host's key for the pathway `start_subsequent_transplant` opens. A host's key
+"""Appended to a host's key for the pathway `start_subsequent_transplant` (or `reinstate`) opens. A host's key
 never holds a control character, so no key a host sends can equal a derived one."""
 
 MAX_KEY_LENGTH = IDEMPOTENCY_KEY_LENGTH - len(SUBSEQUENT_KEY_SUFFIX)
