@@ -927,9 +927,8 @@ class Store:
         if patient_ref is not None:
             statement = statement.where(P.c.patient_ref == patient_ref)
         try:
-            rows = self._connection().execute(statement).mappings()
-            for row in rows:
-                record = _record_from_row(row)
+            for row in self._connection().execute(statement):
+                record = _record_from_row(dict(zip(_RECORD_FIELDS, row, strict=True)))
                 self._check(record)
                 yield record
         except DBAPIError as exc:
