@@ -3,10 +3,12 @@
 caller -> validate (closed pydantic models) -> unit of work -> load snapshot and chain head ->
 judge (role, phase, guards; pure) -> fire the shared machine -> append the entry, its outbox
 row and move the pathway row (version-checked) in one transaction -> commit -> result. A
-refusal is an entry too: committed in the service's own transaction, or left in the host's
-when the host passes its Session (then a SAVEPOINT keeps a failed command from touching the
-host's other work). The service's own transactions are re-run under its RetryPolicy when they
-lose a race; nothing leaves the process before commit (workflow/outbox.py delivers after).
+refusal is an entry too, committed in the service's own transaction. When the host passes its
+Session, the service works in a SAVEPOINT inside it (a failed command does not touch the host's
+other work) and a command that passes commits with the host; a refusal is committed apart, or
+recorded again after the host's rollback (`durable_refusals`, workflow/host_session.py). The
+service's own transactions are re-run under its RetryPolicy when they lose a race; nothing
+leaves the process before commit (after-commit listeners and workflow/outbox.py come after).
 """
 
 from __future__ import annotations
