@@ -27,7 +27,10 @@ def graft_failure_suspected(a: Attempt) -> Verdict:
 
 def reinstatement_in_window(a: Attempt) -> Verdict:
     """A withdrawn patient is taken back within `reinstatement_window_days` of the withdrawal;
-    later the work-up starts again from a new referral (docs/decisions.md)."""
+    later the work-up starts again from a new referral (docs/decisions.md). The stored products
+    go with the patient to the linked pathway: the library derives which."""
     ended = a.facts.ended_on
     window = timedelta(days=a.policy.reinstatement_window_days)
-    return PASS if ended is not None and a.on - ended <= window else refuse("reinstatement_window_passed")
+    if ended is None or a.on - ended > window:
+        return refuse("reinstatement_window_passed")
+    return Verdict(derived={"carried_products": tuple(p.product_id for p in a.facts.stored_products())})

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from states.facts import GraftFailureSuspicion, PathwayFacts
-from states.payloads import Ctx, Payload, Pct, Text, WithReason
+from states.payloads import Ctx, Payload, Pct, Ref, Text, WithReason, carried_away, carried_over
 from states.vocabulary import Phase
 
 SuspicionKind = Literal["graft_failure", "autologous_reconstitution"]
@@ -54,17 +54,21 @@ class Reinstate(WithReason):
     (docs/decisions.md "Reinstating a withdrawn patient")."""
 
     new_pathway_id: str | None = Field(None, description="Set by the library: the linked pathway's id.")
+    carried_products: tuple[Ref, ...] | None = Field(
+        None, description="Set by the library: the stored products carried to the linked pathway."
+    )
 
-    derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id"})
+    derived_fields: ClassVar[frozenset[str]] = frozenset({"new_pathway_id", "carried_products"})
 
     @property
     def begin_phase(self) -> Phase:
         return Phase.EVALUATION
 
     def linked_opening(self, facts: PathwayFacts) -> dict[str, Any]:
-        """The same transplant (same route and hct_number) with the patient's own typing and
-        disease history; consent, eligibility, donors and products are not carried."""
+        """The same transplant (same route and hct_number) with the patient's own typing, disease
+        history and stored products; consent, eligibility and donors are not carried."""
         return {
+            "carried_products": carried_over(facts, self.carried_products or ()),
             "route": facts.route,
             "donor_type": facts.donor_type,
             "graft_source": facts.graft_source,
@@ -75,4 +79,5 @@ class Reinstate(WithReason):
         }
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        return facts.model_copy(update={"next_pathway": self.new_pathway_id})
+        products = carried_away(facts, self.carried_products or (), self.new_pathway_id)
+        return facts.model_copy(update={"next_pathway": self.new_pathway_id, "products": products})

@@ -903,12 +903,7 @@ class StartSubsequentTransplant(Payload):
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
-        products = dict(facts.products)
-        for pid in self.carried_products or ():
-            product = products[pid]
-            carried = {"carried_to": self.new_pathway_id}
-            bags = tuple(b.model_copy(update=carried) if b.available else b for b in product.bags)
-            products[pid] = product.model_copy(update={**carried, "bags": bags})
+        products = carried_away(facts, self.carried_products or (), self.new_pathway_id)
         return _upd(facts, products=products, next_pathway=self.new_pathway_id, ended_on=self.last_contact_on or ctx.on)
 
     @property
@@ -929,7 +924,7 @@ class StartSubsequentTransplant(Payload):
             else {}
         )
         route = {"route": self.route, "donor_type": self.donor_type, "graft_source": self.graft_source}
-        products = tuple(_carried(facts.products[pid]) for pid in self.carried_products or ())
+        products = carried_over(facts, self.carried_products or ())
         return {**route, "hct_number": facts.hct_number + 1, **carried, "carried_products": products}
 
 
@@ -937,6 +932,23 @@ def _carried(product: Product) -> Product:
     """What a tandem's next HCT receives of a stored product: the bags still available, and the
     dose they hold (an equal share per bag; docs/products.md)."""
     return product.model_copy(update={"bags": product.available_bags(), **dose_share(product, product.left)})
+
+
+def carried_over(facts: PathwayFacts, product_ids: tuple[str, ...]) -> tuple[Product, ...]:
+    """The stored products a linked pathway opens with (a tandem's next HCT, a reinstatement)."""
+    return tuple(_carried(facts.products[pid]) for pid in product_ids)
+
+
+def carried_away(facts: PathwayFacts, product_ids: tuple[str, ...], to: str | None) -> dict[str, Product]:
+    """This pathway's products with the named ones (their available bags) marked carried `to` the
+    linked pathway: neither infused nor disposed of here any more."""
+    products = dict(facts.products)
+    for pid in product_ids:
+        product = products[pid]
+        carried = {"carried_to": to}
+        bags = tuple(b.model_copy(update=carried) if b.available else b for b in product.bags)
+        products[pid] = product.model_copy(update={**carried, "bags": bags})
+    return products
 
 
 def dose_share(product: Product, share: float) -> dict[str, float | None]:

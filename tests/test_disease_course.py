@@ -244,3 +244,22 @@ def test_conditioning_starts_with_its_first_planned_dose(service: PathwayService
     started = fire(service, clock, pid, on(day0, -7, 8), PHYS, "start_conditioning", plan, now=on(day0, -3, 9))
     assert started.phase is Phase.CONDITIONING
     assert "conditioning_length_outside_policy" not in service.snapshot(pid).flags
+
+
+def test_reinstatement_carries_the_stored_products_with_the_patient(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    old = reach(service, clock, "autologous", Phase.READY_FOR_CONDITIONING)
+    stored = {p.product_id for p in service.snapshot(old).facts.stored_products()}
+    assert stored, "the autologous walk freezes its collection before conditioning"
+    withdrawn = clock.now() + timedelta(hours=1)
+    fire(service, clock, old, withdrawn, PHYS, "withdraw", {"reason": "patient withdrew consent"})
+    asked = withdrawn + timedelta(days=10)
+    assert "product_disposition" in {m.name for m in service.milestones(old, at=asked)}
+    result = fire(service, clock, old, asked, PHYS, "reinstate", {"reason": "patient asks to go ahead"})
+    assert set(result.entry.payload["carried_products"]) == stored
+    new = result.entry.payload["new_pathway_id"]
+    # The cells go with the patient: stored on the new pathway, none left to dispose of on the old.
+    assert {p.product_id for p in service.snapshot(new).facts.stored_products()} == stored
+    assert service.snapshot(old).facts.stored_products() == []
+    assert "product_disposition" not in {m.name for m in service.milestones(old, at=asked)}
