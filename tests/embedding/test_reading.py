@@ -60,17 +60,27 @@ def test_resolve_id_expands_a_unique_prefix_and_counts_an_ambiguous_one(
         service.resolve_id("abcdef_0")  # so is `_`
 
 
-def test_the_cli_accepts_a_unique_prefix_and_names_the_count_of_an_ambiguous_one(tmp_path: object) -> None:
+def test_the_cli_accepts_a_unique_prefix_and_names_the_count_of_an_ambiguous_one(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path}/cli.sqlite"
+    made = iter(uuid.UUID(f"abcdef{n:02d}-0000-4000-8000-000000000000") for n in range(2))
+    monkeypatch.setattr("workflow.service.uuid.uuid4", lambda: next(made))
     with freeze_time("2026-01-05 10:00:00"):
         service = PathwayService(url, clock=ManualClock(AT + timedelta(hours=1)), auto_upgrade=True)
-        pathway_id = refer(service, "PT-READ20")
+        pathway_id, _ = refer(service, "PT-READ20"), refer(service, "PT-READ21")
         service.fire(pathway_id, "begin_evaluation", actor=COORD, at=AT + timedelta(hours=1))
         service.engine.dispose()
         shown = invoke("pathway", "show", pathway_id[:8], "--db", url, "--format", "json")
+        logged = invoke("audit", "log", "--pathway", pathway_id[:8], "--db", url, "--format", "jsonl")
+        ambiguous = invoke("pathway", "show", "abcdef", "--db", url)
+        before = invoke("pathway", "show", pathway_id[:8], "--db", url, "--at", "2026-01-01")
     assert shown.exit_code == 0, shown.output
-    assert pathway_id in shown.output
+    assert f'"id": "{pathway_id}"' in shown.output
     assert '"phase": "evaluation"' in shown.output
-    before = invoke("pathway", "show", pathway_id[:8], "--db", url, "--at", "2026-01-01")
+    assert logged.exit_code == 0, logged.output
+    assert len(logged.output.splitlines()) == 2  # that pathway's two entries, not the other's
+    assert ambiguous.exit_code == 2
+    assert "id prefix 'abcdef' matches 2 pathways: give more characters" in ambiguous.output
     assert before.exit_code == 2
     assert "had no entries recorded by 2026-01-01" in before.output

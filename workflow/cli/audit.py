@@ -86,7 +86,7 @@ FIELDS = (
 PAYLOAD_FIELDS = ("reason", "payload")
 
 
-PathwayFilter = Annotated[str | None, typer.Option(metavar="ID", help="Only this pathway.")]
+PathwayFilter = Annotated[str | None, typer.Option(metavar="ID", help="Only this pathway (its id or a unique prefix).")]
 ActorFilter = Annotated[str | None, typer.Option(metavar="ACTOR_ID", help="Only entries by this actor id.")]
 TriggerFilter = Annotated[str | None, typer.Option(metavar="NAME", help="Only this trigger or event.")]
 KindFilter = Annotated[EntryKind | None, typer.Option(help="Only this kind of entry.")]
@@ -296,6 +296,7 @@ def verify(
     trusted = None if checkpoint is None else _read_checkpoint(checkpoint, public_key)
     service = open_service(db)
     with library_errors(db), _progress("verifying") as (on_total, progress):
+        pathway = None if pathway is None else service.resolve_id(pathway)
         verification = verify_log(service, checkpoint=trusted, pathway_id=pathway, deep=deep, workers=workers,
                                   progress=progress, on_total=on_total)
     service.engine.dispose()
@@ -435,7 +436,7 @@ def fhir(
     written = 0
     try:
         with library_errors(db):
-            ids = [pathway] if pathway is not None else service.pathway_ids()
+            ids = [service.resolve_id(pathway)] if pathway is not None else service.pathway_ids()
             if pathway is None and out is not None:
                 out.mkdir(parents=True, exist_ok=True)
             for pathway_id in ids:
@@ -465,7 +466,7 @@ def rejudge(
 
     service = open_service(db)
     with library_errors(db):
-        result = rejudge_log(service.engine, pathway_ids=None if pathway is None else [pathway])
+        result = rejudge_log(service.engine, pathway_ids=None if pathway is None else [service.resolve_id(pathway)])
     releases = ", ".join(f"{release or 'unrecorded'}: {n}" for release, n in sorted(
         result.entries_by_release.items(), key=lambda item: str(item[0])))
     footer = (
