@@ -42,6 +42,8 @@ class Opening(Refer):
     carried_products: tuple[Product, ...] = ()
 
     identity_fields: ClassVar[frozenset[str]] = Refer.identity_fields | {"timezone", "hct_number", "previous_pathway"}
+    # What a tandem carried in is the library's record of the link: never corrected.
+    derived_fields: ClassVar[frozenset[str]] = Refer.derived_fields | {"carried_products"}
 
 
 def opening_facts(opening: Opening, phase: Phase, on: date) -> PathwayFacts:

@@ -296,6 +296,10 @@ def test_planned_tandem_carries_the_stored_bags_to_the_next_hct(service: Pathway
     assert (carried.origin_pathway, carried.cryopreserved, carried.cd34_x10e6_per_kg) == (pid, True, 2.9)
     assert [b.bag_id for b in carried.bags] == ["DIN-B-1", "DIN-B-2"]
     assert service.history(pid)[-1].payload["carried_products"] == ["DIN-B"]
+    # What was carried is the library's record of the link: a correction may not change it.
+    change = {"sequence": 1, "changes": {"carried_products": []}, "reason": "typo"}
+    error = rejected(service, second_id, lambda: service.fire(second_id, "correct_entry", change, actor=QM, at=at))
+    assert problems(error) == {("with.changes.carried_products", "derived_field")}
 
 
 def test_a_tandem_for_another_reason_carries_nothing(service: PathwayService, clock: ManualClock) -> None:
