@@ -13,6 +13,7 @@ from mypy import api
 from states.chart import CHART
 from states.command_names import COMMAND_NAMES, PAYLOADS, CommandName
 from states.errors import InvalidCommand
+from tests.cli.conftest import invoke
 from tests.walks import COORD, PHYS
 from workflow.command_module import python_module
 from workflow.service import PathwayService, command_name
@@ -81,3 +82,9 @@ def test_a_misspelt_payload_field_gets_the_closest_names(service: PathwayService
     assert by_path["with.consent_versoin"].message.endswith("did you mean consent_version?")
     assert by_path["with.consent_version"].rule == "missing"
     assert len(service.history(pathway_id)) == 1  # nothing written
+
+
+def test_hsct_commands_python_prints_the_module() -> None:
+    printed = invoke("commands", "--python")
+    assert printed.exit_code == 0
+    assert printed.stdout == python_module()
