@@ -176,6 +176,15 @@ def test_cryopreservation_decision_refused_where_there_is_nothing_to_decide(
     )
 
 
+def test_an_autologous_graft_is_frozen_anyway(service: PathwayService, clock: ManualClock) -> None:
+    walk = WALKS["autologous"]()
+    pid, (at, _, _, _) = _walk_to(service, clock, walk, list(walk.steps), "start_conditioning")
+    assert service.snapshot(pid).phase is Phase.READY_FOR_CONDITIONING
+    assert refused(service, clock, pid, at, PHYS, "decide_cryopreservation", {"reason": "planned"}) == (
+        "route_not_allogeneic",
+    )
+
+
 # --- item 10: bags, quarantine, thaw and the chain of identity -------------------------------------
 
 
