@@ -102,7 +102,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def _is_empty(connection: Connection) -> bool:
     """No table of the library's yet: a host's own tables beside it do not count."""
     tables = set(inspect(connection).get_table_names())
-    return not (tables & (set(Base.metadata.tables) | {VERSION_TABLE}))
+    return not (tables & set(Base.metadata.tables))
 
 
 def ensure_current(engine: Engine, *, auto_upgrade_empty: bool) -> None:
