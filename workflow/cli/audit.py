@@ -393,12 +393,14 @@ def export(
 
     if fmt not in {f.value for f in ExportFormat}:
         raise typer.BadParameter("must be jsonl or csv", param_hint="--format")
+    service = open_service(db)
+    with library_errors(db):
+        pathway = None if pathway is None else service.resolve_id(pathway)
     filters = ExportFilters(
         pathway=pathway, actor=actor, trigger=trigger, kind=None if kind is None else kind.value,
         since=parse_time(since, option="--since") if since else None,
         until=parse_time(until, end_of_day=True, option="--until") if until else None,
     )
-    service = open_service(db)
     try:
         with library_errors(db), _progress("exporting") as (on_total, progress):
             try:
