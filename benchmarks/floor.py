@@ -48,7 +48,9 @@ MODES = ("FULL", "OFF")
 
 
 class SameStatements(RawFloor):
-    """The floor plus the two statements the library also runs: the load and the outbox row."""
+    """The floor plus the statements the library also runs: the load and (`announce`) the outbox row."""
+
+    announce = True
 
     load = (
         "SELECT p.*, e.facts_digest, e.form FROM pathways p LEFT JOIN entries e ON e.pathway_id = p.id"
@@ -64,8 +66,9 @@ class SameStatements(RawFloor):
         row = self.conn.execute(self.load, (pid,)).fetchall()[0]
         r = dict(zip(self.pathway_columns, row, strict=False))
         self._write(pid, r["version"], r["head_hash"], r["phase"], r["facts"], r["updated_at"])
-        version, head, *_ = self.heads[pid]
-        self.conn.execute(self.outbox, (pid, version, head, "event.x", r["updated_at"]))
+        if self.announce:
+            version, head, *_ = self.heads[pid]
+            self.conn.execute(self.outbox, (pid, version, head, "event.x", r["updated_at"]))
         self.conn.execute("COMMIT")
 
 
@@ -118,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--targets", type=int, default=10)
     parser.add_argument("--labs", type=int, default=0, help="lab values recorded on each target first")
     parser.add_argument("--command", choices=sorted(COMMANDS), default="record_adverse_event")
+    parser.add_argument(
+        "--no-outbox", action="store_true", help="the library writes no outbox row: PathwayService(outbox=False)"
+    )
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -135,10 +141,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         if args.labs:
             add_labs(db.svc, db.targets, args.labs, db.clock.now())
+        if args.no_outbox:
+            db.svc.engine.dispose()
+            db.svc = PathwayService(f"sqlite:///{db.path}", clock=db.clock, outbox=False)
         copy_database(db, where / "raw.sqlite")
         copy_database(db, where / "same.sqlite")
         floor = RawFloor(where / "raw.sqlite", db.targets, args.command, busy_timeout_ms=5000)
         same = SameStatements(where / "same.sqlite", db.targets, args.command, busy_timeout_ms=5000)
+        same.announce = not args.no_outbox
         ops = {
             "library fire": library_op(db, args.command),
             "floor UPDATE+INSERT": floor.once,
