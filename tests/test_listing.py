@@ -1,0 +1,49 @@
+"""`PathwayService.listing` (one query) says what a snapshot of each pathway says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from states.errors import IntegrityError
+from states.vocabulary import Phase
+from tests.helpers_core import reach
+from workflow.clock import ManualClock
+from workflow.service import PathwayService
+
+
+def test_each_row_matches_the_pathways_snapshot(service: PathwayService, clock: ManualClock) -> None:
+    ids = [
+        reach(service, clock, "autologous", Phase.AWAITING_ENGRAFTMENT),
+        reach(service, clock, "matched_sibling", Phase.DONOR_SEARCH),
+        reach(service, clock, "cord_blood", Phase.CONDITIONING),
+    ]
+    at = clock.now() + timedelta(days=3)
+    rows = service.listing(at=at)
+    assert [row.id for row in rows] == service.pathway_ids()
+    assert {row.id for row in rows} == set(ids)
+    labels = set()
+    for row in rows:
+        snap = service.snapshot(row.id, at=at)
+        assert (row.phase, row.route, row.donor_type, row.graft_source, row.hct_number) == (
+            snap.facts.phase,
+            snap.facts.route,
+            snap.facts.donor_type,
+            snap.facts.graft_source,
+            snap.facts.hct_number,
+        )
+        assert (row.entries, row.day_label) == (snap.version, snap.day_label)
+        labels.add(row.day_label)
+    assert None in labels and len(labels) > 1, "the walks must cover pathways with and without Day 0"
+    assert [row.id for row in service.listing(phase=Phase.DONOR_SEARCH)] == [ids[1]]
+
+
+def test_a_row_whose_facts_do_not_match_its_head_is_refused(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    with service.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE pathways SET facts = replace(facts, '\"hct_number\":1', '\"hct_number\":2')")
+    with pytest.raises(IntegrityError, match=pathway_id):
+        service.listing()
+    with service.engine.begin() as connection:  # put it back for the invariant check after the test
+        connection.exec_driver_sql("UPDATE pathways SET facts = replace(facts, '\"hct_number\":2', '\"hct_number\":1')")
