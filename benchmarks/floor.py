@@ -122,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--labs", type=int, default=0, help="lab values recorded on each target first")
     parser.add_argument("--command", choices=sorted(COMMANDS), default="record_adverse_event")
     parser.add_argument(
+        "--large", type=int, default=0, help="also fire on a database of this many pathways, interleaved"
+    )
+    parser.add_argument(
         "--no-outbox", action="store_true", help="the library writes no outbox row: PathwayService(outbox=False)"
     )
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
@@ -149,11 +152,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         floor = RawFloor(where / "raw.sqlite", db.targets, args.command, busy_timeout_ms=5000)
         same = SameStatements(where / "same.sqlite", db.targets, args.command, busy_timeout_ms=5000)
         same.announce = not args.no_outbox
+        large = None
+        if args.large:
+            large = build(
+                where / "large.sqlite",
+                "large",
+                targets=args.targets,
+                total=args.large,
+                walk=WALKS["autologous"](),
+                command=args.command,
+                seed="store",
+                batch=1000,
+            )
         ops = {
             "library fire": library_op(db, args.command),
             "floor UPDATE+INSERT": floor.once,
             "floor, same statements": same.once,
         }
+        if large is not None:
+            ops[f"library fire, {args.large:,} pathways"] = library_op(large, args.command)
         print(
             f"{args.targets} targets, {args.labs} labs each, facts {floor.facts_bytes} B, "
             f"entry row ~{floor.entry_bytes} B; {args.repetitions} repetitions x {args.iterations} fires"
@@ -161,33 +178,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         pooled: dict[tuple[str, str], list[int]] = {}
         for mode in MODES:
             set_synchronous(db.svc, [floor, same], mode)
+            if large is not None:
+                set_synchronous(large.svc, [], mode)
             for op in ops.values():
                 timed(op, args.warmup)
             for rep in range(1, args.repetitions + 1):
                 samples = interleaved(ops, args.iterations, args.rounds)
                 for name, values in samples.items():
                     pooled.setdefault((mode, name), []).extend(values)
-                lib, raw, stmts = (statistics.median(samples[name]) for name in ops)
+                lib, raw, stmts = (statistics.median(samples[name]) for name in list(ops)[:3])
                 print(
                     f"synchronous={mode} repetition {rep}: library/floor {lib / raw:.2f}, "
                     f"library - same statements {us(lib - stmts):.0f} us"
                 )
                 for name, values in samples.items():
-                    print(f"  {name:<24} {describe(values)}  (us)")
+                    print(f"  {name:<32} {describe(values)}  (us)")
         print("\nall repetitions pooled")
         for (mode, name), values in pooled.items():
-            print(f"  synchronous={mode:<4} {name:<24} {describe(values)}  (us)")
+            print(f"  synchronous={mode:<4} {name:<32} {describe(values)}  (us)")
         for mode in MODES:
-            lib, raw, stmts = (statistics.median(pooled[(mode, name)]) for name in ops)
+            lib, raw, stmts = (statistics.median(pooled[(mode, name)]) for name in list(ops)[:3])
             print(
                 f"synchronous={mode}: ratio library / floor {lib / raw:.2f}; "
                 f"library Python (library - same statements) {us(lib - stmts):.0f} us"
             )
+            if large is not None:
+                many = statistics.median(pooled[(mode, list(ops)[3])])
+                print(f"synchronous={mode}: {args.large:,} vs {args.targets} pathways stored: ratio {many / lib:.2f}")
         verification = verify_log(db.svc)
         print(f"chain after the run: {'verifies' if verification.ok else 'DOES NOT VERIFY'}")
         floor.close()
         same.close()
         db.svc.engine.dispose()
+        if large is not None:
+            print(f"large database chain: {'verifies' if verify_log(large.svc).ok else 'DOES NOT VERIFY'}")
+            large.svc.engine.dispose()
 
 
 if __name__ == "__main__":
