@@ -430,6 +430,21 @@ def test_secondary_graft_failure_automated_value_at_threshold_neither_counts_nor
     assert failure([*labs, anc(d(34), 0.1)], date(2026, 2, 15)) == d(30)
 
 
+def test_secondary_graft_failure_manual_differential_at_threshold_restarts_the_count() -> None:
+    """A manual differential of exactly 0.5 is a recovered value (ANC >= 0.5), not a low one."""
+    manual = anc(d(31), ANC, method=LabMethod.MANUAL_DIFFERENTIAL)
+    labs = [*S01_ANC, anc(d(30), 0.3), manual, anc(d(32), 0.2), anc(d(33), 0.1)]
+    assert failure(labs, date(2026, 2, 15)) is None
+    assert failure([*labs, anc(d(34), 0.1)], date(2026, 2, 15)) == d(32)
+
+
+def test_secondary_graft_failure_on_a_single_low_value_when_the_policy_asks_for_one() -> None:
+    labs = [*S01_ANC, anc(d(30), 0.3)]
+    assert secondary_graft_failure(labs, date(2026, 2, 15), TZ, anc_x10e9_per_l=ANC, consecutive_days=1) == d(30)
+    with pytest.raises(ValueError, match="consecutive_days"):
+        secondary_graft_failure(labs, date(2026, 2, 15), TZ, anc_x10e9_per_l=ANC, consecutive_days=0)
+
+
 def test_secondary_graft_failure_interrupted_by_a_recovered_day() -> None:
     labs = [*S01_ANC, anc(d(30), 0.3), anc(d(31), 0.6), anc(d(32), 0.2), anc(d(33), 0.1)]
     assert failure(labs, date(2026, 2, 15)) is None

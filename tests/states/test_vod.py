@@ -126,6 +126,7 @@ def test_modified_seattle_window_ends_on_day_20() -> None:
     ("bilirubin", "findings", "classical", "late"),
     [
         (2.0, {"ascites": True, "weight_gain_pct": 6.0}, True, True),
+        (2.0, {"ascites": True, "weight_gain_pct": 5.0}, False, False),  # weight gain must exceed 5 %
         (2.0, {**PAINFUL, "ascites": True}, True, True),
         (2.0, {"hepatomegaly": True, "ascites": True}, False, False),  # EBMT's own text: painful
         (1.9, {"ascites": True, "weight_gain_pct": 6.0}, False, False),
