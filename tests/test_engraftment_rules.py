@@ -120,6 +120,35 @@ def test_primary_graft_failure_needs_recent_low_anc(service: PathwayService, clo
     )
 
 
+def test_primary_graft_failure_counts_the_week_ending_on_the_declaration_day(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """The recent counts are those of the 7 days ending on the declaration day (policy)."""
+    walk = WALKS["matched_unrelated"]()
+    pid = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
+    primary = {"kind": "primary"}
+    play(service, clock, pid, _anc(walk.day0, [(6, 0.02), (23, 0.1), (30, 0.2)]))
+    # D+23 is 8 days before D+30: one recent value only.
+    assert refused(service, clock, pid, on(walk.day0, 30, 12), PHYS, "declare_graft_failure", primary) == (
+        "recent_anc_missing",
+    )
+    play(service, clock, pid, _anc(walk.day0, [(31, 0.1)]))
+    result = fire(service, clock, pid, on(walk.day0, 31, 12), PHYS, "declare_graft_failure", primary)
+    assert result.phase is Phase.GRAFT_FAILURE
+
+
+def test_primary_graft_failure_waits_on_a_recent_anc_of_exactly_0_5(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """ANC >= 0.5 is the recovery threshold [F:CIBMTR-ANC]: a recent 0.5 may be a recovery under way."""
+    walk = WALKS["matched_unrelated"]()
+    pid = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
+    play(service, clock, pid, _anc(walk.day0, [(6, 0.02), (28, 0.2), (29, 0.5), (30, 0.2)]))
+    assert refused(service, clock, pid, on(walk.day0, 30, 12), PHYS, "declare_graft_failure", {"kind": "primary"}) == (
+        "anc_recovery_in_progress",
+    )
+
+
 def test_primary_graft_failure_on_recent_low_counts_is_declared(service: PathwayService, clock: ManualClock) -> None:
     walk = WALKS["matched_unrelated"]()
     pid = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
