@@ -1002,7 +1002,7 @@ class CorrectEntry(Payload):
 
     sequence: Annotated[int, Field(strict=True, ge=1)]
     # Plain JSON here; the service validates each value through the corrected entry's own
-    # payload model before anything is written (with.changes.<field>).
+    # payload model before anything is written (payload.changes.<field>).
     changes: dict[Code, JsonValue] = Field(min_length=1, max_length=32, repr=False)
     reason: Text = Field(repr=False)
 

@@ -64,21 +64,21 @@ def _outcome(call: Callable[[], object]) -> object:
 
 INVALID = [
     # wrong types
-    ("record_lab", {"anc_x10e9_per_l": "high"}, "with.anc_x10e9_per_l", "float_type"),
-    ("record_lab", {"anc_x10e9_per_l": [0.6]}, "with.anc_x10e9_per_l", "float_type"),
-    ("record_lab", {"anc_x10e9_per_l": 0.6, "method": "guess"}, "with.method", "enum"),
-    ("record_transfusion", {"product": 5}, "with.product", "literal_error"),
-    ("record_chimerism", _payload("record_chimerism", donor_pct="98%"), "with.donor_pct", "float_type"),
-    ("infuse", _payload("infuse", products="DIN-A"), "with.products", "tuple_type"),
-    ("record_adverse_event", _payload("record_adverse_event", grade=2.5), "with.grade", "int_type"),
-    ("hold", {"reason": {"text": "pneumonia"}}, "with.reason", "string_type"),
-    ("hold", ["pneumonia"], "with", "model_type"),
+    ("record_lab", {"anc_x10e9_per_l": "high"}, "payload.anc_x10e9_per_l", "float_type"),
+    ("record_lab", {"anc_x10e9_per_l": [0.6]}, "payload.anc_x10e9_per_l", "float_type"),
+    ("record_lab", {"anc_x10e9_per_l": 0.6, "method": "guess"}, "payload.method", "enum"),
+    ("record_transfusion", {"product": 5}, "payload.product", "literal_error"),
+    ("record_chimerism", _payload("record_chimerism", donor_pct="98%"), "payload.donor_pct", "float_type"),
+    ("infuse", _payload("infuse", products="DIN-A"), "payload.products", "tuple_type"),
+    ("record_adverse_event", _payload("record_adverse_event", grade=2.5), "payload.grade", "int_type"),
+    ("hold", {"reason": {"text": "pneumonia"}}, "payload.reason", "string_type"),
+    ("hold", ["pneumonia"], "payload", "model_type"),
     # unknown fields, also nested
-    ("record_lab", {"anc_x10e9_per_l": 0.6, "anc_unit": "x10e9/L"}, "with.anc_unit", "extra_forbidden"),
+    ("record_lab", {"anc_x10e9_per_l": 0.6, "anc_unit": "x10e9/L"}, "payload.anc_unit", "extra_forbidden"),
     (
         "start_conditioning",
         _payload("start_conditioning", regimen={**REGIMEN["regimen"], "cycles": 2}),
-        "with.regimen.cycles",
+        "payload.regimen.cycles",
         "extra_forbidden",
     ),
     (
@@ -90,50 +90,50 @@ INVALID = [
                 {"id": "rn-kim", "role": "infusion_nurse"},
             ],
         ),
-        "with.verifiers.0.badge",
+        "payload.verifiers.0.badge",
         "extra_forbidden",
     ),
     # fields the library derives
-    ("confirm_engraftment", {"recovery_on": "2026-02-05"}, "with.recovery_on", "derived_field"),
+    ("confirm_engraftment", {"recovery_on": "2026-02-05"}, "payload.recovery_on", "derived_field"),
     (
         "start_subsequent_transplant",
         _payload("start_subsequent_transplant", new_pathway_id="x"),
-        "with.new_pathway_id",
+        "payload.new_pathway_id",
         "derived_field",
     ),
     # missing required values
-    ("record_collection", {"product_id": "DIN-Z"}, "with.cd34_x10e6_per_kg", "dose_missing"),
-    ("record_lab", {}, "with.anc_x10e9_per_l", "lab_value_missing"),
+    ("record_collection", {"product_id": "DIN-Z"}, "payload.cd34_x10e6_per_kg", "dose_missing"),
+    ("record_lab", {}, "payload.anc_x10e9_per_l", "lab_value_missing"),
     # negative or absurd doses and counts
     (
         "record_collection",
         _payload("record_collection", cd34_x10e6_per_kg=-1),
-        "with.cd34_x10e6_per_kg",
+        "payload.cd34_x10e6_per_kg",
         "greater_than_equal",
     ),
     (
         "record_collection",
         _payload("record_collection", cd34_x10e6_per_kg=1e6),
-        "with.cd34_x10e6_per_kg",
+        "payload.cd34_x10e6_per_kg",
         "less_than_equal",
     ),
-    ("record_lab", {"anc_x10e9_per_l": -0.1}, "with.anc_x10e9_per_l", "greater_than_equal"),
-    ("record_lab", {"platelets_x10e9_per_l": 1e6}, "with.platelets_x10e9_per_l", "less_than_equal"),
+    ("record_lab", {"anc_x10e9_per_l": -0.1}, "payload.anc_x10e9_per_l", "greater_than_equal"),
+    ("record_lab", {"platelets_x10e9_per_l": 1e6}, "payload.platelets_x10e9_per_l", "less_than_equal"),
     (
         "record_donor_candidate",
         _payload("record_donor_candidate", tnc_x10e7_per_kg=0),
-        "with.tnc_x10e7_per_kg",
+        "payload.tnc_x10e7_per_kg",
         "greater_than",
     ),
-    ("cryopreserve_product", _payload("cryopreserve_product", bags=0), "with.bags", "greater_than_equal"),
+    ("cryopreserve_product", _payload("cryopreserve_product", bags=0), "payload.bags", "greater_than_equal"),
     (
         "record_conditioning_dose",
         _payload("record_conditioning_dose", plan_day=-400),
-        "with.plan_day",
+        "payload.plan_day",
         "greater_than_equal",
     ),
-    ("record_gvhd_assessment", {"skin_bsa_pct": 150}, "with.skin_bsa_pct", "less_than_equal"),
-    ("record_eligibility", {"evidence": "x" * 5000}, "with.evidence", "string_too_long"),
+    ("record_gvhd_assessment", {"skin_bsa_pct": 150}, "payload.skin_bsa_pct", "less_than_equal"),
+    ("record_eligibility", {"evidence": "x" * 5000}, "payload.evidence", "string_too_long"),
     # A plan day the dose record could never match (plan_day is bounded to -30..0).
     (
         "start_conditioning",
@@ -141,7 +141,7 @@ INVALID = [
             "start_conditioning",
             regimen={**REGIMEN["regimen"], "plan": [{"day": -400, "drug": "melphalan", "dose": "200 mg/m2"}]},
         ),
-        "with.regimen.plan.0.day",
+        "payload.regimen.plan.0.day",
         "greater_than_equal",
     ),
 ]
@@ -161,7 +161,7 @@ def test_a_dose_must_be_a_finite_number(
 ) -> None:
     """A boolean is not a CD34+ dose: `true` must not become 1.0 x10^6/kg."""
     error = _fire(service, clock, pathway, "record_collection", {"product_id": "DIN-Z", field: value})
-    assert f"with.{field}" in {p.path for p in error.problems}
+    assert f"payload.{field}" in {p.path for p in error.problems}
 
 
 # --- time ------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_a_date_field_takes_a_calendar_date_only(
     """A clinical date is a calendar date in the program's zone; a naive datetime (or a count of
     seconds) would silently depend on the sender's clock (PATHWAY.md Words: naive rejected)."""
     payload = _payload("record_donor_idm", drawn_on=value)
-    assert "with.drawn_on" in {p.path for p in _fire(service, clock, pathway, "record_donor_idm", payload).problems}
+    assert "payload.drawn_on" in {p.path for p in _fire(service, clock, pathway, "record_donor_idm", payload).problems}
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_naive_datetimes_in_other_date_fields(
     service: PathwayService, clock: ManualClock, pathway: str, command: str, field: str
 ) -> None:
     error = _fire(service, clock, pathway, command, _payload(command, **{field: NAIVE}))
-    assert f"with.{field}" in {p.path for p in error.problems}
+    assert f"payload.{field}" in {p.path for p in error.problems}
 
 
 # --- unknown commands and pathways -----------------------------------------------------------
@@ -262,18 +262,18 @@ def test_a_malformed_patient_ref_creates_no_pathway(
     error = rejected(
         service, None, lambda: service.refer({**REFER, "patient_ref": patient_ref}, actor=PHYS, at=clock.now())
     )
-    assert "with.patient_ref" in {p.path for p in error.problems}
+    assert "payload.patient_ref" in {p.path for p in error.problems}
     assert service.pathway_ids() == []
 
 
 @pytest.mark.parametrize(
     ("changes", "path", "rule"),
     [
-        ({"route": "allogeneic"}, "with.donor_type", "donor_type_missing"),
-        ({"donor_type": "matched_sibling"}, "with.donor_type", "donor_type_for_autologous"),
-        ({"route": "allogeneic", "donor_type": "cord_blood"}, "with.graft_source", "graft_source_inconsistent"),
-        ({"route": "syngeneic"}, "with.route", "enum"),
-        ({"name": "Jane Doe"}, "with.name", "extra_forbidden"),
+        ({"route": "allogeneic"}, "payload.donor_type", "donor_type_missing"),
+        ({"donor_type": "matched_sibling"}, "payload.donor_type", "donor_type_for_autologous"),
+        ({"route": "allogeneic", "donor_type": "cord_blood"}, "payload.graft_source", "graft_source_inconsistent"),
+        ({"route": "syngeneic"}, "payload.route", "enum"),
+        ({"name": "Jane Doe"}, "payload.name", "extra_forbidden"),
     ],
 )
 def test_an_inconsistent_referral_creates_no_pathway(
@@ -309,7 +309,7 @@ def test_a_hostile_reason_is_stored_verbatim_or_rejected(
     before = Written.of(service, pathway_id)
     outcome = _outcome(lambda: fire(service, clock, pathway_id, clock.now(), PHYS, "hold", {"reason": text}))
     if isinstance(outcome, InvalidCommand):
-        assert {p.path for p in outcome.problems} == {"with.reason"}
+        assert {p.path for p in outcome.problems} == {"payload.reason"}
         assert Written.of(service, pathway_id) == before
         return
     entry = service.history(pathway_id)[-1]
@@ -453,7 +453,7 @@ def test_deep_nesting_anywhere_is_invalid_before_validation(service: PathwayServ
     )
     [(path, rule)] = problems(error)
     assert rule == "payload_too_deep"
-    assert path.startswith("with.reason."), "the problem names the field whose value is too deep"
+    assert path.startswith("payload.reason."), "the problem names the field whose value is too deep"
 
 
 def test_the_payload_limit_is_the_stored_size(service: PathwayService, clock: ManualClock) -> None:
@@ -478,7 +478,7 @@ def test_the_payload_limit_is_the_stored_size(service: PathwayService, clock: Ma
         pathway_id,
         lambda: service.fire(pathway_id, "correct_entry", correction(under + 1), actor=QM, at=clock.now()),
     )
-    assert problems(error) == {("with", "payload_too_large")}
+    assert problems(error) == {("payload", "payload_too_large")}
 
 
 def test_surrogates_in_ids_and_keys_are_not_raw_errors(service: PathwayService, clock: ManualClock) -> None:

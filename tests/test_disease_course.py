@@ -156,7 +156,7 @@ def test_a_suspicion_without_evidence_is_malformed(service: PathwayService, cloc
         pid,
         lambda: service.fire(pid, "suspect_graft_failure", {"evidence": "feels off"}, actor=PHYS, at=clock.now()),
     )
-    assert problems(error) == {("with.donor_chimerism_pct", "suspicion_evidence_missing")}
+    assert problems(error) == {("payload.donor_chimerism_pct", "suspicion_evidence_missing")}
 
 
 # --- reinstating a withdrawn patient -----------------------------------------------------------

@@ -847,7 +847,7 @@ def test_withdraw_and_hold_need_a_reason(
     error = rejected(
         service, pathway_id, lambda: service.fire(pathway_id, command, payload, actor=PHYS, at=clock.now())
     )
-    assert problems(error) == {("with.reason", rule)}
+    assert problems(error) == {("payload.reason", rule)}
 
 
 def test_release_donor_needs_a_reason(service: PathwayService, clock: ManualClock) -> None:
@@ -855,7 +855,7 @@ def test_release_donor_needs_a_reason(service: PathwayService, clock: ManualCloc
     error = rejected(
         service, pathway_id, lambda: service.fire(pathway_id, "release_donor", {}, actor=PHYS, at=clock.now())
     )
-    assert problems(error) == {("with.reason", "missing")}
+    assert problems(error) == {("payload.reason", "missing")}
 
 
 def test_record_death_not_before_the_previous_entry(service: PathwayService, clock: ManualClock) -> None:

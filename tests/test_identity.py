@@ -4,7 +4,7 @@
 The rules under test, restated from the decisions: a correction never changes the referral's
 patient, route, donor type, graft source, timezone, HCT number or previous pathway, nor an
 infusion's label recipient or verifiers (`identity_not_correctable`); changes the corrected
-entry's own payload would not accept are InvalidCommand naming `with.changes.<field>`;
+entry's own payload would not accept are InvalidCommand naming `payload.changes.<field>`;
 `change_route` is the physician's, while no graft is committed.
 """
 
@@ -97,10 +97,10 @@ def test_a_non_identity_field_of_the_referral_is_still_correctable(
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"surname": "Doe"}, {("with.changes.surname", "extra_forbidden")}),
-        ({"diagnosis": 5}, {("with.changes.diagnosis", "string_type")}),
-        ({"diagnosis": "d" * 65}, {("with.changes.diagnosis", "string_pattern_mismatch")}),
-        ({"hct_number": 0}, {("with.changes.hct_number", "greater_than_equal")}),
+        ({"surname": "Doe"}, {("payload.changes.surname", "extra_forbidden")}),
+        ({"diagnosis": 5}, {("payload.changes.diagnosis", "string_type")}),
+        ({"diagnosis": "d" * 65}, {("payload.changes.diagnosis", "string_pattern_mismatch")}),
+        ({"hct_number": 0}, {("payload.changes.hct_number", "greater_than_equal")}),
     ],
 )
 def test_changes_say_only_what_the_corrected_command_could(
@@ -126,7 +126,7 @@ def test_a_derived_field_is_not_corrected(service: PathwayService, clock: Manual
             pathway_id, "correct_entry", _correct(engraftment.sequence, changes), actor=QM, at=clock.now()
         ),
     )
-    assert problems(error) == {("with.changes.recovery_on", "derived_field")}
+    assert problems(error) == {("payload.changes.recovery_on", "derived_field")}
 
 
 # --- change_route -----------------------------------------------------------------------------

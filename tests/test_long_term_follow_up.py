@@ -79,7 +79,7 @@ def test_an_organ_score_outside_0_to_3_is_bad_input(service: PathwayService, clo
     at = t(_day(walk.day0, 160))
     clock.set(at)
     error = rejected(service, pid, lambda: service.fire(pid, "record_chronic_gvhd", {"lungs": 4}, actor=PHYS, at=at))
-    assert ("with.lungs", "less_than_equal") in problems(error)
+    assert ("payload.lungs", "less_than_equal") in problems(error)
 
 
 def test_relapse_acute_gvhd_and_a_dli_stay_recordable_after_day100(service: PathwayService, clock: ManualClock) -> None:
@@ -123,7 +123,7 @@ def test_an_unknown_cause_of_death_is_bad_input(service: PathwayService, clock: 
     error = rejected(
         service, pid, lambda: service.fire(pid, "record_death", {"primary_cause": "old_age"}, actor=PHYS, at=at)
     )
-    assert {path for path, _ in problems(error)} == {"with.primary_cause"}
+    assert {path for path, _ in problems(error)} == {"payload.primary_cause"}
 
 
 def test_death_is_not_dated_before_the_last_entry(service: PathwayService, clock: ManualClock) -> None:

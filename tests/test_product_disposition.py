@@ -111,10 +111,10 @@ def test_a_disposed_product_is_not_infused(service: PathwayService, clock: Manua
 @pytest.mark.parametrize(
     ("sent", "field"),
     [
-        ({"product_id": "DIN-B", "disposition": "transfer"}, "with.centre"),
-        ({"product_id": "DIN-B", "disposition": "discard", "centre": "CENTRE-B"}, "with.centre"),
-        ({"product_id": "DIN-B", "disposition": "research"}, "with.research_consent_version"),
-        ({"product_id": "DIN-B", "disposition": "sold"}, "with.disposition"),
+        ({"product_id": "DIN-B", "disposition": "transfer"}, "payload.centre"),
+        ({"product_id": "DIN-B", "disposition": "discard", "centre": "CENTRE-B"}, "payload.centre"),
+        ({"product_id": "DIN-B", "disposition": "research"}, "payload.research_consent_version"),
+        ({"product_id": "DIN-B", "disposition": "sold"}, "payload.disposition"),
     ],
 )
 def test_an_incomplete_disposition_is_bad_input(

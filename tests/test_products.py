@@ -263,7 +263,7 @@ def test_bag_ids_are_one_per_bag(service: PathwayService, clock: ManualClock) ->
     pid, (at, _, _, payload) = _walk_to(service, clock, walk, list(walk.steps), "cryopreserve_product")
     bad = {**payload, "bag_ids": ["X-1", "X-1", "X-2"]}
     error = rejected(service, pid, lambda: service.fire(pid, "cryopreserve_product", bad, actor=PRO, at=at))
-    assert problems(error) == {("with.bag_ids", "bag_ids_count")}
+    assert problems(error) == {("payload.bag_ids", "bag_ids_count")}
 
 
 def test_entries_written_before_bag_ids_replay_to_the_same_facts(service: PathwayService, clock: ManualClock) -> None:
@@ -308,7 +308,7 @@ def test_planned_tandem_carries_the_stored_bags_to_the_next_hct(service: Pathway
     # What was carried is the library's record of the link: a correction may not change it.
     change = {"sequence": 1, "changes": {"carried_products": []}, "reason": "typo"}
     error = rejected(service, second_id, lambda: service.fire(second_id, "correct_entry", change, actor=QM, at=at))
-    assert problems(error) == {("with.changes.carried_products", "derived_field")}
+    assert problems(error) == {("payload.changes.carried_products", "derived_field")}
 
 
 def test_a_tandem_for_another_reason_carries_nothing(service: PathwayService, clock: ManualClock) -> None:

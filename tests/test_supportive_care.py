@@ -141,13 +141,13 @@ def test_a_malformed_plan_is_invalid_and_writes_nothing(service: PathwayService,
         return problems(rejected(service, pid, call))
 
     mmf = {"agent": "mmf", "from_day": 5}
-    assert plan([{"agent": "ptcy", "from_day": 3}, mmf]) == {("with.agents.0.days", "prophylaxis_schedule_shape")}
+    assert plan([{"agent": "ptcy", "from_day": 3}, mmf]) == {("payload.agents.0.days", "prophylaxis_schedule_shape")}
     assert plan([mmf, {"agent": "tacrolimus", "days": [5, 6]}]) == {
-        ("with.agents.1.days", "prophylaxis_schedule_shape")
+        ("payload.agents.1.days", "prophylaxis_schedule_shape")
     }
-    assert plan([{"agent": "atg", "days": [-2, -2]}, mmf]) == {("with.agents.0.days", "prophylaxis_schedule_shape")}
+    assert plan([{"agent": "atg", "days": [-2, -2]}, mmf]) == {("payload.agents.0.days", "prophylaxis_schedule_shape")}
     twice = [{"agent": "mmf", "from_day": 5}, {"agent": "mmf", "from_day": 6}]
-    assert plan(twice) == {("with.agents", "prophylaxis_agent_twice")}
+    assert plan(twice) == {("payload.agents", "prophylaxis_agent_twice")}
 
 
 # --- GVHD prophylaxis: the doses -------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_mucositis_keeps_its_worst_and_latest_grade(service: PathwayService, clo
         on(day0, 10).date(),
     )
     call = lambda: service.fire(pid, "record_mucositis", {"who_grade": 5}, actor=RN, at=on(day0, 11))  # noqa: E731
-    assert problems(rejected(service, pid, call)) == {("with.who_grade", "less_than_equal")}
+    assert problems(rejected(service, pid, call)) == {("payload.who_grade", "less_than_equal")}
 
 
 @pytest.mark.parametrize("product", ["red_cells", "platelets"])

@@ -62,7 +62,7 @@ def test_a_transfer_needs_a_reason_and_a_centre_reference(service: PathwayServic
     clock.set(at)
     sent = {"destination_centre": "North Hospital"}  # a name with a space, no reason
     error = rejected(service, pid, lambda: service.fire(pid, "transfer", sent, actor=COORD, at=at))
-    assert {path for path, _ in problems(error)} == {"with.destination_centre", "with.reason"}
+    assert {path for path, _ in problems(error)} == {"payload.destination_centre", "payload.reason"}
 
 
 def test_transfer_closes_the_milestones(service: PathwayService, clock: ManualClock) -> None:

@@ -85,7 +85,7 @@ def preview_policy_change(
         current = book.get(connection, facts.policy_version) if facts.policy_version else None
         target = book.get(connection, version)
     if target is None:
-        problem = FieldProblem("with.version", "policy_version_unknown", "not in the policy registry")
+        problem = FieldProblem("version", "policy_version_unknown", "not in the policy registry")
         raise InvalidCommand("adopt_policy", [problem])
     # A version the registry lacks (or none) is judged under the service's policy, as the service does.
     before, name = (service.policy, service.policy.version_id) if current is None else (current, facts.policy_version)

@@ -79,7 +79,7 @@ from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COM
 from workflow.host_session import when_ended
 from workflow.listing import Listed, listed
 from workflow.retry import RetryPolicy, own_transaction, transient
-from workflow.validation import aware, bounded, check_size, plausible_id, subsequent_key, validated
+from workflow.validation import PAYLOAD, aware, bounded, check_size, plausible_id, subsequent_key, validated
 from workflow.validation import idempotency_key as checked_key
 
 OPEN_PATHWAY = "patient_has_open_pathway"
@@ -444,7 +444,7 @@ class PathwayService:
         if policy is self.policy or adopting == self.policy.version_id:
             self._register(store)
         if adopting is not None and self._policies.get(store.connection, adopting) is None:
-            problem = FieldProblem("with.version", "policy_version_unknown", "not in the policy registry")
+            problem = FieldProblem(f"{PAYLOAD}.version", "policy_version_unknown", "not in the policy registry")
             raise InvalidCommand(spec.name, [problem])
         judgement = judge(spec, facts, body, actor_id=who.id, actor_role=who.role, at=at, now=now, policy=policy)
         reasons = judgement.verdict.reasons + self._roles_not_held(store, who, body)
@@ -630,7 +630,7 @@ class PathwayService:
         if clash:
             raise InvalidCommand(
                 command,
-                [FieldProblem(f"with.{name}", "derived_field", "is derived by the library") for name in clash],
+                [FieldProblem(f"{PAYLOAD}.{name}", "derived_field", "is derived by the library") for name in clash],
             )
 
     def _roles_not_held(self, store: Store, who: Actor, body: Payload | None = None) -> tuple[str, ...]:

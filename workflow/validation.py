@@ -22,6 +22,23 @@ from states.policy import Policy
 
 M = TypeVar("M", bound=BaseModel)
 
+PAYLOAD = "payload"
+"""Where the service reports a payload's fields (`payload.<field>`): the name of the parameter
+`fire`, `can_fire` and `refer` take it in, so a Python caller reads the error in its own terms."""
+
+
+def on_surface(error: InvalidCommand, root: str) -> InvalidCommand:
+    """`error` worded for a surface whose payload is called `root` (`with` in scenario files and
+    HTTP bodies): only a path's leading `payload` segment changes. The one translation per
+    surface; the service has judged already, nothing is validated again."""
+    problems = [
+        FieldProblem(root + p.path.removeprefix(PAYLOAD), p.rule, p.message)
+        if p.path == PAYLOAD or p.path.startswith(f"{PAYLOAD}.")
+        else p
+        for p in error.problems
+    ]
+    return InvalidCommand(error.command, problems)
+
 
 def problems_of(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
     found = []
@@ -35,7 +52,7 @@ def problems_of(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
     return found
 
 
-def validated(model: type[M], data: Any, *, command: str, prefix: str = "with") -> M:
+def validated(model: type[M], data: Any, *, command: str, prefix: str = PAYLOAD) -> M:
     """`model` validated from `data` (a mapping or an instance), or `InvalidCommand`."""
     if isinstance(data, model):
         return data
@@ -136,7 +153,7 @@ _DIGITS_PER_BIT = 0.30103
 _INT_LIMIT = 2**63  # the range every backend and JSON reader keeps exactly
 
 
-def bounded(data: Any, *, command: str, policy: Policy, prefix: str = "with") -> None:
+def bounded(data: Any, *, command: str, policy: Policy, prefix: str = PAYLOAD) -> None:
     """Refuse input nested deeper than `policy.max_payload_depth` or larger than about
     `policy.max_payload_bytes`, before it is validated or copied.
 
@@ -181,11 +198,11 @@ def bounded(data: Any, *, command: str, policy: Policy, prefix: str = "with") ->
 
 
 def _path(prefix: str, where: tuple[Any, ...]) -> str:
-    """`with.regimen.plan.0.drug`: the prefix and the keys, each cut short (they may be anything)."""
+    """`payload.regimen.plan.0.drug`: the prefix and the keys, each cut short (they may be anything)."""
     return ".".join([prefix, *(str(part)[:64] for part in where)])
 
 
-def check_size(body: BaseModel, *, command: str, policy: Policy, prefix: str = "with") -> None:
+def check_size(body: BaseModel, *, command: str, policy: Policy, prefix: str = PAYLOAD) -> None:
     """The validated payload's canonical JSON (what an entry stores) within the policy's bytes."""
     size = len(canonical_json(body.model_dump(mode="json", exclude_none=True)))
     if size > policy.max_payload_bytes:
@@ -204,8 +221,8 @@ def checked_changes(
 ) -> None:
     """A correction says only what the corrected command could have said: every changed field
     is one of its payload's own, not derived, and the corrected payload passes that payload's
-    validation. Problems name `with.changes.<field>`."""
-    path = "with.changes"
+    validation. Problems name `payload.changes.<field>`."""
+    path = f"{PAYLOAD}.changes"
     problems = [
         FieldProblem(f"{path}.{name}", "extra_forbidden", "the corrected entry's payload has no such field")
         for name in changes

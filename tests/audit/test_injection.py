@@ -111,7 +111,7 @@ def test_hostile_free_text_is_stored_verbatim_or_rejected(
             pass  # the refusal entry must still hold the value verbatim
         if rejected is not None:
             assert invalid, f"{label}: rejected, but the field allows it: {rejected}"
-            assert any(p.path == f"with.{field}" for p in rejected.problems), rejected.problems
+            assert any(p.path == f"payload.{field}" for p in rejected.problems), rejected.problems
             assert len(service.history(pathway_id)) == before
             continue
         assert not invalid, f"{label}: accepted, but the field forbids it"
@@ -173,7 +173,7 @@ def test_hostile_ids_are_rejected(service: PathwayService, clock: ManualClock, v
     with pytest.raises(InvalidCommand) as info:
         service.refer({"patient_ref": value, "route": "autologous", "graft_source": "pbsc"}, actor=PHYS,
                       at=clock.now())
-    assert [p.path for p in info.value.problems] == ["with.patient_ref"]
+    assert [p.path for p in info.value.problems] == ["payload.patient_ref"]
     with pytest.raises(UnknownPathway):
         service.fire(value, "begin_evaluation", {}, actor=COORD, at=clock.now())
     assert len(service.history(pathway_id)) == 1

@@ -239,14 +239,32 @@ def test_assertion_mismatches_say_what_was_expected_and_found(write: Write) -> N
 def test_an_invalid_command_during_a_run_fails_the_step_naming_the_field(
     write: Write, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The service names payload fields in API terms (`payload.`); the runner words them as the
+    scenario file does (the step's `with:`)."""
+
     def invalid(*args: object, **kwargs: object) -> None:
-        raise InvalidCommand("record_consent", [FieldProblem("with.consent_version", "string_too_long", "too long")])
+        problem = FieldProblem("payload.consent_version", "string_too_long", "too long")
+        raise InvalidCommand("record_consent", [problem, FieldProblem("at", "timezone_aware", "naive")])
 
     monkeypatch.setattr(PathwayService, "fire", invalid)
     result = run_scenario(write(FAILING.replace(", expect: {refused: [role_not_permitted]}", "")))
     (failure,) = result.failures
     assert failure.outcome == "invalid"
-    assert "with.consent_version" in failure.message
+    assert failure.message.endswith(
+        "invalid command: with.consent_version: too long [string_too_long]; at: naive [timezone_aware]"
+    )
+
+
+def test_a_correction_the_service_finds_malformed_is_reported_on_the_steps_with(write: Write) -> None:
+    """Only the service checks a correction's changes against the corrected entry's payload."""
+    steps = FAILING.split("  - {on: 2026-01-06")[0]
+    steps += "  - {on: 2026-01-06, by: dr_ross, do: correct_entry,\n"
+    steps += "     with: {sequence: 1, changes: {surname: Doe}, reason: typo}}\n"
+    result = run_scenario(write(steps))
+    (failure,) = result.failures
+    assert failure.outcome == "invalid"
+    assert "with.changes.surname: the corrected entry's payload has no such field [extra_forbidden]" in failure.message
+    assert "payload." not in failure.message
 
 
 def test_several_pathways_and_final_per_pathway(write: Write, sqlite_url: str) -> None:

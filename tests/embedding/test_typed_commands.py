@@ -78,9 +78,9 @@ def test_a_misspelt_payload_field_gets_the_closest_names(service: PathwayService
     with pytest.raises(InvalidCommand) as bad:
         service.fire(pathway_id, "record_consent", {"consent_versoin": "v3"}, actor=COORD, at=AT)
     by_path = {p.path: p for p in bad.value.problems}
-    assert by_path["with.consent_versoin"].rule == "extra_forbidden"
-    assert by_path["with.consent_versoin"].message.endswith("did you mean consent_version?")
-    assert by_path["with.consent_version"].rule == "missing"
+    assert by_path["payload.consent_versoin"].rule == "extra_forbidden"
+    assert by_path["payload.consent_versoin"].message.endswith("did you mean consent_version?")
+    assert by_path["payload.consent_version"].rule == "missing"
     assert len(service.history(pathway_id)) == 1  # nothing written
 
 

@@ -69,6 +69,8 @@ def test_an_invalid_payload_is_422_with_the_field_path(client: TestClient) -> No
     assert response.headers["content-type"] == PROBLEM
     errors = response.json()["errors"]
     assert [(e["path"], e["pointer"]) for e in errors] == [("with.route", "/with/route")]
+    assert "with.route" in response.json()["detail"]  # the body's key, not the Python API's `payload`
+    assert "payload." not in response.text
     assert "sideways" not in response.text  # the submitted value is never echoed
     assert client.get("/pathways", headers=PHYS).json()["items"] == []
 

@@ -92,7 +92,7 @@ def test_a_running_pathway_keeps_its_policy_until_it_adopts_the_new_one(
     assert refused.value.reasons == ("role_not_permitted",)
     with pytest.raises(InvalidCommand) as invalid:
         narrow.fire(running, "adopt_policy", {**adopt, "version": "never-registered"}, actor=QM, at=clock.now())
-    assert [(p.path, p.rule) for p in invalid.value.problems] == [("with.version", "policy_version_unknown")]
+    assert [(p.path, p.rule) for p in invalid.value.problems] == [("payload.version", "policy_version_unknown")]
     adopted = narrow.fire(running, "adopt_policy", adopt, actor=QM, at=clock.now())
     assert adopted.entry.policy_version == default  # judged under the policy it moves away from
     assert narrow.snapshot(running).facts.policy_version == NARROW.version

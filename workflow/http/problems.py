@@ -28,10 +28,14 @@ from states.errors import (
     UnknownPathway,
 )
 from states.reasons import REASONS
+from workflow.validation import on_surface
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://hsct-pathway.invalid/problems/"
 """Problem type URIs are identifiers, not links (RFC 9457 3.1.1): `.invalid` never resolves."""
+PAYLOAD_KEY = "with"
+"""What a command body calls its payload (`Envelope.with_`): a payload field's problem is reported
+on `with.<field>`, its path in the body, where the Python API says `payload.<field>`."""
 
 
 class HttpProblem(Exception):
@@ -97,6 +101,8 @@ def field_error(path: str, rule: str, message: str) -> dict[str, str]:
 async def library_problem(_: Request, exc: Exception) -> JSONResponse:
     """The problem for a library error; 503s and conflicts say when to try again."""
     kind = next(k for cls, k in _KINDS if isinstance(exc, cls))
+    if isinstance(exc, InvalidCommand):
+        exc = on_surface(exc, PAYLOAD_KEY)
     response = problem(kind.status, kind.kind, kind.title, str(exc), **_extensions(exc))
     if kind.status in (409, 503) and not isinstance(exc, Refused | PatientHasOpenPathway):
         response.headers["Retry-After"] = "1"

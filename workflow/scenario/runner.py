@@ -58,6 +58,7 @@ from workflow.scenario.models import (
     step_time,
 )
 from workflow.service import PathwayService, Snapshot, command_name
+from workflow.validation import on_surface
 
 __all__ = ["AssertionOutcome", "LiveDatabaseRefused", "ScenarioResult", "StepRow", "run_paths", "run_scenario",
            "scenario_origin"]
@@ -335,7 +336,8 @@ class _Run:
             label = self._label(name, at)
         except InvalidCommand as exc:
             outcome = "invalid"
-            message = "invalid command: " + "; ".join(str(p) for p in exc.problems)
+            worded = on_surface(exc, "with")  # the step's `with:`, where the service says `payload`
+            message = "invalid command: " + "; ".join(str(p) for p in worded.problems)
             label = self._label(name, at)
         except (_StepError, HsctError) as exc:
             outcome, message = "error", str(exc)
