@@ -9,6 +9,8 @@ import logging
 import os
 import sqlite3
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy
@@ -156,3 +158,21 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, file_db: bool) ->
             raise DBAPIError.instance(
                 "BEGIN IMMEDIATE", (), exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
             ) from exc
+
+
+@contextmanager
+def no_wait(connection: Connection) -> Iterator[None]:
+    """SQLite: a write transaction begun on `connection` in the block fails at once instead of
+    waiting for the write lock (the busy timeout is 0 in the block, then restored). Other
+    dialects: nothing (they say NOWAIT per statement)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    (timeout,) = driver.execute("PRAGMA busy_timeout").fetchone()
+    driver.execute("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA busy_timeout = {int(timeout)}")

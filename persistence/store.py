@@ -361,6 +361,9 @@ def log_select(where: LogFilter) -> Any:
         .order_by(E.c.recorded_at, P.c.created_at, P.c.id, E.c.sequence)
     )
 _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
+_SELECT_IDS_OF = _SELECT_IDS.where(P.c.patient_ref == bindparam("b_patient"))
+_SELECT_IDS_LIKE = select(P.c.id).where(P.c.id.like(bindparam("b_prefix"), escape="\\"))
+_LOCK_AT_ONCE = select(P.c.id).where(P.c.id == bindparam("b_id")).with_for_update(nowait=True)
 _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
 # Every pathway row with its head entry's commitment, in creation order (one query for a listing).
 _SELECT_RECORDS = _PATHWAYS_WITH_HEAD.order_by(P.c.created_at, P.c.id)
@@ -909,6 +912,29 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc)
         return None if row is None else _entry_from_row(row)
+
+    def pathways_of(self, patient_ref: str) -> list[str]:
+        """Ids of every pathway of the patient, oldest first."""
+        try:
+            return list(self._connection().execute(_SELECT_IDS_OF, {"b_patient": patient_ref}).scalars().all())
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    def ids_starting_with(self, prefix: str) -> list[str]:
+        """Ids that begin with `prefix` (LIKE wildcards in it are taken literally)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        try:
+            return list(self._connection().execute(_SELECT_IDS_LIKE, {"b_prefix": escaped + "%"}).scalars().all())
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    def lock_at_once(self, pathway_id: str) -> bool:
+        """Lock the pathway row without waiting (PostgreSQL: NOWAIT, a ConcurrencyConflict when
+        another transaction holds it); False when this transaction cannot see the pathway."""
+        try:
+            return self._connection().execute(_LOCK_AT_ONCE, {"b_id": pathway_id}).first() is not None
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id)
 
     def pathway_ids(self, phase: Phase | None = None) -> list[str]:
         """Ids in creation order, optionally only those in `phase`."""

@@ -41,6 +41,8 @@ PUBLIC_API = {
     "state_on",
     "open_work",
     "history",
+    "log",
+    "listing",
     "pathway_ids",
     "resolve_id",
     "find",

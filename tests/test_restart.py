@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from states.errors import UnknownPathway
+from states.errors import BeforeFirstEntry
 from states.vocabulary import EntryKind, Phase
 from tests.helpers_core import LAB, PHYS, QM, WALKS, fire, on, open_walk, steps_of
 from tests.walks import Step, run_walk
@@ -115,7 +115,7 @@ def test_state_at_equals_the_snapshot_taken_then_across_a_correction(
     assert d12_anc(service.state_at(pathway_id, at)) == pytest.approx(1.4)
     assert d12_anc(service.state_at(pathway_id, at - timedelta(minutes=1))) == pytest.approx(1.6)
     assert service.snapshot(pathway_id).facts.neutrophil_recovery_on == S01_NEUTROPHILS
-    with pytest.raises(UnknownPathway):
+    with pytest.raises(BeforeFirstEntry, match="its first entry is of"):
         service.state_at(pathway_id, datetime.fromisoformat("2026-01-04T00:00:00+00:00"))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from states.errors import HsctError, InvalidCommand, UnknownPathway
+from states.errors import BeforeFirstEntry, HsctError, InvalidCommand, UnknownPathway
 from states.policy import Policy
 from states.vocabulary import Phase
 from tests.walks import LAB, PATIENT, WALKS, run_walk
@@ -117,7 +117,7 @@ def test_state_on_takes_late_entries_and_later_corrections(service: PathwayServi
 
 def test_state_on_before_the_referral_and_on_an_unknown_pathway(service: PathwayService, clock: ManualClock) -> None:
     pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.EVALUATION)
-    with pytest.raises(UnknownPathway):
+    with pytest.raises(BeforeFirstEntry, match="2026-01-05"):
         service.state_on(pathway_id, date(2026, 1, 4))  # the walk refers on 2026-01-05
     assert service.state_on(pathway_id, date(2026, 1, 5)).phase is Phase.REFERRED
     with pytest.raises(UnknownPathway):

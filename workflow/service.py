@@ -27,11 +27,11 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from persistence.engine import configure_engine, create_engine
-from persistence.models import ID_LENGTH, PathwayRow
+from persistence.engine import configure_engine, create_engine, no_wait
+from persistence.models import ID_LENGTH
 from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
 from persistence.store import LogFilter, PathwayRecord, Store, translate_errors
@@ -399,11 +399,12 @@ class PathwayService:
         """The refusal committed in a short transaction of the service's own, or None when
         that would wait for a lock or the pathway is not committed (nothing written then)."""
         try:
-            with translate_errors(), self.engine.connect() as connection, _no_wait(connection):
+            with translate_errors(), self.engine.connect() as connection, no_wait(connection):
                 with connection.begin() as transaction:
-                    if connection.execute(_LOCK_NOWAIT, {"b_id": pathway_id}).first() is None:
+                    store = Store(connection, announce=self.outbox)
+                    if not store.lock_at_once(pathway_id):
                         return None  # opened in the host's transaction: not ours to see
-                    outcome = work(Store(connection, announce=self.outbox))
+                    outcome = work(store)
                     if outcome.refusal is None:  # it passes now: the host's transaction decides
                         transaction.rollback()
                         return None
@@ -826,13 +827,12 @@ class PathwayService:
         count) when several do."""
         if not plausible_id(given, ID_LENGTH):
             raise UnknownPathway(str(given)[:64])
-        escaped = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._reading(session) as store:
             if store.load(given, checked=False) is not None:
                 return given
             if len(given) < MIN_ID_PREFIX:
                 raise UnknownPathway(given)
-            found = store.connection.execute(_IDS_LIKE, {"b_prefix": escaped + "%"}).scalars().all()
+            found = store.ids_starting_with(given)
         if not found:
             raise UnknownPathway(given)
         if len(found) > 1:
@@ -866,7 +866,7 @@ class PathwayService:
         ref = validated(_PatientQuery, {"patient_ref": patient_ref}, command="find", prefix="").patient_ref
         with self._reading(session) as store:
             open_ids = store.open_pathways_of(ref)
-            every = store.connection.execute(_PATHWAYS_OF, {"b_patient": ref}).scalars().all()
+            every = store.pathways_of(ref)
         return [*open_ids, *(i for i in every if i not in open_ids)]
 
     def milestones(
@@ -935,10 +935,6 @@ class _PatientQuery(BaseModel):
     patient_ref: PatientRef
 
 
-_P = PathwayRow.__table__.c
-_PATHWAYS_OF = select(_P.id).where(_P.patient_ref == bindparam("b_patient")).order_by(_P.created_at, _P.id)
-_IDS_LIKE = select(_P.id).where(_P.id.like(bindparam("b_prefix"), escape="\\"))
-
 MIN_ID_PREFIX = 6
 """The shortest id prefix `resolve_id` expands: shorter ones are taken as whole ids only."""
 
@@ -967,27 +963,6 @@ def _success_only(work: Callable[[Store], _Outcome], store: Store) -> _Outcome:
     if outcome.refusal is not None:
         raise _RefusedHere
     return outcome
-
-
-_LOCK_NOWAIT = select(_P.id).where(_P.id == bindparam("b_id")).with_for_update(nowait=True)
-"""PostgreSQL: lock the pathway or fail at once (55P03, a ConcurrencyConflict)."""
-
-
-@contextmanager
-def _no_wait(connection: Connection) -> Iterator[None]:
-    """SQLite: BEGIN IMMEDIATE on this connection fails at once instead of waiting for the
-    write lock (the busy timeout is 0 in the block, then restored)."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    (timeout,) = driver.execute("PRAGMA busy_timeout").fetchone()
-    driver.execute("PRAGMA busy_timeout = 0")
-    try:
-        yield
-    finally:
-        driver.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 @contextmanager

@@ -96,13 +96,17 @@ def test_ensure_current_refuses_an_empty_database_unless_allowed(backend: Backen
     ensure_current(engine, auto_upgrade_empty=False)  # at head: a no-op
 
 
-def test_ensure_current_never_migrates_a_database_it_did_not_create(backend: Backend) -> None:
+def test_ensure_current_migrates_only_when_allowed_beside_host_tables(backend: Backend) -> None:
+    """A host's own tables do not make the database the library's: without permission it
+    refuses and creates nothing; with it, its tables go beside the host's, which stay as they are."""
     engine = backend.engine()
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE host_table (id INTEGER PRIMARY KEY)"))
     with pytest.raises(SchemaOutOfDate, match="hsct db upgrade"):
-        ensure_current(engine, auto_upgrade_empty=True)
+        ensure_current(engine, auto_upgrade_empty=False)
     assert _tables(engine) == {"host_table"}
+    ensure_current(engine, auto_upgrade_empty=True)
+    assert {"host_table", "pathways", "entries"} <= _tables(engine)
 
 
 def test_ensure_current_refuses_a_schema_newer_than_the_library(backend: Backend) -> None:
@@ -118,10 +122,9 @@ def test_ensure_current_names_upgrade_for_a_known_older_revision(backend: Backen
     engine = backend.engine()
     upgrade(engine)
     with engine.begin() as connection:
-        command.downgrade(alembic_config(connection), "base")
-        # The version table stays, empty: a known state older than head ...
-        connection.execute(text("CREATE TABLE host_table (id INTEGER PRIMARY KEY)"))
-    with pytest.raises(SchemaOutOfDate, match=r"has no hsct schema.*run `hsct db upgrade --db "):
+        command.downgrade(alembic_config(connection), "0004")
+    # A library database at an older revision is never migrated behind the operator's back.
+    with pytest.raises(SchemaOutOfDate, match=r"is at schema revision '0004'.*run `hsct db upgrade --db "):
         ensure_current(engine, auto_upgrade_empty=True)
 
 
