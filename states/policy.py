@@ -163,7 +163,10 @@ class Policy(BaseModel):
         json_schema_extra=_src("S: a common laboratory release limit (docs/products.md); data F:POSTTHAW"),
     )
     min_matches_8: int = Field(
-        8, ge=0, le=8, json_schema_extra=_src("S: matched sibling and matched unrelated donors are 8/8 (docs/clinical-rules.md)")
+        8,
+        ge=0,
+        le=8,
+        json_schema_extra=_src("S: matched sibling and matched unrelated donors are 8/8 (docs/clinical-rules.md)"),
     )
     mismatched_unrelated_min_matches_8: int = Field(7, ge=0, le=8, json_schema_extra=_src("F:PIDALA-2014, F:MDRI"))
     cord_single_min_tnc_x10e7_per_kg: float = Field(
@@ -206,7 +209,9 @@ class Policy(BaseModel):
         json_schema_extra=_src("F:ASTCT"),
     )
     secondary_graft_failure_days: int = Field(3, ge=1, json_schema_extra=_src("F:CIBMTR-SUBSEQ"))
-    engraftment_expected_by_day: int = Field(28, gt=0, json_schema_extra=_src("S: engraftment expected by Day +28 (docs/milestones.md)"))
+    engraftment_expected_by_day: int = Field(
+        28, gt=0, json_schema_extra=_src("S: engraftment expected by Day +28 (docs/milestones.md)")
+    )
     anc_never_below_observed_to_day: int = Field(
         28,
         gt=0,

@@ -241,7 +241,8 @@ class Assertions(_Closed):
     )
     # The graft (docs/products.md), as `hsct pathway show` gives it.
     cryopreservation_reason: CryopreservationReason | None = Field(
-        None, description="Why this patient's allogeneic graft is frozen (`decide_cryopreservation`); null: no decision."
+        None,
+        description="Why this patient's allogeneic graft is frozen (`decide_cryopreservation`); null: no decision.",
     )
     bags: dict[BagStatus, int] | None = Field(None, description="Named bags by status (every status).")
     carried_products: list[str] | None = Field(
