@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from persistence.store import PathwayRecord
-from states.days import clinical_date, day_label, day_number
+from states.days import label_at
 from states.vocabulary import CLOSED_PHASES, DonorType, GraftSource, Phase, Route
 
 __all__ = ["Listed", "listed"]
@@ -51,9 +51,7 @@ def _is_open(record: PathwayRecord) -> bool:
 def _listed(record: PathwayRecord, at: datetime) -> Listed:
     facts = json.loads(record.facts)
     anchor = facts.get("day0") or facts.get("planned_day0")
-    label = None
-    if anchor is not None:
-        label = day_label(day_number(clinical_date(at, facts.get("timezone", "UTC")), date.fromisoformat(anchor)))
+    label = label_at(at, facts.get("timezone", "UTC"), None if anchor is None else date.fromisoformat(anchor))
     return Listed(
         id=record.id,
         phase=record.phase,

@@ -39,7 +39,7 @@ from states.actor import Actor
 from states.chart import CHART, Command
 from states.command_names import CommandName
 from states.course_payloads import Reinstate
-from states.days import clinical_date, day_label, day_number
+from states.days import clinical_date, day_label, day_number, label_at
 from states.engraftment import neutrophil_recovery_of, platelet_recovery_50_of, platelet_recovery_of
 from states.entry import Draft, Entry, origin_label
 from states.errors import (
@@ -977,10 +977,7 @@ def _sealing() -> Iterator[list[tuple[Entry, PathwayFacts]]]:
 
 
 def _label(facts: PathwayFacts, at: datetime) -> str | None:
-    anchor = facts.day0 or facts.planned_day0
-    if anchor is None:
-        return None
-    return day_label(day_number(clinical_date(at, facts.timezone), anchor))
+    return label_at(at, facts.timezone, facts.day0 or facts.planned_day0)
 
 
 def _provisional(draft: Draft, sequence: int) -> Entry:
