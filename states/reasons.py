@@ -524,6 +524,11 @@ SECTIONS: tuple[Section, ...] = (
                 "the correction changes who the patient is or which route and transplant this is: the referral's `patient_ref`, `route`, `donor_type`, `graft_source`, `timezone`, `hct_number`, `previous_pathway`; a subsequent transplant's route fields and `begin_in`; a route change's fields; an infusion's `label_recipient_ref` and `verifiers`",
                 'S, decisions.md "Identity is not corrected"',
             ),
+            Reason(
+                "correction_breaks_history",
+                "with the correction applied, the corrected entry or a later one no longer reads (a product id changed to one never collected, a collection renamed under its later freezing or infusion): record what happened as a new entry instead",
+                "21 CFR 11.10(e), S",
+            ),
         ),
         "Changes that the corrected entry's own payload would not accept (a field it does not have, a\nderived field, a wrong type or size) are malformed input, not refusals: `InvalidCommand` naming\n`payload.changes.<field>` (`with.changes.<field>` in a scenario step or an HTTP body), nothing\nwritten.",
     ),

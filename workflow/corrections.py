@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from states.chart import CHART
 from states.entry import Entry
-from states.fold import FACTS_REDERIVED, Opening
+from states.facts import PathwayFacts
+from states.fold import FACTS_REDERIVED, Opening, apply_entry, corrected_payloads
 from states.payloads import CorrectEntry, Payload
 from states.vocabulary import EntryKind
 from workflow.validation import checked_changes
@@ -26,4 +27,22 @@ def correction_problems(log: Sequence[Entry], body: CorrectEntry) -> tuple[str, 
         return ("entry_not_correctable",)
     model: type[Payload] = Opening if target.sequence == 1 else CHART.commands[target.trigger].payload
     checked_changes(model, target.payload, body.changes, command="correct_entry")
-    return ("identity_not_correctable",) if model.identity_fields & set(body.changes) else ()
+    if model.identity_fields & set(body.changes):
+        return ("identity_not_correctable",)
+    return () if _history_folds(log, body) else ("correction_breaks_history",)
+
+
+def _history_folds(log: Sequence[Entry], body: CorrectEntry) -> bool:
+    """The log still folds with the correction applied. A changed reference (a product id) that
+    the entry itself or a later entry no longer finds would make every later read of the pathway
+    fail; the fold then raises LookupError or ValueError, so the correction is refused instead."""
+    corrections = corrected_payloads(log)
+    target = next(e for e in log if e.sequence == body.sequence)
+    corrections[body.sequence] = {**corrections.get(body.sequence, target.payload), **body.changes}
+    facts: PathwayFacts | None = None
+    try:
+        for entry in sorted(log, key=lambda e: e.sequence):
+            facts = apply_entry(facts, entry, entry.sequence, corrections.get(entry.sequence))
+    except (LookupError, ValueError):
+        return False
+    return True
