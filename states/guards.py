@@ -557,7 +557,9 @@ def stored_product_available(a: Attempt) -> Verdict:
 
 
 def product_disposable(a: Attempt) -> Verdict:
-    """A disposition is recorded once, for a product of this pathway that was not infused."""
+    """A disposition is recorded once, for a product of this pathway that was not infused and
+    not carried to a linked pathway (a tandem's next HCT, a reinstatement): a carried product is
+    the linked pathway's to infuse or dispose of, never both pathways'."""
     assert isinstance(a.payload, RecordProductDisposition)
     product = a.facts.products.get(a.payload.product_id)
     if product is None:
@@ -567,6 +569,8 @@ def product_disposable(a: Attempt) -> Verdict:
         reasons.append("product_already_infused")
     if product.disposition is not None:
         reasons.append("product_already_disposed")
+    if product.carried_to is not None:
+        reasons.append("product_carried_to_linked_pathway")
     return refuse(*reasons)
 
 

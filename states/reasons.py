@@ -501,7 +501,8 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Reason(
                 "product_carried_to_linked_pathway",
-                "a product (or bag) a planned tandem carried to the next HCT is infused there, not here",
+                "a product (or bag) carried to a linked pathway (a planned tandem's next HCT, a reinstatement) "
+                "is infused or disposed of there, not here",
                 "F:CIBMTR-SUBSEQ, S",
             ),
         ),

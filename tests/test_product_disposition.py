@@ -108,6 +108,27 @@ def test_a_disposed_product_is_not_infused(service: PathwayService, clock: Manua
     assert refused(service, clock, pid, at, RN, "record_infusion", boost) == ("product_already_disposed",)
 
 
+def test_a_product_carried_to_a_linked_pathway_is_disposed_of_there_only(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    # A reinstated patient's frozen cells go with the patient: the withdrawn pathway may not
+    # discard what the linked pathway will infuse.
+    old = reach(service, clock, "autologous", Phase.READY_FOR_CONDITIONING)
+    withdrawn = clock.now() + timedelta(hours=1)
+    fire(service, clock, old, withdrawn, PHYS, "withdraw", {"reason": "patient withdrew consent"})
+    result = fire(service, clock, old, withdrawn + timedelta(days=10), PHYS, "reinstate", {"reason": "goes ahead"})
+    carried = result.entry.payload["carried_products"]
+    assert carried
+    at = withdrawn + timedelta(days=11)
+    for product_id in carried:
+        discard = {"product_id": product_id, "disposition": "discard"}
+        assert refused(service, clock, old, at, PRO, "record_product_disposition", discard) == (
+            "product_carried_to_linked_pathway",
+        )
+    new = service.snapshot(result.entry.payload["new_pathway_id"]).facts
+    assert {p.product_id for p in new.stored_products()} == set(carried)
+
+
 @pytest.mark.parametrize(
     ("sent", "field"),
     [
