@@ -11,12 +11,12 @@ from datetime import date
 from typing import Any
 
 from states.care_facts import PlannedAgent, in_hospital, length_of_stay_days
-from states.days import day_label, day_number
+from states.days import day_label, label_on
 from states.facts import PathwayFacts
 
 
 def _day(facts: PathwayFacts, on: date | None) -> str | None:
-    return None if on is None or facts.day0 is None else day_label(day_number(on, facts.day0))
+    return None if on is None else label_on(on, facts.day0)
 
 
 def _schedule(planned: PlannedAgent) -> str:

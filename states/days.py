@@ -42,12 +42,15 @@ def day_label(n: int) -> str:
     return f"D{n:+d}"
 
 
+def label_on(on: date, anchor: date | None) -> str | None:
+    """The Day label of the clinical date `on` counted from `anchor`; None before any Day 0 is known."""
+    return None if anchor is None else day_label(day_number(on, anchor))
+
+
 def label_at(at: datetime, tz: str, anchor: date | None) -> str | None:
     """The Day label of the instant `at` counted from `anchor` (Day 0, else the planned Day 0)
     in the programme timezone `tz`; None before any Day 0 is known."""
-    if anchor is None:
-        return None
-    return day_label(day_number(clinical_date(at, tz), anchor))
+    return label_on(clinical_date(at, tz), anchor)
 
 
 def parse_day_label(label: str) -> int:

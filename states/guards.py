@@ -259,10 +259,15 @@ def collection_sufficient(a: Attempt) -> Verdict:
     return PASS
 
 
+def _cord_graft(facts: PathwayFacts) -> bool:
+    """Cord units arrive banked frozen: there is no fresh graft to freeze before conditioning."""
+    return facts.donor_type is DonorType.CORD_BLOOD or facts.graft_source is GraftSource.CORD_BLOOD
+
+
 def graft_frozen_first(facts: PathwayFacts, policy: Policy) -> bool:
     """The graft is stored before conditioning: by the programme's policy or by this patient's
     `decide_cryopreservation` [F:NMDP-CRYO]. Cord units are banked frozen anyway."""
-    if facts.donor_type is DonorType.CORD_BLOOD or facts.graft_source is GraftSource.CORD_BLOOD:
+    if _cord_graft(facts):
         return False
     return (
         policy.cryopreserve_before_conditioning
@@ -299,7 +304,7 @@ def cryopreservation_decidable(a: Attempt) -> Verdict:
     f = a.facts
     if not f.is_allogeneic:
         return refuse("route_not_allogeneic")
-    if f.donor_type is DonorType.CORD_BLOOD or f.graft_source is GraftSource.CORD_BLOOD:
+    if _cord_graft(f):
         return refuse("cryopreservation_not_for_cord_blood")
     return refuse("cryopreservation_already_planned") if _must_cryopreserve(a) else PASS
 
