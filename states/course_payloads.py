@@ -7,13 +7,13 @@ like any other payload. A relapse or progression is `states.payloads.ReportRelap
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from states.facts import GraftFailureSuspicion, PathwayFacts
-from states.payloads import Ctx, Payload, Pct, Ref, Text, WithReason, carried_away, carried_over
+from states.payloads import Anc, Ctx, Payload, Pct, Ref, Text, WithReason, carried_away, carried_over
 from states.vocabulary import Phase
 
 SuspicionKind = Literal["graft_failure", "autologous_reconstitution"]
@@ -26,7 +26,7 @@ class SuspectGraftFailure(Payload):
 
     kind: SuspicionKind = "graft_failure"
     donor_chimerism_pct: Pct | None = None
-    anc_x10e9_per_l: Annotated[float, Field(strict=True, ge=0, le=200)] | None = None
+    anc_x10e9_per_l: Anc | None = None
     evidence: Text | None = Field(None, repr=False)
 
     @model_validator(mode="after")

@@ -75,6 +75,8 @@ DoseText = Annotated[
     str, StringConstraints(max_length=64, pattern=r"^\d+(\.\d+)?\s*[A-Za-z%µ/0-9.]+( [A-Za-z/]+)*$")
 ]
 Pct = Annotated[float, Field(strict=True, ge=0, le=100)]
+Anc = Annotated[float, Field(strict=True, ge=0, le=200)]
+"""An absolute neutrophil count, x10^9/L (a lab value, or the evidence of a suspected graft failure)."""
 
 EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2199, 12, 31)
@@ -679,7 +681,7 @@ class RecordInfusion(BedsideCheck):
 
 
 class RecordLab(Payload):
-    anc_x10e9_per_l: Annotated[float, Field(strict=True, ge=0, le=200)] | None = None
+    anc_x10e9_per_l: Anc | None = None
     platelets_x10e9_per_l: Annotated[float, Field(strict=True, ge=0, le=3000)] | None = None
     method: LabMethod = LabMethod.AUTOMATED
 
