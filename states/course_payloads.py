@@ -10,10 +10,20 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
 
 from states.facts import GraftFailureSuspicion, PathwayFacts
-from states.payloads import Anc, Ctx, Payload, Pct, Ref, Text, WithReason, carried_away, carried_over
+from states.payloads import (
+    Anc,
+    Ctx,
+    Payload,
+    Pct,
+    Ref,
+    Text,
+    WithReason,
+    carried_away,
+    carried_over,
+    require_any,
+)
 from states.vocabulary import Phase
 
 SuspicionKind = Literal["graft_failure", "autologous_reconstitution"]
@@ -31,8 +41,7 @@ class SuspectGraftFailure(Payload):
 
     @model_validator(mode="after")
     def _some_evidence(self) -> SuspectGraftFailure:
-        if self.donor_chimerism_pct is None and self.anc_x10e9_per_l is None:
-            raise PydanticCustomError("suspicion_evidence_missing", "give donor_chimerism_pct and/or anc_x10e9_per_l")
+        require_any(self, "suspicion_evidence_missing", "donor_chimerism_pct", "anc_x10e9_per_l")
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:

@@ -144,6 +144,13 @@ class Payload(BaseModel):
         return facts
 
 
+def require_any(payload: BaseModel, rule: str, *fields: str) -> None:
+    """Bad input `rule` (reported on the first field) unless at least one of `fields` is given:
+    a dose, a count, the evidence of a suspicion."""
+    if all(getattr(payload, name) is None for name in fields):
+        raise PydanticCustomError(rule, "give " + " and/or ".join(fields))
+
+
 def _upd(facts: PathwayFacts, **changes: Any) -> PathwayFacts:
     return facts.model_copy(update=changes)
 
@@ -379,8 +386,7 @@ class RecordCollection(Payload):
 
     @model_validator(mode="after")
     def _has_dose(self) -> RecordCollection:
-        if self.cd34_x10e6_per_kg is None and self.tnc_x10e7_per_kg is None:
-            raise PydanticCustomError("dose_missing", "give cd34_x10e6_per_kg and/or tnc_x10e7_per_kg")
+        require_any(self, "dose_missing", "cd34_x10e6_per_kg", "tnc_x10e7_per_kg")
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
@@ -687,8 +693,7 @@ class RecordLab(Payload):
 
     @model_validator(mode="after")
     def _some_value(self) -> RecordLab:
-        if self.anc_x10e9_per_l is None and self.platelets_x10e9_per_l is None:
-            raise PydanticCustomError("lab_value_missing", "give anc_x10e9_per_l and/or platelets_x10e9_per_l")
+        require_any(self, "lab_value_missing", "anc_x10e9_per_l", "platelets_x10e9_per_l")
         return self
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
