@@ -422,6 +422,17 @@ def _infused_ids(a: Attempt) -> tuple[str, ...]:
     return a.payload.products
 
 
+def _product_gone(product: Product) -> list[str]:
+    """Why a product is no longer this pathway's to infuse or dispose of: infused, disposed of,
+    or carried to a linked pathway."""
+    gone = {
+        "product_already_infused": product.infused,
+        "product_already_disposed": product.disposition is not None,
+        "product_carried_to_linked_pathway": product.carried_to is not None,
+    }
+    return [reason for reason, applies in gone.items() if applies]
+
+
 def products_belong(a: Attempt) -> Verdict:
     """Every product is this pathway's, not yet infused, from the current cleared donor
     (`infuse`, `record_infusion`: one chain-of-identity check for every infusion)."""
@@ -436,12 +447,7 @@ def products_belong(a: Attempt) -> Verdict:
             elif pid not in cleared:
                 reasons.append("donor_not_cleared")
             continue
-        if product.infused:
-            reasons.append("product_already_infused")
-        if product.disposition is not None:
-            reasons.append("product_already_disposed")
-        if product.carried_to is not None:
-            reasons.append("product_carried_to_linked_pathway")
+        reasons += _product_gone(product)
         if f.is_allogeneic and product.donor_ref not in cleared and pid not in cleared:
             reasons.append("product_not_from_cleared_donor")
     return refuse(*reasons)
@@ -567,16 +573,7 @@ def product_disposable(a: Attempt) -> Verdict:
     the linked pathway's to infuse or dispose of, never both pathways'."""
     assert isinstance(a.payload, RecordProductDisposition)
     product = a.facts.products.get(a.payload.product_id)
-    if product is None:
-        return refuse("product_unknown")
-    reasons = []
-    if product.infused:
-        reasons.append("product_already_infused")
-    if product.disposition is not None:
-        reasons.append("product_already_disposed")
-    if product.carried_to is not None:
-        reasons.append("product_carried_to_linked_pathway")
-    return refuse(*reasons)
+    return refuse("product_unknown") if product is None else refuse(*_product_gone(product))
 
 
 # --- engraftment, graft failure, Day +100 --------------------------------------------------------
