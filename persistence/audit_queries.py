@@ -279,6 +279,9 @@ def audit_snapshot(engine: Engine) -> Iterator[AuditReader]:
             if dialect.name == "sqlite":
                 # The engine set isolation_level=None: transactions are ours to begin. DEFERRED
                 # takes a read snapshot at the first SELECT and, in WAL mode, blocks no writer.
+                # Read pages through a memory map rather than one read() call each (a third of
+                # the cost of a full scan); the setting ends with this connection's use here.
+                driver.execute("PRAGMA mmap_size=1073741824")  # type: ignore[union-attr]  # 1 GiB at most
                 driver.execute("BEGIN DEFERRED")  # type: ignore[union-attr]
             else:
                 driver.rollback()  # type: ignore[union-attr]  # SET TRANSACTION must come first in one
@@ -292,7 +295,11 @@ def audit_snapshot(engine: Engine) -> Iterator[AuditReader]:
             raise _translated(exc, dialect, "reading the log") from None
         finally:
             try:
-                driver.rollback() if dialect.name != "sqlite" else driver.execute("ROLLBACK")  # type: ignore[union-attr]
+                if dialect.name == "sqlite":
+                    driver.execute("ROLLBACK")  # type: ignore[union-attr]
+                    driver.execute("PRAGMA mmap_size=0")  # type: ignore[union-attr]
+                else:
+                    driver.rollback()  # type: ignore[union-attr]
             except dbapi_error:
                 raw.invalidate()  # broken: the pool must not hand it out again
     finally:

@@ -7,20 +7,23 @@ at head is refused with the exact command to run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from persistence.engine import masked_url
 from persistence.models import Base
 from states.errors import SchemaOutOfDate
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (with Mako and Pygments behind it) is imported only to migrate or to explain a
+# mismatch: opening a service on a current database reads the version table directly, which
+# keeps it out of every command line start-up (`hsct pathway list`, benchmarks/README.md).
 
 # Not "alembic_version": a host that keeps its own Alembic history in the same schema
 # must not have it overwritten by ours.
@@ -34,6 +37,8 @@ _PG_UPGRADE_LOCK = 0x4853_4354  # "HSCT"
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic Config for the packaged scripts; `connection` is the one to migrate."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -43,15 +48,48 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The revision this version of the library needs."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships revisions
         raise RuntimeError("no migration scripts found")
     return head
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(.*)$", re.MULTILINE)
+
+
+def scripted_head() -> str | None:
+    """The head revision read from the scripts' `revision` and `down_revision` lines without
+    Alembic: the one revision no script builds on. None when that is not one plain answer
+    (branches, merges), and then `head_revision` decides. A test holds the two equal."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for name, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
+            quoted = re.fullmatch(r"""["'](\w+)["']""", value.strip())
+            if quoted is None:
+                if value.strip() != "None":
+                    return None  # a tuple of parents: a merge
+                continue
+            (revisions if name == "revision" else parents).add(quoted.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def _current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
+
+
+def _is_at(connection: Connection, revision: str) -> bool:
+    """The version table holds exactly `revision` (read without Alembic)."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return False
+    found = connection.execute(text("SELECT version_num FROM hsct_alembic_version")).scalars().all()
+    return found == [revision]
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -67,6 +105,8 @@ def _lock(connection: Connection) -> None:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), revision)
 
 
@@ -78,6 +118,10 @@ def upgrade_on(connection: Connection, revision: str = "head") -> None:
     Run without an EnvironmentContext of its own: the host's env.py is inside one, and
     Alembic's module-level `context` proxy does not nest.
     """
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     _lock(connection)
     script = ScriptDirectory.from_config(alembic_config())
     context = MigrationContext.configure(
@@ -111,6 +155,11 @@ def ensure_current(engine: Engine, *, auto_upgrade_empty: bool) -> None:
     Raises SchemaOutOfDate naming the command to run (with the password masked), or saying
     that the library is older than the database.
     """
+    fast_head = scripted_head()
+    if fast_head is not None:
+        with engine.connect() as connection:
+            if _is_at(connection, fast_head):
+                return
     head = head_revision()
     with engine.begin() as connection:
         current = _current(connection)
@@ -142,6 +191,9 @@ def _out_of_date_message(engine: Engine, current: str | None, head: str) -> str:
 
 
 def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except CommandError:

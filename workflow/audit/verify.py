@@ -139,8 +139,30 @@ _FORM: Final = ENTRY_COLUMNS.index("form")
 _IDENTITY: Final = ("patient_ref", "route", "donor_type", "graft_source", "hct_number", "previous_pathway")
 
 
-def _nullable(value: Any) -> str:
-    return "null" if value is None else _encode_str(value)
+class _Quoted(dict[Any, str]):
+    """The JSON text of string columns met so far (and of NULL, when `nullable`). Most values
+    repeat from entry to entry (kinds, phases, triggers, roles, actors, the pathway id, the
+    release), and a dict lookup costs a fraction of encoding them again. Only `str` is ever
+    stored, so a value of another type misses and is refused as encoding it would be."""
+
+    __slots__ = ("nullable",)
+
+    def __init__(self, *, nullable: bool) -> None:
+        super().__init__()
+        self.nullable = nullable
+
+    def __missing__(self, value: Any) -> str:
+        if value is None and self.nullable:
+            return "null"
+        if type(value) is not str:
+            raise TypeError("not a string")
+        if len(self) >= _QUOTED_LIMIT:  # unique values (idempotency keys) must not pile up
+            self.clear()
+        text = self[value] = _encode_str(value)
+        return text
+
+
+_QUOTED_LIMIT: Final = 50_000
 
 
 def _integer(value: Any) -> str:
@@ -151,25 +173,26 @@ def _integer(value: Any) -> str:
     return str(value)
 
 
-def body_text(row: Row) -> str:
+def body_text(row: Row, text: _Quoted | None = None, nullable: _Quoted | None = None) -> str:
     """The canonical body the columns of `row` stand for, in the row's form (the verifier's
-    templates, exposed for tests). ValueError for a form this release does not know."""
+    templates, exposed for tests). ValueError for a form this release does not know. The
+    verifier passes the same `text` (not null) and `nullable` memos for every row it checks."""
     (pid, seq, kind, trigger, from_phase, to_phase, eff, rec, actor_id, actor_role, reason, payload, reasons,
      policy_version, idem, corrects, digest, origin, release, _body, prev_hash, _hash, form) = row  # fmt: skip
     if eff[10] != " " or rec[10] != " ":
         raise ValueError("a time is not stored in the library's form")
-    head = (_encode_str(actor_id), _encode_str(actor_role), _integer(corrects), eff[:10], eff[11:])
+    q = _Quoted(nullable=False) if text is None else text
+    n = _Quoted(nullable=True) if nullable is None else nullable
+    head = (q[actor_id], q[actor_role], "null" if corrects is None else _integer(corrects), eff[:10], eff[11:])
     if form == 2:
         return _TEMPLATE_2 % (
-            *head, _nullable(digest), _nullable(from_phase), _nullable(idem), _encode_str(kind), _nullable(origin),
-            _encode_str(pid), payload, _encode_str(policy_version), prev_hash, _nullable(reason), reasons,
-            rec[:10], rec[11:], _nullable(release), seq, _nullable(to_phase), _encode_str(trigger),
+            *head, n[digest], n[from_phase], n[idem], q[kind], n[origin], q[pid], payload, q[policy_version],
+            prev_hash, n[reason], reasons, rec[:10], rec[11:], n[release], seq, n[to_phase], q[trigger],
         )  # fmt: skip
     if form == 1:
         return _TEMPLATE_1 % (
-            *head, _nullable(from_phase), _nullable(idem), _encode_str(kind), _encode_str(pid), payload,
-            _encode_str(policy_version), prev_hash, _nullable(reason), reasons, rec[:10], rec[11:], seq,
-            _nullable(to_phase), _encode_str(trigger),
+            *head, n[from_phase], n[idem], q[kind], q[pid], payload, q[policy_version], prev_hash, n[reason],
+            reasons, rec[:10], rec[11:], seq, n[to_phase], q[trigger],
         )  # fmt: skip
     raise ValueError("an unknown canonical form")
 
@@ -331,6 +354,7 @@ def _check_rows(
 ) -> None:
     """The hot loop: one pass over every entry. A pathway change calls `_finish`."""
     sha256 = hashlib.sha256
+    text, nullable = _Quoted(nullable=False), _Quoted(nullable=True)
     expected = scan.expected
     deep = scan.deep
     current: str | None = None
@@ -369,7 +393,7 @@ def _check_rows(
                 problem = "chain", "sealed in an older canonical form than the entry before it"
             else:
                 try:
-                    data = body_text(row).encode("utf-8")
+                    data = body_text(row, text, nullable).encode("utf-8")
                 except (TypeError, ValueError, IndexError):
                     data = b""
                 if data != body or sha256(data).hexdigest() != digest:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -52,7 +52,7 @@ def console() -> Console:
 
 
 def emit(
-    rows: Sequence[Row],
+    rows: Iterable[Row],
     keys: Sequence[str],
     fmt: Format,
     *,
@@ -62,14 +62,16 @@ def emit(
 ) -> None:
     """Write `rows` (only the `keys` columns, in that order) to stdout in `fmt`. The title and
     footer belong to the table; json and csv carry the rows alone. `styles` maps a cell's text
-    to a rich style, for a terminal (NO_COLOR keeps the colours off)."""
+    to a rich style, for a terminal (NO_COLOR keeps the colours off). json and csv are written
+    row by row as `rows` yields them; a table needs every row first, for its column widths."""
     if fmt is Format.JSON:
-        write_json([{key: row.get(key) for key in keys} for row in rows])
+        write_json_list({key: row.get(key) for key in keys} for row in rows)
     elif fmt is Format.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(keys)
         writer.writerows([_text(row.get(key)) for key in keys] for row in rows)
     else:
+        rows = list(rows)
         out = console()
         if out.is_terminal:
             out.print(_rich_table(rows, keys, title, styles or {}))
@@ -82,6 +84,17 @@ def emit(
 def write_json(document: object) -> None:
     """One JSON document on stdout (keys in the order given, non-ASCII kept)."""
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_json_list(items: Iterable[object]) -> None:
+    """What `write_json(list(items))` writes, one item at a time (no list, no whole-document
+    string): each item is dumped alone and indented one level, as inside the list."""
+    write = sys.stdout.write
+    separator = "[\n  "
+    for item in items:
+        write(separator + json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  "))
+        separator = ",\n  "
+    write("[]\n" if separator == "[\n  " else "\n]\n")
 
 
 def plain_table(rows: Sequence[Row], keys: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@ Pathways are named by their random id; the patient reference is never printed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -42,21 +43,22 @@ def list_(
     """One line per pathway: id, phase, route, donor type, graft source, HCT number, Day today."""
     service = open_service(db)
     with library_errors(db):
-        rows: list[Row] = [
-            {
-                "id": item.id,
-                "phase": item.phase.value,
-                "route": item.route.value,
-                "donor_type": item.donor_type.value if item.donor_type else None,
-                "graft_source": item.graft_source.value,
-                "hct": item.hct_number,
-                "day": item.day_label,
-                "entries": item.entries,
-            }
-            for item in service.listing(phase=phase, patient_ref=patient)
-        ]
+        listed = service.listing(phase=phase, patient_ref=patient)
     service.engine.dispose()
-    emit(rows, LIST_KEYS, fmt, title="pathways", footer=f"{len(rows)} pathway(s)")
+    rows: Iterator[Row] = (
+        {
+            "id": item.id,
+            "phase": item.phase.value,
+            "route": item.route.value,
+            "donor_type": item.donor_type.value if item.donor_type else None,
+            "graft_source": item.graft_source.value,
+            "hct": item.hct_number,
+            "day": item.day_label,
+            "entries": item.entries,
+        }
+        for item in listed
+    )  # written as they are made (json, csv), not held as a second list
+    emit(rows, LIST_KEYS, fmt, title="pathways", footer=f"{len(listed)} pathway(s)")
 
 
 @app.command()
