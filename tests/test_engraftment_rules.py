@@ -317,3 +317,36 @@ def test_snapshot_shows_platelet_recovery_at_20_and_at_50(service: PathwayServic
     snapshot = service.snapshot(pid, at=on(walk.day0, 16, 13))
     assert snapshot.platelet_recovery_on == walk.day0 + timedelta(days=12)
     assert snapshot.platelet_recovery_50_on == walk.day0 + timedelta(days=14)
+
+
+def test_platelet_engraftment_is_confirmed_only_once_the_counts_show_it(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """`confirm_platelet_engraftment` is judged on the recorded counts [F:CIBMTR-PLT]: the first of
+    three values >= 20 with no platelet transfusion in the 7 days before. The D+5 transfusion rules
+    out D+9..D+11, so on D+13 (values to D+13) it is refused; once D+14 is in, the recovery is D+12."""
+    walk = WALKS["autologous"]()
+    pid = run_walk(service, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
+    steps: list[Step] = []
+    for n, value in PLT_TABLE[:6]:  # D0..D+11
+        steps.append((on(walk.day0, n, 12), LAB, "record_lab", {"platelets_x10e9_per_l": float(value)}))
+        if n in (0, 5):
+            steps.append((on(walk.day0, n, 14), RN, "record_transfusion", {"product": "platelets"}))
+    play(service, clock, pid, steps)
+    play(
+        service,
+        clock,
+        pid,
+        [
+            (on(walk.day0, n, 12), LAB, "record_lab", {"platelets_x10e9_per_l": float(value)})
+            for n, value in PLT_TABLE[6:8]
+        ],
+    )  # D+12, D+13
+    assert refused(service, clock, pid, on(walk.day0, 13, 15), PHYS, "confirm_platelet_engraftment", {}) == (
+        "platelet_recovery_not_met",
+    )
+    n, value = PLT_TABLE[8]  # D+14
+    play(service, clock, pid, [(on(walk.day0, n, 12), LAB, "record_lab", {"platelets_x10e9_per_l": float(value)})])
+    result = fire(service, clock, pid, on(walk.day0, 14, 15), PHYS, "confirm_platelet_engraftment", {})
+    assert result.entry.payload["recovery_on"] == (walk.day0 + timedelta(days=12)).isoformat()
+    assert service.snapshot(pid).facts.platelet_recovery_on == walk.day0 + timedelta(days=12)
