@@ -30,7 +30,7 @@ def _show(scenario: str, url: str, *fmt: str) -> str:
 
 
 def test_show_gives_the_supportive_care_of_an_autologous_transplant(sqlite_url: str) -> None:
-    care: dict[str, Any] = json.loads(_show("i11_12_auto_supportive_care.yaml", sqlite_url, "--format", "json"))[
+    care: dict[str, Any] = json.loads(_show("course_auto_supportive_care.yaml", sqlite_url, "--format", "json"))[
         "pathway"
     ]["care"]
     # Admitted 04-20, out 05-07, back 05-12 to 05-14: 17 + 2 inpatient days.
@@ -54,7 +54,7 @@ def test_show_gives_the_supportive_care_of_an_autologous_transplant(sqlite_url: 
 
 
 def test_show_prints_prophylaxis_and_stays_as_lines(sqlite_url: str) -> None:
-    out = _show("i11_11_haplo_ptcy_gvhd_prophylaxis.yaml", sqlite_url)
+    out = _show("course_haplo_ptcy_gvhd_prophylaxis.yaml", sqlite_url)
     assert "GVHD prophylaxis: ptcy D+3, D+4: 2 dose(s); tacrolimus from D+5: 3 dose(s); mmf from D+5: 3 dose(s)" in out
     # Items never recorded are left out rather than shown as zero.
     assert "length of stay" not in out
