@@ -6,16 +6,21 @@ garbage payloads by any role at any of a few telling times, clock jumps, restart
 database, commands in a host transaction that is rolled back, idempotent re-sends (and a key
 reused for another command) and corrections. After every step: I1-I5 with facts == replay(log)
 (tests/invariants.py), and every pathway's phase, entry count, Day 0 and products as modelled.
+With `HSCT_MODEL_REPORT=FILE` each example appends a JSON line of its counts (invariant checks, one
+after each step and one at the start; outcomes by kind) to
+FILE: the figures docs/testing.md reports for a long run come from there.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -39,6 +44,7 @@ from workflow.clock import ManualClock
 from workflow.service import PathwayService, Result
 
 PG_ENV = "HSCT_TEST_POSTGRES_URL"
+REPORT_ENV = "HSCT_MODEL_REPORT"
 PATIENTS = ("PT-MODEL0001", "PT-MODEL0002", "PT-MODEL0003")
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
 POLICY = Policy()
@@ -109,6 +115,13 @@ class Outcome:
     misuse: IdempotencyMisuse | None = None
 
     @property
+    def kind(self) -> str:
+        """accepted, replayed, refused, invalid or misuse: what the explore report counts."""
+        if self.result is not None:
+            return "replayed" if self.result.replayed else "accepted"
+        return "refused" if self.refused is not None else "invalid" if self.invalid is not None else "misuse"
+
+    @property
     def written(self) -> int:
         """Entries the attempt appended to its pathway (a replayed result appends none)."""
         if self.result is not None:
@@ -164,10 +177,15 @@ class PathwayMachine(RuleBasedStateMachine):
         self.pathways: dict[str, Expected] = {}
         self.keys = itertools.count(1)
         self.last_keyed: Keyed | None = None
+        self.tally: Counter[str] = Counter()
 
     def teardown(self) -> None:
         self.service.engine.dispose()
         self.database.drop()
+        report = os.environ.get(REPORT_ENV)
+        if report:
+            with open(report, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"backend": self.backend, **self.tally}) + "\n")
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -189,6 +207,7 @@ class PathwayMachine(RuleBasedStateMachine):
         )
         expected = self.pathways[pathway_id]
         expected.entries += outcome.written
+        self.tally[outcome.kind] += 1
         if outcome.result is not None and not outcome.result.replayed:
             assert outcome.result.pathway_id == pathway_id
             assert outcome.result.entry.sequence == expected.entries
@@ -248,6 +267,7 @@ class PathwayMachine(RuleBasedStateMachine):
         key = self.key() if keyed else None
         before = set(self.service.pathway_ids())
         outcome = attempt(lambda: self.service.refer(walk.refer, actor=who, at=at, idempotency_key=key))
+        self.tally[f"referral_{outcome.kind}"] += 1
         may = POLICY.may(Role(who["role"]), "refer")
         if not may or self.open_pathway_of(patient) is not None:
             assert outcome.refused is not None, (walk_name, who["role"])
@@ -450,6 +470,7 @@ class PathwayMachine(RuleBasedStateMachine):
 
     @invariant()
     def stored_state_is_the_replay_and_the_model(self) -> None:
+        self.tally["invariant_checks"] += 1
         assert_invariants(self.service.engine)
         assert set(self.service.pathway_ids()) == set(self.pathways)
         for pathway_id, expected in self.pathways.items():
