@@ -12,7 +12,7 @@ and p90 in microseconds of:
 At OFF, library minus "same statements" is the library's own Python per command. Prints figures
 and ratios only; nothing asserts on a time. See README.md.
 
-    .venv/bin/python benchmarks/floor.py [--iterations 600] [--repetitions 3] [--labs 0]
+    .venv/bin/python benchmarks/floor.py [--iterations 600] [--repetitions 3] [--labs 0] [--history 2000]
 """
 
 from __future__ import annotations
@@ -125,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--large", type=int, default=0, help="also fire on a database of this many pathways, interleaved"
     )
     parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also fire on targets holding this many lab values each, interleaved (cost flat in history)",
+    )
+    parser.add_argument(
         "--no-outbox", action="store_true", help="the library writes no outbox row: PathwayService(outbox=False)"
     )
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
@@ -164,6 +170,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 seed="store",
                 batch=1000,
             )
+        deep = None
+        if args.history:
+            deep = build(
+                where / "history.sqlite",
+                "history",
+                targets=args.targets,
+                total=args.targets,
+                walk=WALKS["autologous"](),
+                command=args.command,
+                seed="store",
+                batch=1000,
+            )
+            add_labs(deep.svc, deep.targets, args.history, deep.clock.now())
         ops = {
             "library fire": library_op(db, args.command),
             "floor UPDATE+INSERT": floor.once,
@@ -171,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         if large is not None:
             ops[f"library fire, {args.large:,} pathways"] = library_op(large, args.command)
+        if deep is not None:
+            ops[f"library fire, {args.history:,} labs"] = library_op(deep, args.command)
         print(
             f"{args.targets} targets, {args.labs} labs each, facts {floor.facts_bytes} B, "
             f"entry row ~{floor.entry_bytes} B; {args.repetitions} repetitions x {args.iterations} fires"
@@ -178,8 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         pooled: dict[tuple[str, str], list[int]] = {}
         for mode in MODES:
             set_synchronous(db.svc, [floor, same], mode)
-            if large is not None:
-                set_synchronous(large.svc, [], mode)
+            for extra in (large, deep):
+                if extra is not None:
+                    set_synchronous(extra.svc, [], mode)
             for op in ops.values():
                 timed(op, args.warmup)
             for rep in range(1, args.repetitions + 1):
@@ -203,16 +225,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"library Python (library - same statements) {us(lib - stmts):.0f} us"
             )
             if large is not None:
-                many = statistics.median(pooled[(mode, list(ops)[3])])
+                many = statistics.median(pooled[(mode, f"library fire, {args.large:,} pathways")])
                 print(f"synchronous={mode}: {args.large:,} vs {args.targets} pathways stored: ratio {many / lib:.2f}")
+            if deep is not None:
+                long = statistics.median(pooled[(mode, f"library fire, {args.history:,} labs")])
+                print(f"synchronous={mode}: {args.history:,} vs {args.labs} labs per pathway: ratio {long / lib:.2f}")
         verification = verify_log(db.svc)
         print(f"chain after the run: {'verifies' if verification.ok else 'DOES NOT VERIFY'}")
         floor.close()
         same.close()
         db.svc.engine.dispose()
-        if large is not None:
-            print(f"large database chain: {'verifies' if verify_log(large.svc).ok else 'DOES NOT VERIFY'}")
-            large.svc.engine.dispose()
+        for name, extra in (("large", large), ("history", deep)):
+            if extra is not None:
+                print(f"{name} database chain: {'verifies' if verify_log(extra.svc).ok else 'DOES NOT VERIFY'}")
+                extra.svc.engine.dispose()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from persistence.chain import BODY_FIELDS
 from persistence.models import entries_table as E
+from persistence.models import fact_series_table as S
 from persistence.models import pathways_table as P
 from persistence.store import StorageError, translate_error
 from states.errors import HsctError
@@ -108,6 +109,11 @@ def _entry_select(dialect: str, where: Any) -> Any:
     return statement.order_by(E.c.pathway_id, E.c.sequence)
 
 
+def _series_counts(where: Any) -> Any:
+    statement = select(S.c.pathway_id, func.count()).group_by(S.c.pathway_id)
+    return statement if where is None else statement.where(where)
+
+
 def _range(column: Any, kind: str) -> Any:
     """The WHERE clause of a slice of pathways: one id, ids from a bound, below a bound, or both."""
     return {
@@ -129,6 +135,8 @@ class _Statements:
     pathways: dict[str, str]
     pathways_with_facts: dict[str, str]
     count: str
+    series_counts: dict[str, str]
+    series_of: str
 
 
 _COMPILED: dict[tuple[str, str], _Statements] = {}
@@ -149,11 +157,19 @@ def _statements(dialect: Dialect) -> _Statements:
             return statement if clause is None else statement.where(clause)
 
         found = _COMPILED[key] = _Statements(
-            entries={kind: _compile(_entry_select(dialect.name, _range(E.c.pathway_id, kind)), dialect)
-                     for kind in _KINDS},
+            entries={
+                kind: _compile(_entry_select(dialect.name, _range(E.c.pathway_id, kind)), dialect) for kind in _KINDS
+            },
             pathways={kind: _compile(where(pathways, kind), dialect) for kind in _KINDS},
             pathways_with_facts={kind: _compile(where(with_facts, kind), dialect) for kind in _KINDS},
             count=_compile(select(func.count()).select_from(E), dialect),
+            series_counts={kind: _compile(_series_counts(_range(S.c.pathway_id, kind)), dialect) for kind in _KINDS},
+            series_of=_compile(
+                select(S.c.field, S.c.value)
+                .where(S.c.pathway_id == bindparam("b_id"))
+                .order_by(S.c.field, S.c.position),
+                dialect,
+            ),
         )
     return found
 
@@ -218,6 +234,28 @@ class AuditReader:
         finally:
             cursor.close()
         return [PathwayHead(*row) for row in rows]
+
+    def series_counts(self, where: Slice = Slice()) -> dict[str, int]:
+        """How many series rows (persistence/series.py) each pathway of the slice has."""
+        statement = self._sql.series_counts[where.kind()]
+        return {str(pid): int(count) for pid, count in self._fetch(statement, self._args(statement, where))}
+
+    def series_of(self, pathway_id: str) -> dict[str, list[str]]:
+        """One pathway's series values per field, in position order."""
+        statement = self._sql.series_of
+        args: Any = (pathway_id,) if self._dialect.positional else {"b_id": pathway_id}
+        found: dict[str, list[str]] = {}
+        for name, value in self._fetch(statement, args):
+            found.setdefault(name, []).append(value)
+        return found
+
+    def _fetch(self, statement: str, args: Any) -> Sequence[tuple[Any, ...]]:
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(statement, args)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def entry_batches(
         self, where: Slice = Slice(), *, batch_size: int = 5000

@@ -1,6 +1,6 @@
 """The tables: `pathways` (one row per pathway, the current head), `entries` (the log),
-`outbox` (one row per entry, marked when a host handler has taken it) and `policies` (the
-policy registry).
+`outbox` (one row per entry, marked when a host handler has taken it), `policies` (the
+policy registry) and `fact_series` (the values of growing series, outside the snapshot).
 
 The migration in persistence/migrations is the source of truth for the database; these
 models describe the same schema for queries and for Alembic's autogenerate, and a test
@@ -36,9 +36,7 @@ from states.vocabulary import CLOSED_PHASES
 # A pathway outside the closed phases is open; a patient has at most one open pathway
 # without a successor (the partial unique index of migrations 0003 and 0005, which spell the
 # same list).
-OPEN_WHERE = (
-    "phase NOT IN (" + ", ".join(f"'{p.value}'" for p in sorted(CLOSED_PHASES)) + ") AND successor IS NULL"
-)
+OPEN_WHERE = "phase NOT IN (" + ", ".join(f"'{p.value}'" for p in sorted(CLOSED_PHASES)) + ") AND successor IS NULL"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -146,6 +144,18 @@ class EntryRow(Base):
     hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
 
 
+class FactSeriesRow(Base):
+    """One value of a growing series (a lab value, a transfusion), outside the snapshot text,
+    which commits to the series by its length and running hash (persistence/series.py)."""
+
+    __tablename__ = "fact_series"
+
+    pathway_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("pathways.id"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class OutboxRow(Base):
     """A committed entry a host may want to hear about, written in the entry's transaction.
 
@@ -199,4 +209,5 @@ class PolicyRow(Base):
 pathways_table = cast("Table", PathwayRow.__table__)
 entries_table = cast("Table", EntryRow.__table__)
 outbox_table = cast("Table", OutboxRow.__table__)
+fact_series_table = cast("Table", FactSeriesRow.__table__)
 policies_table = cast("Table", PolicyRow.__table__)

@@ -41,8 +41,10 @@ from persistence.chain import (
 )
 from persistence.models import ERROR_NAME_LENGTH
 from persistence.models import entries_table as E
+from persistence.models import fact_series_table as S
 from persistence.models import outbox_table as O
 from persistence.models import pathways_table as P
+from persistence.series import SeriesWrite, assemble, has_series
 from persistence.types import UTCDateTime, bind_value, result_value
 from states.entry import GENESIS_HASH, Draft, Entry
 from states.errors import ConcurrencyConflict, HsctError, IntegrityError, PatientHasOpenPathway, UnknownPathway
@@ -261,6 +263,13 @@ def translate_errors(pathway_id: str = "") -> Iterator[None]:
 _INSERT_PATHWAY = insert(P).inline()
 _INSERT_ENTRY = insert(E).inline()
 _INSERT_OUTBOX = insert(O).inline()
+_INSERT_SERIES = insert(S).inline()
+_SERIES_KEYS = ("pathway_id", "field", "position", "value")
+_DROP_SERIES = delete(S).where(S.c.pathway_id == bindparam("b_id"), S.c.field == bindparam("b_field"))
+_SELECT_SERIES = (
+    select(S.c.field, S.c.value).where(S.c.pathway_id == bindparam("b_id")).order_by(S.c.field, S.c.position)
+)
+_SELECT_ALL_SERIES = select(S.c.pathway_id, S.c.field, S.c.value).order_by(S.c.pathway_id, S.c.field, S.c.position)
 
 _ADVANCE_VALUES: dict[str, Any] = {
     "version": bindparam("b_version"),
@@ -360,6 +369,8 @@ def log_select(where: LogFilter) -> Any:
         .where(*clauses)
         .order_by(E.c.recorded_at, P.c.created_at, P.c.id, E.c.sequence)
     )
+
+
 _SELECT_IDS = select(P.c.id).order_by(P.c.created_at, P.c.id)
 _SELECT_IDS_OF = _SELECT_IDS.where(P.c.patient_ref == bindparam("b_patient"))
 _SELECT_IDS_LIKE = select(P.c.id).where(P.c.id.like(bindparam("b_prefix"), escape="\\"))
@@ -448,6 +459,7 @@ class _Hot(NamedTuple):
     advance_with_facts: _Sql
     insert_entry: _Sql
     insert_outbox: _Sql
+    insert_series: _Sql
 
 
 def _render(
@@ -486,6 +498,7 @@ def _hot(connection: Connection) -> _Hot:
             _render(_ADVANCE_WITH_FACTS, dialect, translate),
             _render(_INSERT_ENTRY, dialect, translate, _ENTRY_KEYS),
             _render(_INSERT_OUTBOX, dialect, translate, _OUTBOX_KEYS),
+            _render(_INSERT_SERIES, dialect, translate, _SERIES_KEYS),
         )
     return hot
 
@@ -618,6 +631,31 @@ def _write_entry(
         _run(connection, direct, hot.insert_outbox, _outbox_params(entry, params))
 
 
+def _write_series(
+    connection: Connection, hot: _Hot, direct: bool, pathway_id: str, writes: Sequence[SeriesWrite]
+) -> None:
+    """The series rows a snapshot commits to, in the entry's transaction (persistence/series.py)."""
+    for write in writes:
+        if write.replace:
+            connection.execute(_DROP_SERIES, {"b_id": pathway_id, "b_field": write.field})
+        rows = [
+            {"pathway_id": pathway_id, "field": write.field, "position": write.start + offset, "value": value}
+            for offset, value in enumerate(write.values)
+        ]
+        if len(rows) == 1:  # one value recorded: the common case, on the hot path
+            _run(connection, direct, hot.insert_series, rows[0])
+        elif rows:
+            connection.execute(_INSERT_SERIES, rows)
+
+
+def _grouped(rows: Iterator[Sequence[Any]]) -> dict[str, list[str]]:
+    """(field, value) rows in position order, as values per field."""
+    found: dict[str, list[str]] = {}
+    for name, value in rows:
+        found.setdefault(name, []).append(value)
+    return found
+
+
 def _row_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     fields = dict(row)
     fields["payload"] = json.loads(row["payload"])
@@ -709,8 +747,10 @@ class Store:
         facts_json: str,
         first: Draft,
         now: datetime,
+        series: Sequence[SeriesWrite] = (),
     ) -> Entry:
-        """Create the pathway row (version 1) and its first entry, sealed on GENESIS_HASH.
+        """Create the pathway row (version 1) and its first entry, sealed on GENESIS_HASH, with
+        the `series` rows its snapshot commits to.
 
         An unknown `previous_pathway` raises UnknownPathway naming it; an existing id raises
         ConcurrencyConflict.
@@ -742,7 +782,9 @@ class Store:
             )
             hot = _hot(connection)
             params = _entry_params(sealed, hot.dialect)
-            _write_entry(connection, hot, _direct(connection, hot), entry, params, announce=self._announce)
+            direct = _direct(connection, hot)
+            _write_entry(connection, hot, direct, entry, params, announce=self._announce)
+            _write_series(connection, hot, direct, pathway_id, series)
         except DBAPIError as exc:
             _reraise(exc, pathway_id, missing_pathway=previous_pathway)
         return entry
@@ -758,6 +800,7 @@ class Store:
         facts_json: str | None,
         now: datetime,
         unchanged_digest: str | None = None,
+        series: Sequence[SeriesWrite] = (),
     ) -> Entry:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
@@ -767,7 +810,8 @@ class Store:
         appenders queue on the row lock instead of racing on the unique sequence.
         The entry commits to sha256(`facts_json`); `facts_json=None` leaves the stored
         snapshot as it is and commits to `unchanged_digest` (the loaded record's
-        `facts_digest`; read from the row when not given).
+        `facts_digest`; read from the row when not given). `series` are the rows the new
+        snapshot text commits to that changed (persistence.series.split_facts).
         """
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
@@ -804,6 +848,7 @@ class Store:
             if _run(connection, direct, advance, params).rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
             _write_entry(connection, hot, direct, entry, entry_params, announce=self._announce)
+            _write_series(connection, hot, direct, pathway_id, series)
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
         return entry
@@ -869,7 +914,7 @@ class Store:
         consistent = record.consistent
         if consistent is None:  # a form-1 head (a database from before form 2): replay once
             try:
-                consistent = replay(self.entries(record.id)) == PathwayFacts.model_validate_json(record.facts)
+                consistent = replay(self.entries(record.id)) == self.facts(record)
             except ValueError:
                 consistent = False
         if not consistent:
@@ -961,12 +1006,43 @@ class Store:
             _reraise(exc)
 
     def snapshots(self) -> list[tuple[str, str]]:
-        """(id, stored snapshot JSON) of every pathway, in one query: a final pathway can still
-        have a milestone open (its product disposition)."""
+        """(id, facts JSON with its series) of every pathway, in two queries: a final pathway
+        can still have a milestone open (its product disposition). IntegrityError naming the
+        first pathway whose series rows are not what its snapshot commits to."""
         try:
-            return [(row.id, row.facts) for row in self._connection().execute(_SELECT_SNAPSHOTS)]
+            connection = self._connection()
+            series: dict[str, dict[str, list[str]]] = {}
+            for pathway_id, name, value in connection.execute(_SELECT_ALL_SERIES):
+                series.setdefault(pathway_id, {}).setdefault(name, []).append(value)
+            return [
+                (row.id, self._assembled(row.id, row.facts, series.get(row.id, {})))
+                for row in connection.execute(_SELECT_SNAPSHOTS)
+            ]
         except DBAPIError as exc:
             _reraise(exc)
+
+    def facts_text(self, record: PathwayRecord) -> str:
+        """The record's whole facts JSON: its snapshot text with the series rows put back.
+        IntegrityError (logged) when the rows are not what the snapshot commits to."""
+        if not has_series(record.facts):
+            return record.facts  # no series values, or a snapshot with its series inline
+        try:
+            rows = self._connection().execute(_SELECT_SERIES, {"b_id": record.id})
+        except DBAPIError as exc:
+            _reraise(exc, record.id)
+        return self._assembled(record.id, record.facts, _grouped(iter(rows)))
+
+    def facts(self, record: PathwayRecord) -> PathwayFacts:
+        """The record's facts, series included (see `facts_text`)."""
+        return PathwayFacts.model_validate_json(self.facts_text(record))
+
+    @staticmethod
+    def _assembled(pathway_id: str, text: str, rows: Mapping[str, Sequence[str]]) -> str:
+        try:
+            return assemble(text, rows)
+        except (ValueError, TypeError):  # SeriesMismatch, or heads that do not parse
+            logger.error("pathway %s: its series rows are not what its stored facts commit to", pathway_id)
+            raise IntegrityError(pathway_id) from None
 
     # --- outbox ------------------------------------------------------------------------
 

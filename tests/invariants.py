@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from persistence.chain import facts_digest, verify_entries
-from persistence.models import outbox_table
+from persistence.models import fact_series_table, outbox_table
+from persistence.series import heads_in
 from persistence.store import Store
-from states.facts import PathwayFacts
 from states.fold import replay
 from states.vocabulary import EntryKind
 
@@ -42,7 +42,11 @@ def assert_invariants(engine: sa.Engine) -> int:
             assert transitions, pathway_id
             assert transitions[-1].to_phase == record.phase, pathway_id
             replayed = replay(entries)
-            assert replayed == PathwayFacts.model_validate_json(record.facts), pathway_id
+            assert replayed == store.facts(record), pathway_id  # its series rows checked on the way
+            # every series row is one the snapshot commits to (none left over by a rewrite)
+            assert _series_counts(session, pathway_id) == {
+                name: head.count for name, head in heads_in(record.facts).items()
+            }, pathway_id
             # the head entry commits to the stored facts text (canonical form 2), the fold above
             if entries[-1].form >= 2:
                 assert entries[-1].facts_digest == facts_digest(record.facts), pathway_id
@@ -54,6 +58,14 @@ def assert_invariants(engine: sa.Engine) -> int:
     # tests/concurrency checks that none is ever missing).
     assert outbox_mismatches(engine, complete=False) == []
     return len(ids)
+
+
+def _series_counts(session: Session, pathway_id: str) -> dict[str, int]:
+    table = fact_series_table
+    rows = session.execute(
+        sa.select(table.c.field, sa.func.count()).where(table.c.pathway_id == pathway_id).group_by(table.c.field)
+    )
+    return {str(name): int(count) for name, count in rows}
 
 
 def outbox_mismatches(engine: sa.Engine, *, complete: bool = True) -> list[str]:

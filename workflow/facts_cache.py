@@ -6,7 +6,10 @@ cache is keyed by pathway and checked against the loaded row's `facts_digest` (t
 the stored text, which every load computes anyway): a hit means the stored text is exactly the
 JSON that was dumped from the cached object, so parsing it would give an equal object
 (invariant I1 relies on that round trip). A rolled-back write, another process's write or a
-tampered row changes the digest, and the text is parsed as before. PathwayFacts is frozen, so
+tampered row changes the digest, and the text is parsed as before. The digest covers the series
+rows too (through the heads in the text, persistence/series.py), but a hit does not re-read
+them: a row changed under this process is found by the next process to read it, and by
+`audit verify`, while this process keeps judging by the values it wrote. PathwayFacts is frozen, so
 sharing the object is safe. Bounded: the oldest pathway is dropped first.
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import threading
 
-from persistence.store import PathwayRecord
+from persistence.store import PathwayRecord, Store
 from states.facts import PathwayFacts
 
 __all__ = ["FactsCache"]
@@ -28,12 +31,13 @@ class FactsCache:
         self._items: dict[str, tuple[str, PathwayFacts]] = {}
         self._lock = threading.Lock()
 
-    def parsed(self, record: PathwayRecord) -> PathwayFacts:
-        """The record's facts: the cached object when its digest matches, else parsed."""
+    def parsed(self, record: PathwayRecord, store: Store) -> PathwayFacts:
+        """The record's facts: the cached object when its digest matches, else read from the
+        store (the snapshot text with its series rows)."""
         hit = self._items.get(record.id)
         if hit is not None and hit[0] == record.facts_digest:
             return hit[1]
-        return PathwayFacts.model_validate_json(record.facts)
+        return store.facts(record)
 
     def wrote(self, pathway_id: str, digest: str | None, facts: PathwayFacts) -> None:
         """`facts` were stored for the pathway as JSON with SHA-256 `digest` (None: unknown)."""

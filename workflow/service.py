@@ -34,6 +34,7 @@ from persistence.engine import configure_engine, create_engine, no_wait
 from persistence.models import ID_LENGTH
 from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
+from persistence.series import split_facts
 from persistence.store import LogFilter, PathwayRecord, Store, translate_errors
 from states.actor import Actor
 from states.chart import CHART, Command
@@ -438,7 +439,7 @@ class PathwayService:
         key: str | None,
         outcome: _Outcome,
     ) -> None:
-        facts = self._facts.parsed(record)
+        facts = self._facts.parsed(record, store)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
         adopting = body.version if isinstance(body, AdoptPolicy) else None
@@ -507,13 +508,15 @@ class PathwayService:
             new_facts = replay([*log, _provisional(draft, sequence)])
         else:
             new_facts = apply_entry(facts, draft, sequence)
+        stored = split_facts(new_facts, facts, record.facts)
         entry = store.append(
             record.id,
             draft,
             expected_version=record.version,
             head_hash=record.head_hash,
             phase=new_facts.phase,
-            facts_json=new_facts.model_dump_json(),
+            facts_json=stored.text,
+            series=stored.writes,
             now=now,
         )
         self._facts.wrote(record.id, entry.facts_digest, new_facts)
@@ -536,6 +539,7 @@ class PathwayService:
         self._register(store)
         draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
         facts = apply_entry(None, draft, 1)
+        stored = split_facts(facts, None, None)
         crash_point(BEFORE_FLUSH)
         if opening.previous_pathway is not None:  # the earlier pathway is no longer the open one
             store.set_successor(opening.previous_pathway, pathway_id)
@@ -548,7 +552,8 @@ class PathwayService:
             hct_number=opening.hct_number,
             previous_pathway=opening.previous_pathway,
             phase=phase,
-            facts_json=facts.model_dump_json(),
+            facts_json=stored.text,
+            series=stored.writes,
             first=draft,
             now=now,
         )
@@ -702,7 +707,7 @@ class PathwayService:
         if entry.kind is EntryKind.REFUSAL:
             raise Refused(entry.pathway_id, command, entry.reasons, entry.sequence)
         # The stored snapshot is the fold of the log (I1): no need to replay it for a label.
-        facts = PathwayFacts.model_validate_json(self._load(store, entry.pathway_id).facts)
+        facts = self._facts.parsed(self._load(store, entry.pathway_id), store)
         return Result(entry.pathway_id, entry.to_phase or facts.phase, entry, _label(facts, entry.effective_at), True)
 
     # --- reading -------------------------------------------------------------------------
@@ -723,7 +728,7 @@ class PathwayService:
         who = validated(Actor, actor, command=command, prefix="actor")
         when = aware(at, command=command) if at is not None else self.clock.now()
         with self._reading(session) as store:
-            facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+            facts = self._facts.parsed(self._load(store, pathway_id), store)
             _, policy = self._policy_for(store, facts)
             not_held = self._roles_not_held(store, who, body)
         verdict = judge(
@@ -745,7 +750,7 @@ class PathwayService:
         who = validated(Actor, actor, command="available", prefix="actor")
         when = aware(at, command="available") if at is not None else self.clock.now()
         with self._reading(session) as store:
-            facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+            facts = self._facts.parsed(self._load(store, pathway_id), store)
             _, policy = self._policy_for(store, facts)
             not_held = self._roles_not_held(store, who)
         answers = []
@@ -769,7 +774,8 @@ class PathwayService:
         when = aware(at, command="snapshot") if at is not None else self.clock.now()
         with self._reading(session) as store:
             record = self._load(store, pathway_id)
-        return self._snapshot(record.id, record.version, self._facts.parsed(record), when)
+            facts = self._facts.parsed(record, store)
+        return self._snapshot(record.id, record.version, facts, when)
 
     def state_at(
         self,
@@ -802,7 +808,7 @@ class PathwayService:
         if isinstance(on, datetime) or not isinstance(on, date):
             raise InvalidCommand("state_on", [FieldProblem("on", "date_only", "must be a date, not a time")])
         with self._reading(session) as store:
-            zone = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts).timezone
+            zone = self._facts.parsed(self._load(store, pathway_id), store).timezone
             log = store.entries(pathway_id)
         end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=ZoneInfo(zone)) - timedelta(microseconds=1)
         effective = [e for e in log if e.effective_at <= end and e.kind is not EntryKind.CORRECTION]
@@ -875,7 +881,7 @@ class PathwayService:
         """What is due or overdue on the pathway at `at` (default: the clock)."""
         when = aware(at, command="milestones") if at is not None else self.clock.now()
         with self._reading(session) as store:
-            facts = PathwayFacts.model_validate_json(self._load(store, pathway_id).facts)
+            facts = self._facts.parsed(self._load(store, pathway_id), store)
             _, policy = self._policy_for(store, facts)
         return milestones(facts, policy, clinical_date(when, facts.timezone))
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from persistence.policies import PolicyBook
 from persistence.schema import upgrade as upgrade_schema
+from persistence.series import split_facts
 from persistence.store import Store, translate_errors
 from states.days import clinical_date
 from states.entry import Draft
@@ -56,13 +57,14 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
     if record.consistent is False:  # a form-2 head whose digest disagrees: not ours to repair
         raise IntegrityError(pathway_id)
     entries = store.entries(pathway_id)
-    stored = PathwayFacts.model_validate_json(record.facts)
+    stored = store.facts(record)
     fresh = replay(entries)
     if fresh == stored:
         return False, False
     if fresh.phase is not stored.phase:  # I4 ties the phase to the transitions: a log problem
         raise IntegrityError(pathway_id)
     at = now.now()
+    written = split_facts(fresh, stored, record.facts)
     version = fresh.policy_version or entries[-1].policy_version
     policy = book.get(store.connection, version) or Policy()
     today = clinical_date(at, fresh.timezone)
@@ -87,7 +89,8 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
         expected_version=record.version,
         head_hash=record.head_hash,
         phase=fresh.phase,
-        facts_json=fresh.model_dump_json(),
+        facts_json=written.text,
+        series=written.writes,
         now=at,
     )
     return True, milestones(stored, policy, today) != milestones(fresh, policy, today)

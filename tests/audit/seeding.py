@@ -19,8 +19,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from persistence.chain import BODY_FIELDS
+from persistence.series import split_facts
 from persistence.store import PathwayRecord, Store
 from states.entry import Draft, Entry
+from states.facts import PathwayFacts
 from tests.walks import LAB, PHYS, WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
@@ -69,6 +71,7 @@ def clone(store: Store, log: Sequence[Entry], record: PathwayRecord, *, patient_
         )
 
     first = log[0]
+    stored = split_facts(PathwayFacts.model_validate_json(store.facts_text(record).replace(old, new)), None, None)
     head = store.insert_pathway(
         pathway_id=new_id,
         patient_ref=patient_ref or record.patient_ref,
@@ -78,7 +81,8 @@ def clone(store: Store, log: Sequence[Entry], record: PathwayRecord, *, patient_
         hct_number=record.hct_number,
         previous_pathway=None,
         phase=first.to_phase or record.phase,
-        facts_json=record.facts.replace(old, new),
+        facts_json=stored.text,
+        series=stored.writes,
         first=draft(first),
         now=first.recorded_at,
     )

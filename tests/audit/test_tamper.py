@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from persistence.chain import BODY_FIELDS, seal_with_body
+from persistence.series import split_facts
 from persistence.types import bind_value
 from states.entry import Draft, Entry
 from states.errors import IntegrityError
@@ -157,8 +158,24 @@ def _truncated(sql: Sql, w: World) -> Expected:
     kept = w.logs[w.target][:keep]
     _rewind_row(sql, w, kept, kept[-1].hash)
     # and the facts the kept head commits to, which the attacker gets by replaying the kept log
-    sql("UPDATE pathways SET facts = ? WHERE id = ?", replay(kept).model_dump_json(), w.target)
+    stored = split_facts(replay(kept), None, None)
+    sql("UPDATE pathways SET facts = ? WHERE id = ?", stored.text, w.target)
+    sql("DELETE FROM fact_series WHERE pathway_id = ?", w.target)
+    for write in stored.writes:
+        for position, value in enumerate(write.values, start=write.start):
+            sql("INSERT INTO fact_series (pathway_id, field, position, value) VALUES (?, ?, ?, ?)",
+                w.target, write.field, position, value)
     return (w.target, keep + 1, "checkpoint")
+
+
+def _series(statement: str) -> Tamper:
+    """A lab value's row beside the snapshot, which commits to it through its running hash."""
+
+    def tamper(sql: Sql, w: World) -> Expected:
+        sql(statement, w.target)
+        return (w.target, w.n(), "digest")
+
+    return tamper
 
 
 def _facts_edited(sql: Sql, w: World) -> Expected:
@@ -230,6 +247,15 @@ CHAIN_CASES: dict[str, Tamper] = {
     "pathways.version": _row("version", lambda w: w.n() + 1, lambda w: w.n() + 1),
     "pathways.head_hash": _row("head_hash", "0" * 64, lambda w: w.n()),
     "pathways.facts edited": _facts_edited,
+    "fact_series value edited": _series(
+        "UPDATE fact_series SET value = replace(value, '\"sequence\":', '\"sequence\":9') "
+        "WHERE pathway_id = ? AND field = 'labs' AND position = 0"
+    ),
+    "fact_series row deleted": _series("DELETE FROM fact_series WHERE pathway_id = ? AND position = 0"),
+    "fact_series row added": _series(
+        "INSERT INTO fact_series (pathway_id, field, position, value) "
+        "SELECT pathway_id, field, 1000, value FROM fact_series WHERE pathway_id = ? AND position = 0"
+    ),
     "I4 broken: a re-hashed transition from a phase never reached": _skipping_transition,
 }
 CHECKPOINT_ONLY_CASES: dict[str, Tamper] = {

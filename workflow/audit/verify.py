@@ -12,7 +12,9 @@ For each pathway, in (pathway_id, sequence) order, inside one read-only snapshot
 - the pathway row agrees with its log: version = number of entries, head_hash = last hash,
   phase = the last transition's destination, and its identity columns (patient_ref, route,
   donor type, graft source, HCT number, previous pathway) = the opening entry's payload;
-- the stored facts are what the head entry commits to (sha256 = its facts_digest);
+- the stored facts are what the head entry commits to (sha256 = its facts_digest), and so
+  are the series rows beside them (their number, and their values against the running hash
+  the stored facts carry: persistence/series.py);
 - with `deep=True`, the stored facts snapshot (which the head commits to) equals the
   replayed log (invariant I1; slow);
 - given a checkpoint, every pathway it lists still has at least its entry count, and the
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from persistence.audit_queries import ENTRY_COLUMNS, AuditReader, PathwayHead, Slice, audit_snapshot
 from persistence.chain import FORM_FIELDS, facts_digest
+from persistence.series import assemble, heads_in
 from states.entry import GENESIS_HASH, Entry
 from states.errors import UnknownPathway
 from states.facts import PathwayFacts
@@ -237,6 +240,8 @@ class _Scan:
     pathways: Mapping[str, PathwayHead]
     expected: Mapping[str, Head]
     deep: bool
+    reader: AuditReader | None = None  # for series rows; dropped before a worker answers
+    series_counts: Mapping[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     heads: dict[str, Head] = field(default_factory=dict)
     at_checkpoint: dict[str, str | None] = field(default_factory=dict)
@@ -270,8 +275,12 @@ def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
         return
     if record.version != count:
         problems.append(
-            Problem(pid, min(record.version, count) + 1, "pathway",
-                    f"the pathway row's version is {record.version} but the log has {count} entries")
+            Problem(
+                pid,
+                min(record.version, count) + 1,
+                "pathway",
+                f"the pathway row's version is {record.version} but the log has {count} entries",
+            )
         )
         return
     if record.head_hash != tail.last_hash:
@@ -296,16 +305,34 @@ def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
     if tail.form >= 2 and facts_digest(stored) != tail.digest:
         problems.append(Problem(pid, count, "digest", "the stored facts are not what the head entry commits to"))
         return
+    whole = _with_series(scan, pid, stored)
+    if whole is None:
+        problems.append(Problem(pid, count, "digest", "the series rows are not what the stored facts commit to"))
+        return
     if scan.deep:
-        _check_facts(scan, pid, record, rows)
+        _check_facts(scan, pid, whole, rows)
 
 
-def _check_facts(scan: _Scan, pid: str, record: PathwayHead, rows: Sequence[Row]) -> None:
+def _with_series(scan: _Scan, pid: str, stored: str) -> str | None:
+    """The stored facts with their series rows put back; None when the rows (their number, or
+    their values against the running hash) are not what the stored facts commit to."""
+    try:
+        expected = sum(head.count for head in heads_in(stored).values())
+        if scan.series_counts.get(pid, 0) != expected:
+            return None
+        if not expected or scan.reader is None:
+            return stored
+        return assemble(stored, scan.reader.series_of(pid))
+    except (ValueError, TypeError):
+        return None
+
+
+def _check_facts(scan: _Scan, pid: str, stored: str, rows: Sequence[Row]) -> None:
     """I1: the stored snapshot is the fold of the log. Run after the digest check, so the
     replayed facts are also what the head entry commits to (compared as values: the stored
     text keeps the key order payloads were sent in, which a replay does not reproduce)."""
     try:
-        same = replay([_entry(row) for row in rows]) == PathwayFacts.model_validate_json(record.facts or "")
+        same = replay([_entry(row) for row in rows]) == PathwayFacts.model_validate_json(stored)
     except (ValueError, KeyError, TypeError):
         same = False
     if not same:
@@ -387,8 +414,14 @@ def _check_rows(
             if seq != position:
                 problem = "chain", f"no entry with sequence number {position} here (deleted, swapped or renumbered)"
             elif prev_hash != tail.last_hash:
-                problem = "chain", ("the first entry's prev_hash is not the genesis hash" if position == 1
-                                    else f"prev_hash is not the hash of entry {position - 1}")
+                problem = (
+                    "chain",
+                    (
+                        "the first entry's prev_hash is not the genesis hash"
+                        if position == 1
+                        else f"prev_hash is not the hash of entry {position - 1}"
+                    ),
+                )
             elif type(form) is not int or form < tail.form:
                 problem = "chain", "sealed in an older canonical form than the entry before it"
             else:
@@ -430,25 +463,43 @@ def _check_against(scan: _Scan) -> None:
             )
         elif now.entries < head.entries:
             scan.problems.append(
-                Problem(pid, now.entries + 1, "checkpoint",
-                        f"the log has {now.entries} entries; the checkpoint recorded {head.entries} (truncated)")
+                Problem(
+                    pid,
+                    now.entries + 1,
+                    "checkpoint",
+                    f"the log has {now.entries} entries; the checkpoint recorded {head.entries} (truncated)",
+                )
             )
         elif scan.at_checkpoint.get(pid) != head.hash:
             scan.problems.append(
-                Problem(pid, head.entries, "checkpoint",
-                        "this entry's hash is not the head the checkpoint recorded (the chain was rewritten)")
+                Problem(
+                    pid,
+                    head.entries,
+                    "checkpoint",
+                    "this entry's hash is not the head the checkpoint recorded (the chain was rewritten)",
+                )
             )
 
 
-def _scan_slice(reader: AuditReader, where: Slice, expected: Mapping[str, Head], *, deep: bool, batch_size: int,
-                progress: Progress | None, sink: Callable[[Row], None] | None) -> _Scan:
+def _scan_slice(
+    reader: AuditReader,
+    where: Slice,
+    expected: Mapping[str, Head],
+    *,
+    deep: bool,
+    batch_size: int,
+    progress: Progress | None,
+    sink: Callable[[Row], None] | None,
+) -> _Scan:
     """Check one slice of pathways inside one snapshot (everything but the checkpoint comparison)."""
     rows = {row.id: row for row in reader.pathways(where, with_facts=True)}  # the digests need the facts
-    scan = _Scan(rows, expected, deep)
+    scan = _Scan(rows, expected, deep, reader, reader.series_counts(where))
     _check_rows(reader, scan, where, batch_size=batch_size, progress=progress, sink=sink)
     for pid in rows.keys() - scan.heads.keys():
         scan.problems.append(Problem(pid, 1, "pathway", "a pathway row without entries"))
-    scan.pathways = {}  # not needed any more; keeps a worker's answer small
+    for pid in scan.series_counts.keys() - rows.keys():
+        scan.problems.append(Problem(pid, 1, "pathway", "series rows whose pathway row is missing"))
+    scan.pathways, scan.reader, scan.series_counts = {}, None, {}  # keeps a worker's answer small
     scan.seen = len(rows.keys() | scan.heads.keys())
     return scan
 
@@ -483,14 +534,16 @@ def verify_log(
     if workers > 1 and (sink is not None or pathway_id is not None or not _parallel_ok(engine)):
         workers = 1
     if workers > 1:
-        scans = _parallel(engine, expected, workers, deep=deep, batch_size=batch_size, progress=progress,
-                          on_total=on_total)
+        scans = _parallel(
+            engine, expected, workers, deep=deep, batch_size=batch_size, progress=progress, on_total=on_total
+        )
     else:
         with audit_snapshot(engine) as reader:
             if on_total is not None:
                 on_total(reader.count_entries())
-            scans = [_scan_slice(reader, where, expected, deep=deep, batch_size=batch_size, progress=progress,
-                                 sink=sink)]
+            scans = [
+                _scan_slice(reader, where, expected, deep=deep, batch_size=batch_size, progress=progress, sink=sink)
+            ]
     if pathway_id is not None and not scans[0].seen and pathway_id not in expected:
         raise UnknownPathway(pathway_id)
     return _merge(scans, expected, checkpoint is not None, time.perf_counter() - started)
@@ -565,8 +618,9 @@ def _parallel(
         on_total(total)
     if len(slices) == 1:  # nothing to share out: check it here
         with audit_snapshot(engine) as reader:
-            return [_scan_slice(reader, slices[0], expected, deep=deep, batch_size=batch_size, progress=progress,
-                                sink=None)]
+            return [
+                _scan_slice(reader, slices[0], expected, deep=deep, batch_size=batch_size, progress=progress, sink=None)
+            ]
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     counter = context.Value("q", 0)

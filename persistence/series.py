@@ -1,0 +1,153 @@
+"""Series that only grow (lab values, transfusions) kept as rows of their own, not in the snapshot.
+
+Why: the snapshot text (`pathways.facts`) is rewritten, hashed and stored by every command. With
+every lab value inside it, a pathway with 2,000 labs paid for 2,000 values on each command,
+even one that records an adverse event. Here those fields live in `fact_series` rows (one per
+value, written by the same transaction as the entry) and the snapshot text keeps, for each
+non-empty series, its length and a running hash over its values in order:
+
+    head(0) = 64 zeros;  head(k) = sha256(head(k-1) + "\\n" + value k as JSON)
+
+as a first member, `{"series_heads":{"labs":[count,"head"],...},...}`. The head entry commits to
+the sha256 of the snapshot text, as before, and so to every row through its series head: a
+changed, missing or extra row is found when the rows are read back (`assemble`), and by
+`hsct audit verify`. Appending a value costs one row and one hash, whatever came before.
+
+A snapshot written before these rows existed holds its series inline and no heads: it is read
+as it stands, and its next write moves the series out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from states.facts import PathwayFacts
+
+__all__ = [
+    "SERIES_FIELDS",
+    "SeriesHead",
+    "SeriesMismatch",
+    "SeriesWrite",
+    "Split",
+    "assemble",
+    "has_series",
+    "heads_in",
+    "split_facts",
+]
+
+SERIES_FIELDS: Final = ("labs", "transfusions")
+"""PathwayFacts fields stored as rows: they grow with every value recorded, without bound."""
+
+GENESIS: Final = "0" * 64
+_PREFIX: Final = '{"series_heads":'
+_EXCLUDE: Final = frozenset(SERIES_FIELDS)
+
+
+class SeriesMismatch(ValueError):
+    """The rows of a series are not what the snapshot's series head commits to."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesHead:
+    """How many values a series holds and the running hash over them."""
+
+    count: int
+    head: str
+
+    def extended(self, values: Sequence[str]) -> SeriesHead:
+        head = self.head
+        for value in values:
+            head = hashlib.sha256(f"{head}\n{value}".encode()).hexdigest()
+        return SeriesHead(self.count + len(values), head)
+
+
+EMPTY: Final = SeriesHead(0, GENESIS)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesWrite:
+    """Rows to write for one series: `values` from position `start`; `replace` drops the old rows
+    first (a correction rewrote the series, or a snapshot from before the rows is moved out)."""
+
+    field: str
+    start: int
+    values: tuple[str, ...]
+    replace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """What the store writes for a snapshot: its text, and the series rows that changed."""
+
+    text: str
+    writes: tuple[SeriesWrite, ...]
+
+
+def has_series(text: str) -> bool:
+    """Does a snapshot text commit to series rows? (A cheap test: no parsing.)"""
+    return text.startswith(_PREFIX)
+
+
+def heads_in(text: str) -> dict[str, SeriesHead]:
+    """The series heads a snapshot text commits to ({} for a text with none: no series values,
+    or a snapshot from before the rows, with its series inline). ValueError if unreadable."""
+    if not has_series(text):
+        return {}
+    end = text.index("}", len(_PREFIX)) + 1
+    raw = json.loads(text[len(_PREFIX) : end])
+    return {name: SeriesHead(int(count), str(head)) for name, (count, head) in raw.items()}
+
+
+def _unchanged_prefix(before: tuple[object, ...], after: tuple[object, ...]) -> bool:
+    """Does `after` start with the values of `before`? The fold appends to the tuple it was
+    given, so this is a comparison of the same objects (tuple equality checks identity first,
+    in C); a replay (a correction) builds new objects, compared by value."""
+    return len(after) >= len(before) and after[: len(before)] == before
+
+
+def split_facts(facts: PathwayFacts, before: PathwayFacts | None, before_text: str | None) -> Split:
+    """The snapshot text for `facts` and the rows to write, given the facts the store held
+    (`before`, read from `before_text`; None for a new pathway)."""
+    stored = heads_in(before_text) if before_text is not None else {}
+    heads: dict[str, SeriesHead] = {}
+    writes: list[SeriesWrite] = []
+    for name in SERIES_FIELDS:
+        values = getattr(facts, name)
+        old_values = getattr(before, name) if before is not None else ()
+        old = stored.get(name, EMPTY)
+        if old.count == len(old_values) and (values is old_values or _unchanged_prefix(old_values, values)):
+            added = tuple(value.model_dump_json() for value in values[old.count :])
+            head = old.extended(added)
+            if added:
+                writes.append(SeriesWrite(name, old.count, added, replace=False))
+        else:
+            every = tuple(value.model_dump_json() for value in values)
+            head = EMPTY.extended(every)
+            writes.append(SeriesWrite(name, 0, every, replace=True))
+        if head.count:
+            heads[name] = head
+    text = facts.model_dump_json(exclude=_EXCLUDE)  # type: ignore[arg-type]
+    if heads:
+        member = json.dumps({name: [h.count, h.head] for name, h in heads.items()}, separators=(",", ":"))
+        text = f"{_PREFIX}{member},{text[1:]}"
+    return Split(text, tuple(writes))
+
+
+def assemble(text: str, rows: Mapping[str, Sequence[str]]) -> str:
+    """The whole facts JSON: the snapshot text with its series put back from `rows` (values per
+    field, in position order). SeriesMismatch when the rows are not what the heads commit to."""
+    heads = heads_in(text)
+    if set(rows) - set(heads):
+        raise SeriesMismatch("series rows the snapshot does not commit to")
+    if not heads:
+        return text
+    for name, head in heads.items():
+        if EMPTY.extended(rows.get(name, ())) != head:
+            raise SeriesMismatch(f"the {name} rows are not what the snapshot commits to")
+    rest = text[text.index("}", len(_PREFIX)) + 2 :]
+    members = "".join(f',"{name}":[{",".join(rows[name])}]' for name in heads)
+    return "{" + rest[:-1] + members + "}"

@@ -1,0 +1,150 @@
+"""Growing series (labs, transfusions) live in rows beside the snapshot, which commits to them.
+
+The snapshot text a command rewrites stays the same size however many values a pathway holds
+(the cost of a command does not grow with its history), and the rows are bound to the head
+entry through the series heads in that text: a changed, missing or extra row is refused on
+load and reported by verification (tests/audit/test_tamper.py covers the latter).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from persistence.models import fact_series_table, pathways_table
+from persistence.series import SeriesMismatch, Split, assemble, heads_in, split_facts
+from states.errors import IntegrityError
+from states.facts import LabValue, PathwayFacts
+from states.vocabulary import GraftSource, Phase, Route
+from tests.invariants import assert_invariants
+from tests.walks import LAB, WALKS, run_walk
+from workflow.clock import ManualClock
+from workflow.service import PathwayService
+
+AT = datetime(2026, 5, 1, 7, tzinfo=UTC)
+
+
+def _facts(labs: int) -> PathwayFacts:
+    values = tuple(LabValue(at=AT + timedelta(days=n), anc_x10e9_per_l=0.1 * n, sequence=n) for n in range(labs))
+    return PathwayFacts(
+        phase=Phase.AWAITING_ENGRAFTMENT,
+        route=Route.AUTOLOGOUS,
+        graft_source=GraftSource.PBSC,
+        patient_ref="PT-SERIES1",
+        labs=values,
+    )
+
+
+def _rows(writes: tuple) -> dict[str, list[str]]:  # type: ignore[type-arg]
+    rows: dict[str, list[str]] = {}
+    for write in writes:
+        if write.replace:
+            rows[write.field] = []
+        rows.setdefault(write.field, []).extend(write.values)
+    return rows
+
+
+def test_the_rows_put_back_give_the_same_facts() -> None:
+    facts = _facts(3)
+    stored = split_facts(facts, None, None)
+    assert '"labs":[{' not in stored.text  # only its head: count and running hash
+    assert PathwayFacts.model_validate_json(assemble(stored.text, _rows(stored.writes))) == facts
+
+
+def test_recording_a_value_writes_one_row_and_leaves_the_rest_of_the_snapshot() -> None:
+    before = _facts(3)
+    first = split_facts(before, None, None)
+    after = before.model_copy(update={"labs": (*before.labs, LabValue(at=AT, platelets_x10e9_per_l=25))})
+    second = split_facts(after, before, first.text)
+    [write] = second.writes
+    assert (write.field, write.start, len(write.values), write.replace) == ("labs", 3, 1, False)
+    assert heads_in(second.text)["labs"].count == 4
+    assert second.text.split("},", 1)[1] == first.text.split("},", 1)[1]
+    rows = {"labs": _rows(first.writes)["labs"] + list(write.values)}
+    assert PathwayFacts.model_validate_json(assemble(second.text, rows)) == after
+
+
+def test_a_replayed_series_is_rewritten_only_when_a_value_changed() -> None:
+    """A correction replays the log into new value objects: equal values keep their rows; a
+    corrected value (not the last) rewrites the series whole."""
+    before = _facts(3)
+    first = split_facts(before, None, None)
+    replayed = PathwayFacts.model_validate_json(before.model_dump_json())
+    assert split_facts(replayed, before, first.text) == Split(first.text, ())
+    corrected = replayed.model_copy(
+        update={
+            "labs": (replayed.labs[0], replayed.labs[1].model_copy(update={"anc_x10e9_per_l": 0.5}), replayed.labs[2])
+        }
+    )
+    second = split_facts(corrected, before, first.text)
+    [write] = second.writes
+    assert (write.start, len(write.values), write.replace) == (0, 3, True)
+    assert PathwayFacts.model_validate_json(assemble(second.text, _rows(second.writes))) == corrected
+
+
+def test_a_snapshot_with_its_series_inline_is_read_as_it_stands_and_moved_out_on_write() -> None:
+    facts = _facts(2)
+    inline = facts.model_dump_json()
+    assert heads_in(inline) == {}
+    assert assemble(inline, {}) == inline
+    [write] = split_facts(facts, facts, inline).writes
+    assert (write.field, write.start, len(write.values), write.replace) == ("labs", 0, 2, True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda rows: {"labs": [rows["labs"][0].replace('"sequence":0', '"sequence":7'), *rows["labs"][1:]]},
+        lambda rows: {"labs": rows["labs"][:-1]},
+        lambda rows: {"labs": [*rows["labs"], rows["labs"][0]]},
+        lambda rows: {"labs": list(reversed(rows["labs"]))},
+        lambda rows: {**rows, "transfusions": rows["labs"][:1]},
+    ],
+    ids=["value changed", "row missing", "row added", "rows reordered", "a series not committed to"],
+)
+def test_rows_other_than_those_committed_to_are_refused(change) -> None:  # type: ignore[no-untyped-def]
+    stored = split_facts(_facts(3), None, None)
+    with pytest.raises(SeriesMismatch):
+        assemble(stored.text, change(_rows(stored.writes)))
+
+
+def _labs_on(service: PathwayService, clock: ManualClock, pathway_id: str, count: int) -> str:
+    for _ in range(count):
+        clock.set(clock.now() + timedelta(hours=6))
+        service.fire(pathway_id, "record_lab", {"anc_x10e9_per_l": 0.1}, actor=LAB, at=clock.now())
+    with service.engine.connect() as connection:
+        return str(connection.scalar(sa.select(pathways_table.c.facts).where(pathways_table.c.id == pathway_id)))
+
+
+def test_the_snapshot_does_not_grow_with_the_labs(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.AWAITING_ENGRAFTMENT)
+    few = _labs_on(service, clock, pathway_id, 2)
+    many = _labs_on(service, clock, pathway_id, 40)
+    assert heads_in(many)["labs"].count == heads_in(few)["labs"].count + 40
+    assert abs(len(many) - len(few)) <= 2  # only the count's digits differ
+    assert len(service.snapshot(pathway_id).facts.labs) == heads_in(many)["labs"].count
+    assert_invariants(service.engine)
+
+
+def test_a_changed_row_is_refused_on_load(db_url: str, clock: ManualClock) -> None:
+    service = PathwayService(db_url, clock=clock, auto_upgrade=True)
+    pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.AWAITING_ENGRAFTMENT)
+    _labs_on(service, clock, pathway_id, 3)
+    table = fact_series_table
+    with service.engine.begin() as connection:
+        connection.execute(
+            sa.update(table)
+            .where(table.c.pathway_id == pathway_id, table.c.position == 1)
+            .values(value=sa.func.replace(table.c.value, '"anc_x10e9_per_l":0.1', '"anc_x10e9_per_l":0.9'))
+        )
+    service.engine.dispose()
+    fresh = PathwayService(db_url, clock=clock)  # nothing cached: reads the rows
+    try:
+        with pytest.raises(IntegrityError):
+            fresh.snapshot(pathway_id)
+        with pytest.raises(IntegrityError):
+            fresh.fire(pathway_id, "record_lab", {"anc_x10e9_per_l": 0.2}, actor=LAB, at=clock.now())
+    finally:
+        fresh.engine.dispose()
