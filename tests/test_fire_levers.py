@@ -25,14 +25,19 @@ def _record(service: PathwayService, pathway_id: str) -> PathwayRecord:
     return record
 
 
+def _parsed(service: PathwayService, cache: FactsCache, record: PathwayRecord) -> PathwayFacts:
+    with service.engine.connect() as connection, connection.begin():
+        return cache.parsed(record, Store(connection))
+
+
 def test_a_hit_needs_the_digest_of_the_stored_text(service: PathwayService, clock: ManualClock) -> None:
     record = _record(service, reach(service, clock, "autologous", Phase.EVALUATION))
     stored = PathwayFacts.model_validate_json(record.facts)
     cache = FactsCache()
     cache.wrote(record.id, record.facts_digest, stored)
-    assert cache.parsed(record) is stored
+    assert _parsed(service, cache, record) is stored
     other = replace(record, facts_digest="0" * 64)  # e.g. a rolled-back write or another writer's
-    parsed = cache.parsed(other)
+    parsed = _parsed(service, cache, other)
     assert parsed is not stored
     assert parsed == stored
 
@@ -40,13 +45,14 @@ def test_a_hit_needs_the_digest_of_the_stored_text(service: PathwayService, cloc
 def test_the_service_reuses_what_it_wrote_and_stays_bounded(service: PathwayService, clock: ManualClock) -> None:
     pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
     record = _record(service, pathway_id)
-    assert service._facts.parsed(record) is service._facts.parsed(record)  # the object the last fire wrote
+    first = _parsed(service, service._facts, record)
+    assert first is _parsed(service, service._facts, record)  # the object the last fire wrote
     small = FactsCache(size=1)
     facts = PathwayFacts.model_validate_json(record.facts)
     small.wrote("a", record.facts_digest, facts)
     small.wrote("b", record.facts_digest, facts)
-    assert small.parsed(replace(record, id="a")) is not facts
-    assert small.parsed(replace(record, id="b")) is facts
+    assert _parsed(service, small, replace(record, id="a")) is not facts
+    assert _parsed(service, small, replace(record, id="b")) is facts
 
 
 def test_without_the_outbox_no_row_is_written_and_the_log_is_the_same(db_url: str, clock: ManualClock) -> None:
