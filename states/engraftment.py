@@ -54,17 +54,33 @@ def neutrophil_recovery_of(facts: PathwayFacts, policy: Policy, until: datetime 
     )
 
 
-def anc_never_below_of(facts: PathwayFacts, policy: Policy, until: datetime | None = None) -> bool:
-    """CIBMTR's "ANC never below 0.5" [F:CIBMTR-ANC], affirmed once ANC was followed to Day
-    +`anc_never_below_observed_to_day` (a patient on Day +2 has simply not fallen yet)."""
-    counted = labs_since_start(facts, until)
-    if counted is None:
-        return False
-    start, labs = counted
+def _followed_never_below(facts: PathwayFacts, policy: Policy, start: date, labs: list[LabValue]) -> bool:
     tz = facts.timezone
     drawn = [clinical_date(lab.at, tz) for lab in labs if lab.anc_x10e9_per_l is not None]
     followed = bool(drawn) and max(drawn) >= start + timedelta(days=policy.anc_never_below_observed_to_day)
     return followed and anc_never_below(labs, start, tz, anc_x10e9_per_l=policy.anc_recovery_x10e9_per_l)
+
+
+def anc_never_below_of(facts: PathwayFacts, policy: Policy, until: datetime | None = None) -> bool:
+    """CIBMTR's "ANC never below 0.5" [F:CIBMTR-ANC], affirmed once ANC was followed to Day
+    +`anc_never_below_observed_to_day` (a patient on Day +2 has simply not fallen yet)."""
+    counted = labs_since_start(facts, until)
+    return counted is not None and _followed_never_below(facts, policy, *counted)
+
+
+def engrafted_from_start(facts: PathwayFacts, policy: Policy, until: datetime | None = None) -> bool:
+    """CIBMTR's "ANC never below 0.5" affirmed before ANC first fell below it: the patient was
+    engrafted from the start of the count, so a later fall is a secondary graft failure
+    [F:CIBMTR-SUBSEQ], not an engraftment that never was (docs/engraftment-rules.md)."""
+    counted = labs_since_start(facts, until)
+    if counted is None:
+        return False
+    start, labs = counted
+    threshold = policy.anc_recovery_x10e9_per_l
+    falls = [lab.at for lab in labs if lab.anc_x10e9_per_l is not None and lab.anc_x10e9_per_l < threshold]
+    first_fall = min(falls, default=None)
+    before = [lab for lab in labs if first_fall is None or lab.at < first_fall]
+    return _followed_never_below(facts, policy, start, before)
 
 
 def recorded_recovery(facts: PathwayFacts) -> date | None:

@@ -23,6 +23,7 @@ from states.course_guards import graft_failure_suspected, graft_failure_suspicio
 from states.days import clinical_date, day_number
 from states.engraftment import (
     anc_never_below_of,
+    engrafted_from_start,
     labs_since_start,
     neutrophil_recovery_of,
     platelet_recovery_of,
@@ -616,9 +617,9 @@ def _pancytopenia_reasons(labs: list[LabValue], a: Attempt) -> tuple[str, ...]:
 
 def graft_failure_criteria(a: Attempt) -> Verdict:
     """Primary: no recovery by Day +30 (PBSC/marrow) or +42 (cord) [F:ASTCT], on recent counts
-    below 0.5; secondary: recovery reached, then ANC < 0.5 on 3 consecutive values on different
-    days [F:CIBMTR-SUBSEQ] (the recovery rule's gaps, [F:CIBMTR-ANC]). Only labs since the
-    latest Day 0 or rescue infusion count."""
+    below 0.5; secondary: recovery reached (or ANC never below 0.5 before the fall), then ANC
+    < 0.5 on 3 consecutive values on different days [F:CIBMTR-SUBSEQ] (the recovery rule's
+    gaps, [F:CIBMTR-ANC]). Only labs since the latest Day 0 or rescue infusion count."""
     assert isinstance(a.payload, DeclareGraftFailure)
     f, p = a.facts, a.policy
     counted = labs_since_start(f, a.at)
@@ -633,8 +634,7 @@ def graft_failure_criteria(a: Attempt) -> Verdict:
             reasons.append("primary_graft_failure_too_early")
         return refuse(*reasons, *_pancytopenia_reasons(labs, a))
     reasons = [] if f.phase is Phase.FOLLOW_UP else ["graft_failure_kind_phase_mismatch"]
-    # A patient whose ANC never fell below 0.5 was engrafted from the start of the count.
-    recovered = recorded_recovery(f) or (start if anc_never_below_of(f, p, a.at) else None)
+    recovered = recorded_recovery(f) or (start if engrafted_from_start(f, p, a.at) else None)
     failed = (
         recovery.secondary_graft_failure(
             labs,
@@ -703,7 +703,7 @@ def subsequent_transplant_allowed(a: Attempt) -> Verdict:
         "new_malignancy": (_disease_assessed(f, "new_malignancy"), "new_malignancy_not_assessed"),
         "planned": (
             f.phase is not Phase.GRAFT_FAILURE
-            and (recorded_recovery(f) is not None or anc_never_below_of(f, a.policy, a.at)),
+            and (recorded_recovery(f) is not None or engrafted_from_start(f, a.policy, a.at)),
             "planned_transplant_not_engrafted",
         ),
     }

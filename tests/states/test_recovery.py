@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from states.facts import LabMethod, LabValue, Transfusion
+from states.policy import Policy
 from states.recovery import anc_never_below, nadir, neutrophil_recovery, platelet_recovery, secondary_graft_failure
 
 TZ = "UTC"
@@ -402,6 +403,35 @@ def test_transfusion_window_is_seven_days_ending_on_the_value_day() -> None:
     assert platelets(plts, [transfusion(d(10))], DAY0) == d(17)
 
 
+def _platelets_under(policy: Policy, labs: list[LabValue], transfusions: list[Transfusion]) -> date | None:
+    return platelet_recovery(
+        labs,
+        transfusions,
+        DAY0,
+        tz=TZ,
+        platelets_x10e9_per_l=policy.platelet_recovery_x10e9_per_l,
+        consecutive_values=policy.recovery_consecutive_values,
+        transfusion_free_days=policy.platelet_transfusion_free_days,
+    )
+
+
+def test_a_platelet_count_exactly_at_the_threshold_qualifies() -> None:
+    """Platelets >= 20 [F:CIBMTR-PLT]: a count of exactly 20 counts, it is not a fall."""
+    policy = Policy()
+    threshold = policy.platelet_recovery_x10e9_per_l
+    plts = [plt(d(6), threshold - 5), *(plt(d(n), threshold) for n in (8, 9, 10))]
+    assert _platelets_under(policy, plts, []) == d(8)
+
+
+def test_one_value_and_one_transfusion_free_day_are_a_valid_policy() -> None:
+    """The policy's least values: the first value >= 20 on a day with no platelet transfusion
+    that day is the recovery date, a transfusion the day before notwithstanding."""
+    policy = Policy(recovery_consecutive_values=1, platelet_transfusion_free_days=1)
+    threshold = policy.platelet_recovery_x10e9_per_l
+    plts = [plt(d(6), threshold - 10), plt(d(8), threshold + 5)]
+    assert _platelets_under(policy, plts, [transfusion(d(7))]) == d(8)
+
+
 # --- secondary graft failure ------------------------------------------------------------------
 
 
@@ -500,9 +530,7 @@ def _completion_prefix(labs: list[LabValue]) -> tuple[list[LabValue], date] | No
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.filter_too_much])
-@given(
-    anc_series(), st.lists(st.tuples(st.integers(1, 30), st.sampled_from(ANC_VALUES), METHODS), max_size=12)
-)
+@given(anc_series(), st.lists(st.tuples(st.integers(1, 30), st.sampled_from(ANC_VALUES), METHODS), max_size=12))
 def test_values_after_the_qualifying_values_never_move_the_date(
     labs: list[LabValue], extra: list[tuple[int, float, LabMethod]]
 ) -> None:
