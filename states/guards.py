@@ -667,7 +667,7 @@ def day100_ready(a: Attempt) -> Verdict:
         reasons.append("outside_day100_window")
     elif day > high and a.payload.late_reason is None:
         reasons.append("day100_late_reason_missing")
-    if f.neutrophil_recovery_on is None and not anc_never_below_of(f, p, a.at):
+    if f.neutrophil_recovery_on is None and not engrafted_from_start(f, p, a.at):
         reasons.append("engraftment_not_recorded")
     if f.is_allogeneic:
         since = f.day0 + timedelta(days=p.day100_evidence_from_day)

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Literal
 
 from states.days import day_number
-from states.engraftment import anc_never_below_of, neutrophil_recovery_of, recorded_recovery
+from states.engraftment import engrafted_from_start, neutrophil_recovery_of, recorded_recovery
 from states.facts import PathwayFacts
 from states.policy import Policy
 from states.vocabulary import FINAL_PHASES, DonorType, Phase
@@ -53,7 +53,7 @@ def _after_infusion(facts: PathwayFacts, policy: Policy, today: date) -> Iterato
     recovered = (
         recorded_recovery(facts) is not None
         or neutrophil_recovery_of(facts, policy) is not None
-        or anc_never_below_of(facts, policy)
+        or engrafted_from_start(facts, policy)
     )
     if pre_engraftment and not recovered:
         by = day0 + timedelta(days=policy.engraftment_expected_by_day)

@@ -9,6 +9,8 @@
 - A new malignancy found at an assessment is a reason for a subsequent HCT; a planned (tandem)
   HCT follows engraftment, a "never below" one included, however ANC moved afterwards
   [F:CIBMTR-SUBSEQ].
+- The Day +100 assessment needs an engraftment: a "never below" one stands after a later dip
+  [F:CIBMTR-CONTACT], [F:CIBMTR-ANC].
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any
 import pytest
 
 from states.facts import Assessment, Infusion, LabValue
-from states.guards import graft_failure_criteria, subsequent_transplant_allowed
-from states.payloads import DeclareGraftFailure, StartSubsequentTransplant
+from states.guards import day100_ready, graft_failure_criteria, subsequent_transplant_allowed
+from states.payloads import CompleteDay100, DeclareGraftFailure, StartSubsequentTransplant
 from states.vocabulary import GraftSource, Route
 from tests.states.guard_attempt import POLICY, attempt, snapshot
 
@@ -110,3 +112,18 @@ def test_a_planned_hct_follows_a_never_below_engraftment_even_after_a_dip() -> N
     dip = anc([(FOLLOWED_TO + 20, ANC - 0.1), (FOLLOWED_TO + 23, ANC + 0.6)])
     assert _start("planned", "follow_up", [*NEVER_BELOW, *dip]) == ()
     assert _start("planned", "graft_failure", [*NEVER_BELOW, *dip]) == ("planned_transplant_not_engrafted",)
+
+
+@pytest.mark.parametrize(
+    ("labs", "reasons"),
+    [
+        (NEVER_BELOW, ()),
+        (THEN_FELL[: len(NEVER_BELOW) + 1], ()),  # one later value below 0.5 does not undo it
+        (APLASTIC, ("engraftment_not_recorded",)),
+    ],
+    ids=["never below", "never below, then one dip", "aplastic"],
+)
+def test_day100_after_an_engraftment_with_anc_never_below(labs: list[LabValue], reasons: tuple[str, ...]) -> None:
+    facts = snapshot(**_pathway("follow_up", labs, route="autologous", donor_type=None))
+    visit = at(POLICY.day100_window[0] + 15)
+    assert day100_ready(attempt(facts, CompleteDay100(), visit)).reasons == reasons
