@@ -125,6 +125,10 @@ class DonorCandidate(Frozen):
     segment_typed: bool = False
 
 
+DonorEligibility = Literal["eligible", "ineligible_related_exception", "ineligible_urgent_need"]
+"""How a donor was cleared: eligible, or ineligible and used under an exception of 21 CFR 1271.65(b)."""
+
+
 class IdmResult(Frozen):
     """A donor infectious-disease marker panel: when the specimen was drawn and the result."""
 
@@ -366,6 +370,9 @@ class PathwayFacts(Frozen):
     candidates: dict[str, DonorCandidate] = Field(default_factory=dict)
     selected_donors: tuple[str, ...] = ()
     cleared_donors: tuple[str, ...] = ()
+    # The eligibility determination each donor was cleared under (21 CFR 1271.50 / 1271.65(b)):
+    # collection re-checks IDM against it, not against "eligible".
+    donor_eligibility: dict[str, DonorEligibility] = Field(default_factory=dict)
     released_donors: tuple[str, ...] = ()
     planned_collection_on: date | None = None
     idm: tuple[IdmResult, ...] = ()

@@ -139,7 +139,10 @@ def _idm_reasons(a: Attempt, donor_ref: str, collection_on: date | None) -> tupl
     reasons = []
     if latest.drawn_on < collection_on - timedelta(days=a.policy.idm_window_days):
         reasons.append("donor_idm_stale")
-    eligibility = a.payload.eligibility if isinstance(a.payload, ClearDonor) else "eligible"
+    if isinstance(a.payload, ClearDonor):
+        eligibility = a.payload.eligibility
+    else:  # after clearance (collection): the determination the donor was cleared under
+        eligibility = a.facts.donor_eligibility.get(donor_ref, "eligible")
     if latest.result == "positive" and eligibility == "eligible":
         reasons.append("donor_idm_positive")
     return tuple(reasons)

@@ -37,6 +37,7 @@ from states.facts import (
     CryopreservationReason,
     DeathCause,
     DonorCandidate,
+    DonorEligibility,
     DonorMobilization,
     DsaResult,
     Episode,
@@ -290,13 +291,14 @@ class ReleaseDonor(Payload):
 class ClearDonor(Payload):
     """Donor eligibility determined (21 CFR 1271.50) and the donor cleared for collection."""
 
-    eligibility: Literal["eligible", "ineligible_related_exception", "ineligible_urgent_need"] = "eligible"
+    eligibility: DonorEligibility = "eligible"
     planned_collection_on: ClinicalDate | None = None
 
     def apply(self, facts: PathwayFacts, ctx: Ctx) -> PathwayFacts:
         return _upd(
             facts,
             cleared_donors=facts.current_donors,
+            donor_eligibility={**facts.donor_eligibility, **dict.fromkeys(facts.current_donors, self.eligibility)},
             planned_collection_on=self.planned_collection_on or facts.planned_collection_on,
         )
 

@@ -188,7 +188,8 @@ SECTIONS: tuple[Section, ...] = (
             ),
             Reason(
                 "donor_idm_positive",
-                'a positive IDM with an "eligible" determination (use the related-donor or urgent-need exception)',
+                'a positive IDM with an "eligible" determination, at clearance or at collection (a donor cleared'
+                " under the related-donor or urgent-need exception is not refused for it)",
                 "F:CFR-1271.65",
             ),
             Reason(

@@ -16,7 +16,8 @@ from typing import Literal
 import pytest
 
 from states.guards import collection_donor_current, donor_idm_current
-from states.payloads import ClearDonor, RecordCollection
+from states.payloads import ClearDonor, Ctx, RecordCollection
+from states.vocabulary import Phase
 from tests.states.guard_attempt import POLICY, attempt, snapshot
 
 COLLECTION = date(2026, 4, 7)
@@ -89,3 +90,24 @@ def test_a_positive_idm_after_an_eligible_clearance_stops_the_collection(
     payload = RecordCollection(product_id="DIN-A1", donor_ref="DONOR-A", cd34_x10e6_per_kg=5.0)
     at = datetime(COLLECTION.year, COLLECTION.month, COLLECTION.day, 9, tzinfo=UTC)
     assert collection_donor_current(attempt(facts, payload, at)).reasons == reasons
+
+
+@pytest.mark.parametrize(
+    ("eligibility", "reasons"),
+    [
+        ("eligible", ("donor_idm_positive",)),
+        ("ineligible_related_exception", ()),
+        ("ineligible_urgent_need", ()),
+    ],
+)
+def test_a_donor_cleared_under_an_exception_is_collected_despite_the_positive_idm(
+    eligibility: str, reasons: tuple[str, ...]
+) -> None:
+    """The collection re-checks IDM against the determination the donor was cleared under: a
+    donor known positive and cleared under 21 CFR 1271.65(b) is not refused at collection."""
+    cleared = snapshot(selected_donors=["DONOR-A"], idm=[_idm("DONOR-A", COLLECTION - timedelta(days=3), "positive")])
+    payload = ClearDonor.model_validate({"eligibility": eligibility, "planned_collection_on": COLLECTION})
+    facts = payload.apply(cleared, Ctx(CLEARANCE, CLEARANCE.date(), 9)).model_copy(update={"phase": Phase.COLLECTION})
+    collect = RecordCollection(product_id="DIN-A1", donor_ref="DONOR-A", cd34_x10e6_per_kg=5.0)
+    at = datetime(COLLECTION.year, COLLECTION.month, COLLECTION.day, 9, tzinfo=UTC)
+    assert collection_donor_current(attempt(facts, collect, at)).reasons == reasons
