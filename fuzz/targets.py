@@ -4,7 +4,8 @@
     .venv/bin/python fuzz/targets.py scenario [libFuzzer options] [CORPUS_DIR ...]
     .venv/bin/python fuzz/targets.py scenario -max_total_time=600 tests/fuzz/corpus/scenario
 
-TARGET is one of: scenario, policy_toml, policy_yaml, checkpoint, export_jsonl, export_csv.
+TARGET is one of: scenario, policy_toml, policy_yaml, checkpoint, export_jsonl, export_csv,
+fire_payload (a command and its payload on a pathway of a prepared world: tests/fuzz/targets.py).
 Each input is one file's bytes; a crash is any exception other than the reader's documented
 error (tests/fuzz/targets.py). libFuzzer writes a crashing input to crash-<hash>: copy it into
 tests/fuzz/corpus/<reader>/ so tests/fuzz/test_corpus.py replays it. Needs the `fuzz` extra.
@@ -41,6 +42,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "checkpoint": targets.checkpoint_file,
     "export_jsonl": lambda data: targets.export_files(data, None, ".jsonl"),
     "export_csv": lambda data: targets.export_files(data, None, ".csv"),
+    "fire_payload": targets.fire_payload,
 }
 
 
