@@ -109,6 +109,14 @@ def _entry_select(dialect: str, where: Any) -> Any:
     return statement.order_by(E.c.pathway_id, E.c.sequence)
 
 
+def _series_select(where: Any) -> Any:
+    statement = select(S.c.pathway_id, S.c.field, S.c.value)
+    if where is not None:
+        statement = statement.where(where)
+    # The entries' order (by pathway), so that the two streams are read side by side.
+    return statement.order_by(S.c.pathway_id, S.c.field, S.c.position)
+
+
 def _series_counts(where: Any) -> Any:
     statement = select(S.c.pathway_id, func.count()).group_by(S.c.pathway_id)
     return statement if where is None else statement.where(where)
@@ -137,6 +145,7 @@ class _Statements:
     count: str
     series_counts: dict[str, str]
     series_of: str
+    series: dict[str, str]
 
 
 _COMPILED: dict[tuple[str, str], _Statements] = {}
@@ -164,6 +173,7 @@ def _statements(dialect: Dialect) -> _Statements:
             pathways_with_facts={kind: _compile(where(with_facts, kind), dialect) for kind in _KINDS},
             count=_compile(select(func.count()).select_from(E), dialect),
             series_counts={kind: _compile(_series_counts(_range(S.c.pathway_id, kind)), dialect) for kind in _KINDS},
+            series={kind: _compile(_series_select(_range(S.c.pathway_id, kind)), dialect) for kind in _KINDS},
             series_of=_compile(
                 select(S.c.field, S.c.value)
                 .where(S.c.pathway_id == bindparam("b_id"))
@@ -257,6 +267,36 @@ class AuditReader:
         finally:
             cursor.close()
 
+    def series_rows(
+        self, where: Slice = Slice(), *, batch_size: int = 5000
+    ) -> Generator[tuple[str, str, str], None, None]:
+        """The slice's series rows (pathway id, field, value) in the entries' pathway order, then
+        field and position: `audit verify` reads them beside the entries."""
+        statement = self._sql.series[where.kind()]
+        for batch in self._batches("hsct_audit_series", statement, where, batch_size):
+            yield from batch
+
+    def _batches(
+        self, name: str, statement: str, where: Slice, batch_size: int
+    ) -> Generator[Sequence[tuple[Any, ...]], None, None]:
+        """A statement's rows in batches; a server-side cursor on PostgreSQL, where psycopg would
+        otherwise fetch every row at once."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        postgres = self._dialect.name == "postgresql"
+        cursor = self._driver.cursor(name=name) if postgres else self._driver.cursor()
+        try:
+            if postgres:
+                cursor.itersize = batch_size
+            cursor.execute(statement, self._args(statement, where))
+            while True:
+                batch = cursor.fetchmany(batch_size)
+                if not batch:
+                    return
+                yield batch
+        finally:
+            cursor.close()
+
     def entry_batches(
         self, where: Slice = Slice(), *, batch_size: int = 5000
     ) -> Generator[Sequence[tuple[Any, ...]], None, None]:
@@ -266,25 +306,13 @@ class AuditReader:
         the other values are what the driver returns for the column, unconverted, so a
         tampered value of the wrong type is seen as it is rather than coerced.
         """
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
         postgres = self._dialect.name == "postgresql"
-        # A server-side cursor on PostgreSQL: psycopg would otherwise fetch every row at once.
-        cursor = self._driver.cursor(name="hsct_audit_entries") if postgres else self._driver.cursor()
+        batches = self._batches("hsct_audit_entries", self._sql.entries[where.kind()], where, batch_size)
         try:
-            if postgres:
-                cursor.itersize = batch_size
-            statement = self._sql.entries[where.kind()]
-            cursor.execute(statement, self._args(statement, where))
-            while True:
-                batch = cursor.fetchmany(batch_size)
-                if not batch:
-                    return
-                if postgres:
-                    batch = [_bytes_body(row) for row in batch]
-                yield batch
+            for batch in batches:
+                yield [_bytes_body(row) for row in batch] if postgres else batch
         finally:
-            cursor.close()
+            batches.close()
 
 
 _BODY = ENTRY_COLUMNS.index("body")

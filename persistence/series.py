@@ -34,6 +34,7 @@ __all__ = [
     "SeriesWrite",
     "Split",
     "assemble",
+    "check_rows",
     "has_series",
     "heads_in",
     "split_facts",
@@ -137,17 +138,24 @@ def split_facts(facts: PathwayFacts, before: PathwayFacts | None, before_text: s
     return Split(text, tuple(writes))
 
 
-def assemble(text: str, rows: Mapping[str, Sequence[str]]) -> str:
-    """The whole facts JSON: the snapshot text with its series put back from `rows` (values per
-    field, in position order). SeriesMismatch when the rows are not what the heads commit to."""
+def check_rows(text: str, rows: Mapping[str, Sequence[str]]) -> dict[str, SeriesHead]:
+    """The heads of a snapshot text, once `rows` (values per field, in position order) are
+    found to be what they commit to; SeriesMismatch otherwise."""
     heads = heads_in(text)
     if set(rows) - set(heads):
         raise SeriesMismatch("series rows the snapshot does not commit to")
-    if not heads:
-        return text
     for name, head in heads.items():
         if EMPTY.extended(rows.get(name, ())) != head:
             raise SeriesMismatch(f"the {name} rows are not what the snapshot commits to")
+    return heads
+
+
+def assemble(text: str, rows: Mapping[str, Sequence[str]]) -> str:
+    """The whole facts JSON: the snapshot text with its series put back from `rows` (values per
+    field, in position order). SeriesMismatch when the rows are not what the heads commit to."""
+    heads = check_rows(text, rows)
+    if not heads:
+        return text
     rest = text[text.index("}", len(_PREFIX)) + 2 :]
     members = "".join(f',"{name}":[{",".join(rows[name])}]' for name in heads)
     return "{" + rest[:-1] + members + "}"

@@ -18,8 +18,10 @@ from persistence.series import SeriesMismatch, Split, assemble, heads_in, split_
 from states.errors import IntegrityError
 from states.facts import LabValue, PathwayFacts
 from states.vocabulary import GraftSource, Phase, Route
+from tests.audit.conftest import privileged
 from tests.invariants import assert_invariants
 from tests.walks import LAB, WALKS, run_walk
+from workflow.audit import verify_log
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -148,3 +150,31 @@ def test_a_changed_row_is_refused_on_load(db_url: str, clock: ManualClock) -> No
             fresh.fire(pathway_id, "record_lab", {"anc_x10e9_per_l": 0.2}, actor=LAB, at=clock.now())
     finally:
         fresh.engine.dispose()
+
+
+def test_verify_reads_the_rows_beside_the_entries_past_a_bad_pathway(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """Series rows are read in one stream beside the entries: a pathway whose check fails early
+    (its row's version edited) leaves its rows unread, and the pathways after it still find
+    theirs; rows of no pathway are reported, not taken for the next pathway's."""
+    ids = sorted(run_walk(service, clock, WALKS["autologous"]().for_patient(f"PT-SERIES{n}")) for n in range(3))
+    assert verify_log(service).ok
+    with privileged(service.engine) as sql:
+        sql("UPDATE pathways SET version = version + 1 WHERE id = ?", ids[1])
+    found = verify_log(service)
+    assert [(p.pathway_id, p.check) for p in found.problems] == [(ids[1], "pathway")]
+    with privileged(service.engine) as sql:
+        sql("UPDATE pathways SET version = version - 1 WHERE id = ?", ids[1])
+        if service.engine.dialect.name == "postgresql":
+            sql("ALTER TABLE fact_series DROP CONSTRAINT fk_fact_series_pathway_id_pathways")
+        sql(
+            "INSERT INTO fact_series (pathway_id, field, position, value) "
+            "SELECT ?, field, position, value FROM fact_series WHERE pathway_id = ?",
+            "0" + ids[2][1:],
+            ids[2],
+        )
+    found = verify_log(service)
+    assert [(p.pathway_id, p.detail) for p in found.problems] == [
+        ("0" + ids[2][1:], "series rows whose pathway row is missing")
+    ]

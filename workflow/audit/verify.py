@@ -32,14 +32,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from persistence.audit_queries import ENTRY_COLUMNS, AuditReader, PathwayHead, Slice, audit_snapshot
 from persistence.chain import FORM_FIELDS, facts_digest
-from persistence.series import assemble, heads_in
+from persistence.series import assemble, check_rows, heads_in
 from states.entry import GENESIS_HASH, Entry
 from states.errors import UnknownPathway
 from states.facts import PathwayFacts
@@ -242,6 +242,7 @@ class _Scan:
     deep: bool
     reader: AuditReader | None = None  # for series rows; dropped before a worker answers
     series_counts: Mapping[str, int] = field(default_factory=dict)
+    series: _SeriesStream | None = None
     problems: list[Problem] = field(default_factory=list)
     heads: dict[str, Head] = field(default_factory=dict)
     at_checkpoint: dict[str, str | None] = field(default_factory=dict)
@@ -262,8 +263,32 @@ class _Tail:
     opening: Any = None
 
 
+class _SeriesStream:
+    """The slice's series rows, read beside its entries in the same pathway order, so that a
+    pathway's rows are at hand when its log ends without a query of their own."""
+
+    def __init__(self, rows: Iterator[tuple[str, str, str]], skip: set[str]) -> None:
+        self._rows = rows
+        self._next = next(rows, None)
+        self._skip = skip  # pathways whose rows are read no more (finished, or no pathway row)
+
+    def take(self, pid: str) -> dict[str, list[str]] | None:
+        """`pid`'s rows if they come next, else None (the caller asks the database)."""
+        while self._next is not None and self._next[0] in self._skip:
+            self._next = next(self._rows, None)
+        self._skip.add(pid)
+        if self._next is None or self._next[0] != pid:
+            return None
+        found: dict[str, list[str]] = {}
+        while self._next is not None and self._next[0] == pid:
+            found.setdefault(self._next[1], []).append(self._next[2])
+            self._next = next(self._rows, None)
+        return found
+
+
 def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
     """Close one pathway: its head, and the pathway row's agreement with the log."""
+    series = scan.series.take(pid) if scan.series is not None else None
     count = tail.count
     scan.heads[pid] = Head(count, tail.last_hash)
     if tail.failed:
@@ -305,7 +330,7 @@ def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
     if tail.form >= 2 and facts_digest(stored) != tail.digest:
         problems.append(Problem(pid, count, "digest", "the stored facts are not what the head entry commits to"))
         return
-    whole = _with_series(scan, pid, stored)
+    whole = _with_series(scan, pid, stored, series)
     if whole is None:
         problems.append(Problem(pid, count, "digest", "the series rows are not what the stored facts commit to"))
         return
@@ -313,16 +338,23 @@ def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
         _check_facts(scan, pid, whole, rows)
 
 
-def _with_series(scan: _Scan, pid: str, stored: str) -> str | None:
-    """The stored facts with their series rows put back; None when the rows (their number, or
-    their values against the running hash) are not what the stored facts commit to."""
+def _with_series(scan: _Scan, pid: str, stored: str, rows: Mapping[str, Sequence[str]] | None) -> str | None:
+    """The stored facts with their series rows (`rows`, or read now when None) put back; None
+    when the rows (their number, or their values against the running hash) are not what the
+    stored facts commit to."""
     try:
         expected = sum(head.count for head in heads_in(stored).values())
         if scan.series_counts.get(pid, 0) != expected:
             return None
-        if not expected or scan.reader is None:
+        if not expected:
             return stored
-        return assemble(stored, scan.reader.series_of(pid))
+        if rows is None:
+            assert scan.reader is not None
+            rows = scan.reader.series_of(pid)
+        if not scan.deep:  # only the replay needs the whole text
+            check_rows(stored, rows)
+            return stored
+        return assemble(stored, rows)
     except (ValueError, TypeError):
         return None
 
@@ -493,13 +525,19 @@ def _scan_slice(
 ) -> _Scan:
     """Check one slice of pathways inside one snapshot (everything but the checkpoint comparison)."""
     rows = {row.id: row for row in reader.pathways(where, with_facts=True)}  # the digests need the facts
-    scan = _Scan(rows, expected, deep, reader, reader.series_counts(where))
-    _check_rows(reader, scan, where, batch_size=batch_size, progress=progress, sink=sink)
+    counts = reader.series_counts(where)
+    scan = _Scan(rows, expected, deep, reader, counts)
+    series = reader.series_rows(where, batch_size=batch_size)
+    scan.series = _SeriesStream(series, set(counts) - set(rows))
+    try:
+        _check_rows(reader, scan, where, batch_size=batch_size, progress=progress, sink=sink)
+    finally:
+        series.close()
     for pid in rows.keys() - scan.heads.keys():
         scan.problems.append(Problem(pid, 1, "pathway", "a pathway row without entries"))
     for pid in scan.series_counts.keys() - rows.keys():
         scan.problems.append(Problem(pid, 1, "pathway", "series rows whose pathway row is missing"))
-    scan.pathways, scan.reader, scan.series_counts = {}, None, {}  # keeps a worker's answer small
+    scan.pathways, scan.reader, scan.series_counts, scan.series = {}, None, {}, None  # a worker's answer stays small
     scan.seen = len(rows.keys() | scan.heads.keys())
     return scan
 
