@@ -897,7 +897,8 @@ class PathwayService:
         self, *, at: datetime | None = None, session: Session | None = None
     ) -> dict[str, list[Milestone]]:
         """Open milestones of every pathway with something open (one query for all pathways)."""
-        return {pathway_id: items for pathway_id, _, items in self.open_work(at=at, session=session)}
+        with self._reading(session) as store:
+            return {pathway_id: items for pathway_id, _, items in self._open_work(store, at, None)}
 
     def open_work(
         self, *, at: datetime | None = None, on: date | None = None, session: Session | None = None
@@ -906,16 +907,21 @@ class PathwayService:
         product without a disposition), read in one query: a worklist needs the phase and Day
         beside each milestone. `on` is a clinical date for every pathway alike; otherwise each
         takes `at`'s date in its zone."""
-        when = aware(at, command="milestones") if at is not None else self.clock.now()
-        found = []
         with self._reading(session) as store:
-            for pathway_id, facts_json in store.snapshots():
-                facts = PathwayFacts.model_validate_json(facts_json)
-                _, policy = self._policy_for(store, facts)
-                open_items = milestones(facts, policy, on or clinical_date(when, facts.timezone))
-                if open_items:
-                    found.append((pathway_id, facts, open_items))
-        return found
+            return list(self._open_work(store, at, on))
+
+    def _open_work(
+        self, store: Store, at: datetime | None, on: date | None
+    ) -> Iterator[tuple[str, PathwayFacts, list[Milestone]]]:
+        """One pathway at a time, so that a caller who drops the facts (`all_milestones`) does not
+        hold every pathway's: thousands of live snapshots make each garbage collection slower."""
+        when = aware(at, command="milestones") if at is not None else self.clock.now()
+        for pathway_id, facts_json in store.snapshots():
+            facts = PathwayFacts.model_validate_json(facts_json)
+            _, policy = self._policy_for(store, facts)
+            open_items = milestones(facts, policy, on or clinical_date(when, facts.timezone))
+            if open_items:
+                yield pathway_id, facts, open_items
 
     def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:
         anchor = facts.day0 or facts.planned_day0
