@@ -158,30 +158,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         floor = RawFloor(where / "raw.sqlite", db.targets, args.command, busy_timeout_ms=5000)
         same = SameStatements(where / "same.sqlite", db.targets, args.command, busy_timeout_ms=5000)
         same.announce = not args.no_outbox
-        large = None
-        if args.large:
-            large = build(
-                where / "large.sqlite",
-                "large",
+
+        def seeded(label: str, total: int) -> Any:
+            """Another database of `args.targets` walked targets among `total` pathways."""
+            return build(
+                where / f"{label}.sqlite",
+                label,
                 targets=args.targets,
-                total=args.large,
+                total=total,
                 walk=WALKS["autologous"](),
                 command=args.command,
                 seed="store",
                 batch=1000,
             )
-        deep = None
-        if args.history:
-            deep = build(
-                where / "history.sqlite",
-                "history",
-                targets=args.targets,
-                total=args.targets,
-                walk=WALKS["autologous"](),
-                command=args.command,
-                seed="store",
-                batch=1000,
-            )
+
+        large = seeded("large", args.large) if args.large else None
+        deep = seeded("history", args.targets) if args.history else None
+        if deep is not None:
             add_labs(deep.svc, deep.targets, args.history, deep.clock.now())
         ops = {
             "library fire": library_op(db, args.command),
