@@ -178,3 +178,23 @@ def test_verify_reads_the_rows_beside_the_entries_past_a_bad_pathway(
     assert [(p.pathway_id, p.detail) for p in found.problems] == [
         ("0" + ids[2][1:], "series rows whose pathway row is missing")
     ]
+
+
+def test_a_corrected_lab_value_rewrites_the_rows_the_snapshot_commits_to(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """A correction replays the log: the corrected value replaces the stored row (the others
+    stay), the stored facts are still the replay, and a fresh process reads the corrected value."""
+    pathway_id = run_walk(service, clock, WALKS["autologous"](), until=Phase.AWAITING_ENGRAFTMENT)
+    _labs_on(service, clock, pathway_id, 3)
+    target = next(e.sequence for e in service.history(pathway_id) if e.trigger == "record_lab")
+    clock.set(clock.now() + timedelta(hours=1))
+    change = {"sequence": target, "changes": {"anc_x10e9_per_l": 0.7}, "reason": "transcription error"}
+    service.fire(pathway_id, "correct_entry", change, actor=LAB, at=clock.now())
+    assert_invariants(service.engine)
+    fresh = PathwayService(service.engine.url.render_as_string(hide_password=False), clock=clock)
+    try:
+        labs = fresh.snapshot(pathway_id).facts.labs
+    finally:
+        fresh.engine.dispose()
+    assert [lab.anc_x10e9_per_l for lab in labs][:2] == [0.7, 0.1]
