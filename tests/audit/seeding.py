@@ -19,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from persistence.chain import BODY_FIELDS
-from persistence.series import split_facts
+from persistence.series import Split, split_facts
 from persistence.store import PathwayRecord, Store
 from states.entry import Draft, Entry
 from states.facts import PathwayFacts
@@ -55,10 +55,13 @@ def make_templates(service: PathwayService, clock: ManualClock, entries_per_path
     return templates
 
 
-def clone(store: Store, log: Sequence[Entry], record: PathwayRecord, *, patient_ref: str | None = None) -> str:
+def clone(
+    store: Store, log: Sequence[Entry], record: PathwayRecord, *, patient_ref: str | None = None, inline: bool = False
+) -> str:
     """A new pathway whose log repeats `log` under a new id, sealed by the store; for another
     patient when `patient_ref` is given (a patient has one open pathway at a time), which then
-    replaces the template's patient reference wherever it appears (payloads, facts)."""
+    replaces the template's patient reference wherever it appears (payloads, facts). `inline`
+    stores the facts as releases before migration 0007 did: series values inside the text."""
     new_id = str(uuid.uuid4())
     old = json.dumps(record.patient_ref)
     new = old if patient_ref is None else json.dumps(patient_ref)
@@ -71,7 +74,8 @@ def clone(store: Store, log: Sequence[Entry], record: PathwayRecord, *, patient_
         )
 
     first = log[0]
-    stored = split_facts(PathwayFacts.model_validate_json(store.facts_text(record).replace(old, new)), None, None)
+    facts = PathwayFacts.model_validate_json(store.facts_text(record).replace(old, new))
+    stored = Split(facts.model_dump_json(), ()) if inline else split_facts(facts, None, None)
     head = store.insert_pathway(
         pathway_id=new_id,
         patient_ref=patient_ref or record.patient_ref,

@@ -12,13 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from persistence.models import fact_series_table, pathways_table
 from persistence.series import SeriesMismatch, Split, assemble, heads_in, split_facts
+from persistence.store import Store
 from states.errors import IntegrityError
 from states.facts import LabValue, PathwayFacts
 from states.vocabulary import GraftSource, Phase, Route
 from tests.audit.conftest import privileged
+from tests.audit.seeding import clone
 from tests.invariants import assert_invariants
 from tests.walks import LAB, WALKS, run_walk
 from workflow.audit import verify_log
@@ -112,12 +115,16 @@ def test_rows_other_than_those_committed_to_are_refused(change) -> None:  # type
         assemble(stored.text, change(_rows(stored.writes)))
 
 
+def _stored_text(service: PathwayService, pathway_id: str) -> str:
+    with service.engine.connect() as connection:
+        return str(connection.scalar(sa.select(pathways_table.c.facts).where(pathways_table.c.id == pathway_id)))
+
+
 def _labs_on(service: PathwayService, clock: ManualClock, pathway_id: str, count: int) -> str:
     for _ in range(count):
         clock.set(clock.now() + timedelta(hours=6))
         service.fire(pathway_id, "record_lab", {"anc_x10e9_per_l": 0.1}, actor=LAB, at=clock.now())
-    with service.engine.connect() as connection:
-        return str(connection.scalar(sa.select(pathways_table.c.facts).where(pathways_table.c.id == pathway_id)))
+    return _stored_text(service, pathway_id)
 
 
 def test_the_snapshot_does_not_grow_with_the_labs(service: PathwayService, clock: ManualClock) -> None:
@@ -198,3 +205,20 @@ def test_a_corrected_lab_value_rewrites_the_rows_the_snapshot_commits_to(
     finally:
         fresh.engine.dispose()
     assert [lab.anc_x10e9_per_l for lab in labs][:2] == [0.7, 0.1]
+
+
+def test_a_snapshot_from_before_the_rows_is_read_then_moved_out(service: PathwayService, clock: ManualClock) -> None:
+    """A pathway written before migration 0007 (its labs inside the snapshot text, committed to
+    as such) loads as it stands; its next command moves the labs into rows."""
+    template = run_walk(service, clock, WALKS["autologous"](), until=Phase.AWAITING_ENGRAFTMENT)
+    _labs_on(service, clock, template, 3)
+    with Session(service.engine) as session, session.begin():
+        store = Store(session)
+        record = store.load(template)
+        assert record is not None
+        old = clone(store, store.entries(template), record, patient_ref="PT-SERIES9", inline=True)
+    assert '"labs":[{' in _stored_text(service, old)
+    assert len(service.snapshot(old).facts.labs) == 3
+    _labs_on(service, clock, old, 1)
+    assert heads_in(_stored_text(service, old))["labs"].count == 4
+    assert_invariants(service.engine)
