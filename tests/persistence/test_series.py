@@ -19,10 +19,11 @@ from persistence.series import SeriesMismatch, Split, assemble, heads_in, split_
 from persistence.store import Store
 from states.errors import IntegrityError
 from states.facts import LabValue, PathwayFacts
-from states.vocabulary import GraftSource, Phase, Route
+from states.vocabulary import Phase
 from tests.audit.conftest import privileged
 from tests.audit.seeding import clone
 from tests.invariants import assert_invariants
+from tests.states.guard_attempt import snapshot
 from tests.walks import LAB, WALKS, run_walk
 from workflow.audit import verify_log
 from workflow.clock import ManualClock
@@ -33,13 +34,7 @@ AT = datetime(2026, 5, 1, 7, tzinfo=UTC)
 
 def _facts(labs: int) -> PathwayFacts:
     values = tuple(LabValue(at=AT + timedelta(days=n), anc_x10e9_per_l=0.1 * n, sequence=n) for n in range(labs))
-    return PathwayFacts(
-        phase=Phase.AWAITING_ENGRAFTMENT,
-        route=Route.AUTOLOGOUS,
-        graft_source=GraftSource.PBSC,
-        patient_ref="PT-SERIES1",
-        labs=values,
-    )
+    return snapshot(phase="awaiting_engraftment", route="autologous", donor_type=None, labs=values)
 
 
 def _rows(writes: tuple) -> dict[str, list[str]]:  # type: ignore[type-arg]
