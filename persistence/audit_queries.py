@@ -29,6 +29,7 @@ from persistence.chain import BODY_FIELDS
 from persistence.models import entries_table as E
 from persistence.models import fact_series_table as S
 from persistence.models import pathways_table as P
+from persistence.series import grouped
 from persistence.store import StorageError, translate_error
 from states.errors import HsctError
 
@@ -254,10 +255,7 @@ class AuditReader:
         """One pathway's series values per field, in position order."""
         statement = self._sql.series_of
         args: Any = (pathway_id,) if self._dialect.positional else {"b_id": pathway_id}
-        found: dict[str, list[str]] = {}
-        for name, value in self._fetch(statement, args):
-            found.setdefault(name, []).append(value)
-        return found
+        return grouped(self._fetch(statement, args))
 
     def _fetch(self, statement: str, args: Any) -> Sequence[tuple[Any, ...]]:
         cursor = self._driver.cursor()

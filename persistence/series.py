@@ -6,7 +6,7 @@ even one that records an adverse event. Here those fields live in `fact_series` 
 value, written by the same transaction as the entry) and the snapshot text keeps, for each
 non-empty series, its length and a running hash over its values in order:
 
-    head(0) = 64 zeros;  head(k) = sha256(head(k-1) + "\\n" + value k as JSON)
+    head(0) = GENESIS_HASH (64 zeros);  head(k) = sha256(head(k-1) + "\\n" + value k as JSON)
 
 as a first member, `{"series_heads":{"labs":[count,"head"],...},...}`. The head entry commits to
 the sha256 of the snapshot text, as before, and so to every row through its series head: a
@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from states.entry import GENESIS_HASH
 from states.facts import PathwayFacts
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Split",
     "assemble",
     "check_rows",
+    "grouped",
     "has_series",
     "heads_in",
     "split_facts",
@@ -43,7 +45,6 @@ __all__ = [
 SERIES_FIELDS: Final = ("labs", "transfusions")
 """PathwayFacts fields stored as rows: they grow with every value recorded, without bound."""
 
-GENESIS: Final = "0" * 64
 _PREFIX: Final = '{"series_heads":'
 _EXCLUDE: Final[set[str]] = set(SERIES_FIELDS)  # a set: pydantic-core takes it fastest; never changed
 _SERIALIZER: Final = PathwayFacts.__pydantic_serializer__
@@ -67,7 +68,7 @@ class SeriesHead:
         return SeriesHead(self.count + len(values), head)
 
 
-EMPTY: Final = SeriesHead(0, GENESIS)
+EMPTY: Final = SeriesHead(0, GENESIS_HASH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,14 @@ class Split:
 
     text: str
     writes: tuple[SeriesWrite, ...]
+
+
+def grouped(rows: Iterable[Sequence[str]]) -> dict[str, list[str]]:
+    """(field, value) rows in position order, as values per field: what `assemble` takes."""
+    found: dict[str, list[str]] = {}
+    for name, value in rows:
+        found.setdefault(name, []).append(value)
+    return found
 
 
 def has_series(text: str) -> bool:

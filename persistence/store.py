@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple, NoReturn, Protocol
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
@@ -44,7 +46,7 @@ from persistence.models import entries_table as E
 from persistence.models import fact_series_table as S
 from persistence.models import outbox_table as O
 from persistence.models import pathways_table as P
-from persistence.series import SeriesWrite, assemble, has_series
+from persistence.series import SeriesWrite, Split, assemble, grouped, has_series
 from persistence.types import UTCDateTime, bind_value, result_value
 from states.entry import GENESIS_HASH, Draft, Entry
 from states.errors import ConcurrencyConflict, HsctError, IntegrityError, PatientHasOpenPathway, UnknownPathway
@@ -631,6 +633,11 @@ def _write_entry(
         _run(connection, direct, hot.insert_outbox, _outbox_params(entry, params))
 
 
+def _written(facts: str | Split) -> tuple[str, Sequence[SeriesWrite]]:
+    """A snapshot text as given, or a Split's text with the series rows it commits to."""
+    return (facts.text, facts.writes) if isinstance(facts, Split) else (facts, ())
+
+
 def _write_series(
     connection: Connection, hot: _Hot, direct: bool, pathway_id: str, writes: Sequence[SeriesWrite]
 ) -> None:
@@ -646,14 +653,6 @@ def _write_series(
             _run(connection, direct, hot.insert_series, rows[0])
         elif rows:
             connection.execute(_INSERT_SERIES, rows)
-
-
-def _grouped(rows: Iterator[Sequence[Any]]) -> dict[str, list[str]]:
-    """(field, value) rows in position order, as values per field."""
-    found: dict[str, list[str]] = {}
-    for name, value in rows:
-        found.setdefault(name, []).append(value)
-    return found
 
 
 def _row_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -744,13 +743,12 @@ class Store:
         hct_number: int,
         previous_pathway: str | None,
         phase: Phase,
-        facts_json: str,
+        facts_json: str | Split,
         first: Draft,
         now: datetime,
-        series: Sequence[SeriesWrite] = (),
     ) -> Entry:
-        """Create the pathway row (version 1) and its first entry, sealed on GENESIS_HASH, with
-        the `series` rows its snapshot commits to.
+        """Create the pathway row (version 1) and its first entry, sealed on GENESIS_HASH. A
+        `Split` (persistence.series.split_facts) writes the series rows its text commits to.
 
         An unknown `previous_pathway` raises UnknownPathway naming it; an existing id raises
         ConcurrencyConflict.
@@ -758,7 +756,8 @@ class Store:
         if first.pathway_id != pathway_id:
             raise ValueError("the first entry belongs to another pathway")
         _aware(now, "now")
-        sealed = seal_with_body(first, 1, GENESIS_HASH, facts_digest(facts_json))
+        text, series = _written(facts_json)
+        sealed = seal_with_body(first, 1, GENESIS_HASH, facts_digest(text))
         entry = sealed.entry
         try:
             connection = self._connection()
@@ -775,7 +774,7 @@ class Store:
                     "phase": Phase(phase).value,
                     "version": 1,
                     "head_hash": entry.hash,
-                    "facts": facts_json,
+                    "facts": text,
                     "created_at": now,
                     "updated_at": now,
                 },
@@ -797,10 +796,9 @@ class Store:
         expected_version: int,
         head_hash: str,
         phase: Phase,
-        facts_json: str | None,
+        facts_json: str | Split | None,
         now: datetime,
         unchanged_digest: str | None = None,
-        series: Sequence[SeriesWrite] = (),
     ) -> Entry:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
@@ -810,16 +808,17 @@ class Store:
         appenders queue on the row lock instead of racing on the unique sequence.
         The entry commits to sha256(`facts_json`); `facts_json=None` leaves the stored
         snapshot as it is and commits to `unchanged_digest` (the loaded record's
-        `facts_digest`; read from the row when not given). `series` are the rows the new
-        snapshot text commits to that changed (persistence.series.split_facts).
+        `facts_digest`; read from the row when not given). A `Split` also writes the series
+        rows that changed (persistence.series.split_facts).
         """
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
         _aware(now, "now")
+        text, series = (None, ()) if facts_json is None else _written(facts_json)
         try:
             connection = self._connection()
-            if facts_json is not None:
-                digest = facts_digest(facts_json)
+            if text is not None:
+                digest = facts_digest(text)
             elif unchanged_digest is not None:
                 digest = unchanged_digest
             else:
@@ -840,11 +839,11 @@ class Store:
                 # The service stamps the entry with the same `now`: reuse its formatted time.
                 "b_now": entry_params["recorded_at"] if now == entry.recorded_at else bind_value(now, hot.dialect),
             }
-            if facts_json is None:
+            if text is None:
                 advance = hot.advance
             else:
                 advance = hot.advance_with_facts
-                params["b_facts"] = facts_json
+                params["b_facts"] = text
             if _run(connection, direct, advance, params).rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
             _write_entry(connection, hot, direct, entry, entry_params, announce=self._announce)
@@ -1011,9 +1010,8 @@ class Store:
         first pathway whose series rows are not what its snapshot commits to."""
         try:
             connection = self._connection()
-            series: dict[str, dict[str, list[str]]] = {}
-            for pathway_id, name, value in connection.execute(_SELECT_ALL_SERIES):
-                series.setdefault(pathway_id, {}).setdefault(name, []).append(value)
+            by_pathway = groupby(connection.execute(_SELECT_ALL_SERIES), itemgetter(0))
+            series = {pathway_id: grouped(row[1:] for row in rows) for pathway_id, rows in by_pathway}
             return [
                 (row.id, self._assembled(row.id, row.facts, series.get(row.id, {})))
                 for row in connection.execute(_SELECT_SNAPSHOTS)
@@ -1030,7 +1028,7 @@ class Store:
             rows = self._connection().execute(_SELECT_SERIES, {"b_id": record.id})
         except DBAPIError as exc:
             _reraise(exc, record.id)
-        return self._assembled(record.id, record.facts, _grouped(iter(rows)))
+        return self._assembled(record.id, record.facts, grouped(rows))
 
     def facts(self, record: PathwayRecord) -> PathwayFacts:
         """The record's facts, series included (see `facts_text`)."""

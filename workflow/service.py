@@ -508,15 +508,13 @@ class PathwayService:
             new_facts = replay([*log, _provisional(draft, sequence)])
         else:
             new_facts = apply_entry(facts, draft, sequence)
-        stored = split_facts(new_facts, facts, record.facts)
         entry = store.append(
             record.id,
             draft,
             expected_version=record.version,
             head_hash=record.head_hash,
             phase=new_facts.phase,
-            facts_json=stored.text,
-            series=stored.writes,
+            facts_json=split_facts(new_facts, facts, record.facts),
             now=now,
         )
         self._facts.wrote(record.id, entry.facts_digest, new_facts)
@@ -539,7 +537,6 @@ class PathwayService:
         self._register(store)
         draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
         facts = apply_entry(None, draft, 1)
-        stored = split_facts(facts, None, None)
         crash_point(BEFORE_FLUSH)
         if opening.previous_pathway is not None:  # the earlier pathway is no longer the open one
             store.set_successor(opening.previous_pathway, pathway_id)
@@ -552,8 +549,7 @@ class PathwayService:
             hct_number=opening.hct_number,
             previous_pathway=opening.previous_pathway,
             phase=phase,
-            facts_json=stored.text,
-            series=stored.writes,
+            facts_json=split_facts(facts, None, None),
             first=draft,
             now=now,
         )

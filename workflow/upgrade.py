@@ -64,7 +64,6 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
     if fresh.phase is not stored.phase:  # I4 ties the phase to the transitions: a log problem
         raise IntegrityError(pathway_id)
     at = now.now()
-    written = split_facts(fresh, stored, record.facts)
     version = fresh.policy_version or entries[-1].policy_version
     policy = book.get(store.connection, version) or Policy()
     today = clinical_date(at, fresh.timezone)
@@ -89,8 +88,7 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
         expected_version=record.version,
         head_hash=record.head_hash,
         phase=fresh.phase,
-        facts_json=written.text,
-        series=written.writes,
+        facts_json=split_facts(fresh, stored, record.facts),
         now=at,
     )
     return True, milestones(stored, policy, today) != milestones(fresh, policy, today)

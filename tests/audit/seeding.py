@@ -19,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from persistence.chain import BODY_FIELDS
-from persistence.series import Split, split_facts
+from persistence.series import split_facts
 from persistence.store import PathwayRecord, Store
 from states.entry import Draft, Entry
 from states.facts import PathwayFacts
@@ -75,7 +75,7 @@ def clone(
 
     first = log[0]
     facts = PathwayFacts.model_validate_json(store.facts_text(record).replace(old, new))
-    stored = Split(facts.model_dump_json(), ()) if inline else split_facts(facts, None, None)
+    stored = facts.model_dump_json() if inline else split_facts(facts, None, None)
     head = store.insert_pathway(
         pathway_id=new_id,
         patient_ref=patient_ref or record.patient_ref,
@@ -85,8 +85,7 @@ def clone(
         hct_number=record.hct_number,
         previous_pathway=None,
         phase=first.to_phase or record.phase,
-        facts_json=stored.text,
-        series=stored.writes,
+        facts_json=stored,
         first=draft(first),
         now=first.recorded_at,
     )

@@ -150,8 +150,6 @@ class WorldPathway:
     """One pathway of the world, with what an input needs without reading the database."""
 
     pathway_id: str
-    walk: str
-    phase: str
     patient_ref: str
     now: datetime
     """An hour after its last entry: the world's clock when a command is fired at it."""
@@ -181,7 +179,7 @@ def world() -> World:
         pathway_id = reach(service, clock, walk, Phase(phase))
         snapshot = service.snapshot(pathway_id)
         now = service.history(pathway_id)[-1].effective_at + timedelta(hours=1)
-        pathways.append(WorldPathway(pathway_id, walk, phase, snapshot.facts.patient_ref, now, snapshot.version))
+        pathways.append(WorldPathway(pathway_id, snapshot.facts.patient_ref, now, snapshot.version))
     return World(service, clock, tuple(pathways), folder)
 
 
