@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from persistence.extras import missing_extra
 
@@ -176,3 +177,64 @@ def no_wait(connection: Connection) -> Iterator[None]:
         yield
     finally:
         driver.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
+class KeptConnection:
+    """The connection of a service's last transaction, kept for its next one (SQLite).
+
+    Checking a connection out of SQLAlchemy's pool and back in (a Connection object, the
+    pool's bookkeeping and events, the reset on return) costs more on SQLite than a command's
+    own statements; keeping one connection between transactions saves it (benchmarks/README.md).
+    At most one is kept: another thread meanwhile takes one from the pool. A connection is not
+    kept after an error, and not used again once the engine has been disposed (its pool is
+    replaced) or in a forked process. Other backends get the pool as it is: its pre-ping guards
+    a connection against a server restart. The kept connection is closed with this object.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._keeps = engine.dialect.name == "sqlite"
+        self._lock = threading.Lock()
+        # (connection, its pool, the process that opened it); a box the finalizer can close
+        # without holding this object.
+        self._box: list[tuple[Connection, Pool, int]] = []
+        weakref.finalize(self, _close_kept, self._box, self._lock)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for one transaction, kept afterwards if the block ends without error."""
+        connection, pool = self._take()
+        try:
+            yield connection
+        except BaseException:
+            connection.close()
+            raise
+        self._give(connection, pool)
+
+    def _take(self) -> tuple[Connection, Pool]:
+        with self._lock:
+            kept = self._box.pop() if self._box else None
+        if kept is not None:
+            connection, pool, pid = kept
+            if pid == os.getpid():  # a forked child leaves its parent's connection alone
+                if pool is self._engine.pool and not connection.invalidated:
+                    return connection, pool
+                connection.close()
+        pool = self._engine.pool
+        return self._engine.connect(), pool
+
+    def _give(self, connection: Connection, pool: Pool) -> None:
+        if self._keeps and not connection.invalidated and not connection.in_transaction():
+            with self._lock:
+                if not self._box:
+                    self._box.append((connection, pool, os.getpid()))
+                    return
+        connection.close()
+
+
+def _close_kept(box: list[tuple[Connection, Pool, int]], lock: threading.Lock) -> None:
+    with lock:
+        for connection, _, pid in box:
+            if pid == os.getpid():
+                connection.close()
+        box.clear()

@@ -12,10 +12,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from persistence.store import DuplicateIdempotencyKey, StorageError, translate_error
@@ -103,8 +104,14 @@ def transient(error: HsctError, *, resend_safe: bool) -> bool:
     return False
 
 
+class Connects(Protocol):
+    """What opens the connection of a transaction: an Engine, or a KeptConnection over one."""
+
+    def connect(self) -> AbstractContextManager[Connection]: ...
+
+
 def own_transaction(
-    engine: Engine,
+    engine: Connects,
     work: Callable[[Connection], T],
     *,
     before_commit: str | None = None,

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from persistence.engine import configure_engine, create_engine, no_wait
+from persistence.engine import KeptConnection, configure_engine, create_engine, no_wait
 from persistence.models import ID_LENGTH
 from persistence.policies import PolicyBook, check, register
 from persistence.schema import ensure_current
@@ -203,6 +203,7 @@ class PathwayService:
         self.roles = roles
         self._machine = PathwayEngine()
         self._facts = FactsCache()  # facts this process wrote, reused by digest (workflow/facts_cache.py)
+        self._connections = KeptConnection(self.engine)  # the service's own transactions (SQLite)
         if auto_upgrade is None:
             auto_upgrade = self.engine.dialect.name == "sqlite"
         try:
@@ -236,7 +237,7 @@ class PathwayService:
         """One try of `work` in a transaction of the service's own; the entries it sealed."""
         with _sealing() as sealed:
             done = own_transaction(
-                self.engine,
+                self._connections,
                 lambda connection: work(Store(connection, announce=self.outbox)),
                 before_commit=AFTER_FLUSH_BEFORE_COMMIT,
                 after_commit=AFTER_COMMIT_BEFORE_DISPATCH,
@@ -269,7 +270,7 @@ class PathwayService:
             if session is not None:
                 yield Store(session)
                 return
-            with self.engine.connect() as own, own.begin():
+            with self._connections.connect() as own, own.begin():
                 yield Store(own)
 
     # --- commands ----------------------------------------------------------------------
