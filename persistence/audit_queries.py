@@ -29,6 +29,7 @@ from persistence.chain import BODY_FIELDS
 from persistence.models import entries_table as E
 from persistence.models import fact_series_table as S
 from persistence.models import pathways_table as P
+from persistence.models import policies_table as T
 from persistence.series import grouped
 from persistence.store import StorageError, translate_error
 from states.errors import HsctError
@@ -78,6 +79,7 @@ class PathwayHead:
     version: int
     head_hash: str
     facts: str | None = None
+    schedule: str | None = None  # read with the facts: the stored milestone schedule (0008)
 
     def __repr__(self) -> str:
         return f"PathwayHead(id={self.id!r}, phase={self.phase!r}, version={self.version})"
@@ -147,6 +149,7 @@ class _Statements:
     series_counts: dict[str, str]
     series_of: str
     series: dict[str, str]
+    policies: str
 
 
 _COMPILED: dict[tuple[str, str], _Statements] = {}
@@ -160,7 +163,7 @@ def _statements(dialect: Dialect) -> _Statements:
         if dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {dialect.name!r}: use sqlite or postgresql+psycopg")
         pathways = select(*(P.c[name] for name in PATHWAY_COLUMNS)).order_by(P.c.id)
-        with_facts = pathways.add_columns(P.c.facts)
+        with_facts = pathways.add_columns(P.c.facts, P.c.schedule)
 
         def where(statement: Any, kind: str) -> Any:
             clause = _range(P.c.id, kind)
@@ -175,6 +178,7 @@ def _statements(dialect: Dialect) -> _Statements:
             count=_compile(select(func.count()).select_from(E), dialect),
             series_counts={kind: _compile(_series_counts(_range(S.c.pathway_id, kind)), dialect) for kind in _KINDS},
             series={kind: _compile(_series_select(_range(S.c.pathway_id, kind)), dialect) for kind in _KINDS},
+            policies=_compile(select(T.c.version, T.c.content), dialect),
             series_of=_compile(
                 select(S.c.field, S.c.value)
                 .where(S.c.pathway_id == bindparam("b_id"))
@@ -245,6 +249,10 @@ class AuditReader:
         finally:
             cursor.close()
         return [PathwayHead(*row) for row in rows]
+
+    def policy_contents(self) -> dict[str, str]:
+        """Every registered policy's canonical text by version (the registry is append-only)."""
+        return {str(version): str(content) for version, content in self._fetch(self._sql.policies, ())}
 
     def series_counts(self, where: Slice = Slice()) -> dict[str, int]:
         """How many series rows (persistence/series.py) each pathway of the slice has."""

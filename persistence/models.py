@@ -99,6 +99,9 @@ class PathwayRow(Base):
     facts: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The milestone schedule the facts give (states/milestones.py, `Schedule.dumps`), written
+    # with them; derived, outside the hash chain. NULL: compute it from the facts (migration 0008).
+    schedule: Mapped[str | None] = mapped_column(Text)
 
 
 class EntryRow(Base):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -27,7 +27,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple, NoReturn, Protocol
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -52,6 +52,7 @@ from states.entry import GENESIS_HASH, Draft, Entry
 from states.errors import ConcurrencyConflict, HsctError, IntegrityError, PatientHasOpenPathway, UnknownPathway
 from states.facts import PathwayFacts
 from states.fold import replay
+from states.milestones import NO_SCHEDULE
 from states.vocabulary import CLOSED_PHASES, DonorType, GraftSource, Phase, Route
 
 __all__ = [
@@ -285,7 +286,12 @@ _ADVANCE_WHERE = (
     P.c.head_hash == bindparam("b_head"),
 )
 _ADVANCE = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES)
-_ADVANCE_WITH_FACTS = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES, facts=bindparam("b_facts"))
+# The schedule goes with the facts it is derived from (NULL: read it from the facts).
+_ADVANCE_WITH_FACTS = (
+    update(P)
+    .where(*_ADVANCE_WHERE)
+    .values(**_ADVANCE_VALUES, facts=bindparam("b_facts"), schedule=bindparam("b_schedule"))
+)
 
 _HEAD_FIELDS = ("head_digest", "head_form")
 _PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (*_HEAD_FIELDS, "facts_digest"))
@@ -378,6 +384,17 @@ _SELECT_IDS_OF = _SELECT_IDS.where(P.c.patient_ref == bindparam("b_patient"))
 _SELECT_IDS_LIKE = select(P.c.id).where(P.c.id.like(bindparam("b_prefix"), escape="\\"))
 _LOCK_AT_ONCE = select(P.c.id).where(P.c.id == bindparam("b_id")).with_for_update(nowait=True)
 _SELECT_SNAPSHOTS = select(P.c.id, P.c.facts).order_by(P.c.created_at, P.c.id)
+# Every pathway's stored milestone schedule but those with nothing planned (NULL included).
+_SELECT_SCHEDULES = (
+    select(P.c.id, P.c.schedule)
+    .where(or_(P.c.schedule.is_(None), P.c.schedule != NO_SCHEDULE))
+    .order_by(P.c.created_at, P.c.id)
+)
+_FILL_SCHEDULE = (
+    update(P)
+    .where(P.c.id == bindparam("b_id"), P.c.version == bindparam("b_version"), P.c.schedule.is_(None))
+    .values(schedule=bindparam("b_schedule"))
+)
 # Every pathway row with its head entry's commitment, in creation order (one query for a listing).
 _SELECT_RECORDS = _PATHWAYS_WITH_HEAD.order_by(P.c.created_at, P.c.id)
 
@@ -746,9 +763,11 @@ class Store:
         facts_json: str | Split,
         first: Draft,
         now: datetime,
+        schedule: str | None = None,
     ) -> Entry:
         """Create the pathway row (version 1) and its first entry, sealed on GENESIS_HASH. A
         `Split` (persistence.series.split_facts) writes the series rows its text commits to.
+        `schedule`: the milestone schedule of those facts (`Schedule.dumps`; None: none stored).
 
         An unknown `previous_pathway` raises UnknownPathway naming it; an existing id raises
         ConcurrencyConflict.
@@ -775,6 +794,7 @@ class Store:
                     "version": 1,
                     "head_hash": entry.hash,
                     "facts": text,
+                    "schedule": schedule,
                     "created_at": now,
                     "updated_at": now,
                 },
@@ -799,6 +819,7 @@ class Store:
         facts_json: str | Split | None,
         now: datetime,
         unchanged_digest: str | None = None,
+        schedule: str | None = None,
     ) -> Entry:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
@@ -809,7 +830,8 @@ class Store:
         The entry commits to sha256(`facts_json`); `facts_json=None` leaves the stored
         snapshot as it is and commits to `unchanged_digest` (the loaded record's
         `facts_digest`; read from the row when not given). A `Split` also writes the series
-        rows that changed (persistence.series.split_facts).
+        rows that changed (persistence.series.split_facts). New facts replace the stored
+        milestone schedule with `schedule` (theirs, `Schedule.dumps`; None: none stored).
         """
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
@@ -844,6 +866,7 @@ class Store:
             else:
                 advance = hot.advance_with_facts
                 params["b_facts"] = text
+                params["b_schedule"] = schedule
             if _run(connection, direct, advance, params).rowcount != 1:
                 raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
             _write_entry(connection, hot, direct, entry, entry_params, announce=self._announce)
@@ -1004,10 +1027,11 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc)
 
-    def snapshots(self) -> list[tuple[str, str]]:
-        """(id, facts JSON with its series) of every pathway, in two queries: a final pathway
-        can still have a milestone open (its product disposition). IntegrityError naming the
-        first pathway whose series rows are not what its snapshot commits to."""
+    def snapshots(self, only: Container[str] | None = None) -> list[tuple[str, str]]:
+        """(id, facts JSON with its series) of every pathway (or of those in `only`), in two
+        queries: a final pathway can still have a milestone open (its product disposition).
+        IntegrityError naming the first pathway whose series rows are not what its snapshot
+        commits to."""
         try:
             connection = self._connection()
             by_pathway = groupby(connection.execute(_SELECT_ALL_SERIES), itemgetter(0))
@@ -1015,9 +1039,27 @@ class Store:
             return [
                 (row.id, self._assembled(row.id, row.facts, series.get(row.id, {})))
                 for row in connection.execute(_SELECT_SNAPSHOTS)
+                if only is None or row.id in only
             ]
         except DBAPIError as exc:
             _reraise(exc)
+
+    def schedules(self) -> list[tuple[str, str | None]]:
+        """(id, stored milestone schedule) of every pathway with something planned, in creation
+        order; None for a row written before migration 0008 (its facts decide)."""
+        try:
+            return [(row[0], row[1]) for row in self._connection().execute(_SELECT_SCHEDULES)]
+        except DBAPIError as exc:
+            _reraise(exc)
+
+    def fill_schedule(self, pathway_id: str, version: int, schedule: str) -> bool:
+        """Store the schedule of a pathway that has none (a row from before migration 0008),
+        if it is still at `version`; whether it was written."""
+        params = {"b_id": pathway_id, "b_version": version, "b_schedule": schedule}
+        try:
+            return self._connection().execute(_FILL_SCHEDULE, params).rowcount == 1
+        except DBAPIError as exc:
+            _reraise(exc, pathway_id)
 
     def facts_text(self, record: PathwayRecord) -> str:
         """The record's whole facts JSON: its snapshot text with the series rows put back.

@@ -9,10 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from persistence.chain import facts_digest, verify_entries
-from persistence.models import fact_series_table, outbox_table
+from persistence.models import fact_series_table, outbox_table, pathways_table
+from persistence.policies import PolicyBook
 from persistence.series import heads_in
 from persistence.store import Store
+from states.facts import PathwayFacts
 from states.fold import replay
+from states.milestones import schedule
+from states.policy import Policy
 from states.vocabulary import EntryKind
 
 
@@ -51,6 +55,11 @@ def assert_invariants(engine: sa.Engine) -> int:
             if entries[-1].form >= 2:
                 assert entries[-1].facts_digest == facts_digest(record.facts), pathway_id
             assert replayed.phase == record.phase
+            # the stored milestone schedule (derived, outside the chain) is the one the facts
+            # give under the pathway's registered policy; NULL: none stored
+            stored_schedule = _stored_schedule(session, pathway_id)
+            if stored_schedule is not None:
+                assert stored_schedule == schedule(replayed, _policy(session, replayed)).dumps(), pathway_id
             # I5: every entry moves the chain head, so version == number of entries
             assert record.version == len(entries), pathway_id
             assert record.head_hash == entries[-1].hash
@@ -58,6 +67,18 @@ def assert_invariants(engine: sa.Engine) -> int:
     # tests/concurrency checks that none is ever missing).
     assert outbox_mismatches(engine, complete=False) == []
     return len(ids)
+
+
+def _stored_schedule(session: Session, pathway_id: str) -> str | None:
+    found = session.execute(sa.select(pathways_table.c.schedule).where(pathways_table.c.id == pathway_id))
+    text: str | None = found.scalar_one()
+    return text
+
+
+def _policy(session: Session, facts: PathwayFacts) -> Policy:
+    version = facts.policy_version
+    registered = None if version is None else PolicyBook().get(session.connection(), version)
+    return registered or Policy()
 
 
 def _series_counts(session: Session, pathway_id: str) -> dict[str, int]:

@@ -49,6 +49,7 @@ from states.errors import (
     ConcurrencyConflict,
     FieldProblem,
     IdempotencyMisuse,
+    IntegrityError,
     InvalidCommand,
     PatientHasOpenPathway,
     Refused,
@@ -59,7 +60,7 @@ from states.flags import pathway_flags
 from states.fold import Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge, judge_referral
-from states.milestones import Milestone, milestones
+from states.milestones import Milestone, Schedule, milestones, schedule
 from states.payloads import (
     AdoptPolicy,
     BedsideCheck,
@@ -517,6 +518,7 @@ class PathwayService:
             phase=new_facts.phase,
             facts_json=split_facts(new_facts, facts, record.facts),
             now=now,
+            schedule=self._schedule_text(store, new_facts),
         )
         self._facts.wrote(record.id, entry.facts_digest, new_facts)
         self._sealed(entry, new_facts)
@@ -553,6 +555,7 @@ class PathwayService:
             facts_json=split_facts(facts, None, None),
             first=draft,
             now=now,
+            schedule=self._schedule_text(store, facts),
         )
         self._sealed(entry, facts)
         logger.info("opened pathway %s in %s", pathway_id, phase.value)
@@ -665,6 +668,11 @@ class PathwayService:
                 logger.warning("policy %s is not registered: judging under %s", version, self.policy.version_id)
             return self.policy.version_id, self.policy
         return version, found
+
+    def _schedule_text(self, store: Store, facts: PathwayFacts) -> str:
+        """The milestone schedule stored with `facts`: under the policy they are judged by
+        (after `adopt_policy`, the adopted one), as `milestones` would read it."""
+        return schedule(facts, self._policy_for(store, facts)[1]).dumps()
 
     @staticmethod
     def _load(store: Store, pathway_id: str, *, for_update: bool = False) -> PathwayRecord:
@@ -893,9 +901,10 @@ class PathwayService:
     def all_milestones(
         self, *, at: datetime | None = None, session: Session | None = None
     ) -> dict[str, list[Milestone]]:
-        """Open milestones of every pathway with something open (one query for all pathways)."""
+        """Open milestones of every pathway with something open, from the stored schedules
+        (one query; the facts only of rows written before migration 0008)."""
         with self._reading(session) as store:
-            return {pathway_id: items for pathway_id, _, items in self._open_work(store, at, None)}
+            return dict(self._open_milestones(store, at, None))
 
     def open_work(
         self, *, at: datetime | None = None, on: date | None = None, session: Session | None = None
@@ -905,20 +914,39 @@ class PathwayService:
         beside each milestone. `on` is a clinical date for every pathway alike; otherwise each
         takes `at`'s date in its zone."""
         with self._reading(session) as store:
-            return list(self._open_work(store, at, on))
+            found = list(self._open_milestones(store, at, on))
+            facts_of = dict(store.snapshots(only={pathway_id for pathway_id, _ in found}))
+        return [
+            (pathway_id, PathwayFacts.model_validate_json(facts_of[pathway_id]), items) for pathway_id, items in found
+        ]
 
-    def _open_work(
+    def _open_milestones(
         self, store: Store, at: datetime | None, on: date | None
-    ) -> Iterator[tuple[str, PathwayFacts, list[Milestone]]]:
-        """One pathway at a time, so that a caller who drops the facts (`all_milestones`) does not
-        hold every pathway's: thousands of live snapshots make each garbage collection slower."""
+    ) -> Iterator[tuple[str, list[Milestone]]]:
+        """(id, open milestones) of every pathway with something open, each stored schedule
+        read on `on` or on `at`'s date in its zone. A row from before migration 0008 has no
+        schedule: its facts give it (`hsct db upgrade` stores them)."""
         when = aware(at, command="milestones") if at is not None else self.clock.now()
-        for pathway_id, facts_json in store.snapshots():
-            facts = PathwayFacts.model_validate_json(facts_json)
-            _, policy = self._policy_for(store, facts)
-            open_items = milestones(facts, policy, on or clinical_date(when, facts.timezone))
+        rows = store.schedules()
+        unscheduled = {pathway_id for pathway_id, text in rows if text is None}
+        facts_of = dict(store.snapshots(only=unscheduled)) if unscheduled else {}
+        for pathway_id, text in rows:
+            plan = self._plan(store, pathway_id, text, facts_of)
+            open_items = [] if plan is None else plan.on(on or clinical_date(when, plan.timezone))
             if open_items:
-                yield pathway_id, facts, open_items
+                yield pathway_id, open_items
+
+    def _plan(self, store: Store, pathway_id: str, text: str | None, facts_of: Mapping[str, str]) -> Schedule | None:
+        """The pathway's stored schedule, or its facts' when the row stores none (before 0008).
+        IntegrityError (logged) when the stored text is not a schedule."""
+        if text is None:
+            facts = PathwayFacts.model_validate_json(facts_of[pathway_id])
+            return schedule(facts, self._policy_for(store, facts)[1])
+        try:
+            return Schedule.loads(text)
+        except (ValueError, TypeError):
+            logger.error("pathway %s: its stored milestone schedule is not one", pathway_id)
+            raise IntegrityError(pathway_id) from None
 
     def _snapshot(self, pathway_id: str, version: int, facts: PathwayFacts, at: datetime) -> Snapshot:
         anchor = facts.day0 or facts.planned_day0

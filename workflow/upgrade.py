@@ -7,6 +7,10 @@ the next load. Instead the upgrade appends, to each pathway whose snapshot diffe
 replay of its log, one system event `facts_rederived` (actor role `system`, the release and
 how many fields changed) that commits the new snapshot. The fold ignores that event, so the
 snapshot stays a pure function of the log. docs/versioning.md.
+
+Each pathway's milestone schedule (pathways.schedule, derived and outside the chain) is
+stored on the way, with the re-derived facts or, when they are unchanged, on a row that has
+none (written before migration 0008): the backfill that lets the worklist skip the facts.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from states.entry import Draft
 from states.errors import IntegrityError
 from states.facts import PathwayFacts
 from states.fold import FACTS_REDERIVED, replay
-from states.milestones import milestones
+from states.milestones import milestones, schedule
 from states.policy import Policy
 from states.vocabulary import EntryKind, Role
 from workflow import __version__
@@ -50,7 +54,8 @@ def _changed_fields(old: PathwayFacts, new: PathwayFacts) -> int:
 
 def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Clock) -> tuple[bool, bool]:
     """Re-derive one pathway's facts in the caller's transaction: (facts changed, milestones
-    changed). IntegrityError if its stored facts are not what its head entry commits to."""
+    changed); its milestone schedule is stored either way. IntegrityError if its stored facts
+    are not what its head entry commits to."""
     record = store.load(pathway_id, for_update=True, checked=False)
     if record is None:
         return False, False
@@ -59,13 +64,14 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
     entries = store.entries(pathway_id)
     stored = store.facts(record)
     fresh = replay(entries)
-    if fresh == stored:
+    version = fresh.policy_version or entries[-1].policy_version
+    policy = book.get(store.connection, version) or Policy()
+    if fresh == stored:  # a row from before migration 0008 gets its schedule (outside the chain)
+        store.fill_schedule(pathway_id, record.version, schedule(fresh, policy).dumps())
         return False, False
     if fresh.phase is not stored.phase:  # I4 ties the phase to the transitions: a log problem
         raise IntegrityError(pathway_id)
     at = now.now()
-    version = fresh.policy_version or entries[-1].policy_version
-    policy = book.get(store.connection, version) or Policy()
     today = clinical_date(at, fresh.timezone)
     draft = Draft(
         pathway_id=pathway_id,
@@ -90,6 +96,7 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
         phase=fresh.phase,
         facts_json=split_facts(fresh, stored, record.facts),
         now=at,
+        schedule=schedule(fresh, policy).dumps(),
     )
     return True, milestones(stored, policy, today) != milestones(fresh, policy, today)
 

@@ -34,8 +34,9 @@ GRANT SELECT ON hsct_alembic_version, pathways, entries, outbox, policies TO hsc
 GRANT INSERT ON pathways, entries, outbox, policies TO hsct_app;
 GRANT USAGE ON SEQUENCE entries_id_seq, outbox_id_seq TO hsct_app;
 
--- Moving a pathway: its head, phase, facts snapshot and successor link; nothing else.
-GRANT UPDATE (version, head_hash, phase, facts, updated_at, successor) ON pathways TO hsct_app;
+-- Moving a pathway: its head, phase, facts snapshot (with the milestone schedule derived from
+-- it) and successor link; nothing else.
+GRANT UPDATE (version, head_hash, phase, facts, schedule, updated_at, successor) ON pathways TO hsct_app;
 
 -- Delivering the outbox: the delivery columns only.
 GRANT UPDATE (delivered_at, attempts, last_error) ON outbox TO hsct_app;

@@ -23,6 +23,8 @@ from persistence.series import split_facts
 from persistence.store import PathwayRecord, Store
 from states.entry import Draft, Entry
 from states.facts import PathwayFacts
+from states.milestones import schedule
+from states.policy import Policy
 from tests.walks import LAB, PHYS, WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
@@ -60,8 +62,10 @@ def clone(
 ) -> str:
     """A new pathway whose log repeats `log` under a new id, sealed by the store; for another
     patient when `patient_ref` is given (a patient has one open pathway at a time), which then
-    replaces the template's patient reference wherever it appears (payloads, facts). `inline`
-    stores the facts as releases before migration 0007 did: series values inside the text."""
+    replaces the template's patient reference wherever it appears (payloads, facts). The row
+    gets the facts' milestone schedule under the default policy (the templates'), unless
+    `inline`, which stores the facts as releases before migration 0007 did: series values
+    inside the text, and no schedule."""
     new_id = str(uuid.uuid4())
     old = json.dumps(record.patient_ref)
     new = old if patient_ref is None else json.dumps(patient_ref)
@@ -88,6 +92,7 @@ def clone(
         facts_json=stored,
         first=draft(first),
         now=first.recorded_at,
+        schedule=None if inline else schedule(facts, Policy()).dumps(),
     )
     phase = first.to_phase or record.phase
     for entry in log[1:]:

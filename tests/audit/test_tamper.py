@@ -34,6 +34,8 @@ from persistence.types import bind_value
 from states.entry import Draft, Entry
 from states.errors import IntegrityError
 from states.fold import replay
+from states.milestones import Schedule, schedule
+from states.policy import Policy
 from states.vocabulary import EntryKind, Phase
 from tests.audit.conftest import Key, Sql, privileged, run_verifier
 from tests.walks import PHYS, WALKS, run_walk
@@ -157,15 +159,28 @@ def _truncated(sql: Sql, w: World) -> Expected:
     sql("DELETE FROM entries WHERE pathway_id = ? AND sequence > ?", w.target, keep)
     kept = w.logs[w.target][:keep]
     _rewind_row(sql, w, kept, kept[-1].hash)
-    # and the facts the kept head commits to, which the attacker gets by replaying the kept log
-    stored = split_facts(replay(kept), None, None)
-    sql("UPDATE pathways SET facts = ? WHERE id = ?", stored.text, w.target)
+    # and the facts the kept head commits to, which the attacker gets by replaying the kept log,
+    # with the milestone schedule those facts give (the verifier compares the two)
+    facts = replay(kept)
+    stored = split_facts(facts, None, None)
+    sql("UPDATE pathways SET facts = ?, schedule = ? WHERE id = ?",
+        stored.text, schedule(facts, Policy()).dumps(), w.target)
     sql("DELETE FROM fact_series WHERE pathway_id = ?", w.target)
     for write in stored.writes:
         for position, value in enumerate(write.values, start=write.start):
             sql("INSERT INTO fact_series (pathway_id, field, position, value) VALUES (?, ?, ?, ?)",
                 w.target, write.field, position, value)
     return (w.target, keep + 1, "checkpoint")
+
+
+def _schedule_dropped(sql: Sql, w: World) -> Expected:
+    """The stored milestone schedule, derived and outside the chain, without its first item:
+    the worklist would no longer show that milestone."""
+    planned = schedule(w.service.snapshot(w.target).facts, Policy())
+    assert planned.planned, "the walked pathway has milestones planned"
+    fewer = Schedule(planned.timezone, planned.planned[1:]).dumps()
+    sql("UPDATE pathways SET schedule = ? WHERE id = ?", fewer, w.target)
+    return (w.target, w.n(), "pathway")
 
 
 def _series(statement: str) -> Tamper:
@@ -235,6 +250,7 @@ CHAIN_CASES: dict[str, Tamper] = {
     "entries.idempotency_key null -> text": _set("idempotency_key", "k"),
     "entries.corrects null -> 1": _set("corrects", 1),
     "deleted entry": _deleted,
+    "pathways.schedule without an item": _schedule_dropped,
     "two entries swapped": _swapped,
     "forged entry, hash recomputed": _forged,
     "two pathways, first named": _two_pathways,

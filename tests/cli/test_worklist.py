@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,7 @@ def test_worklist_filters_by_role_and_overdue(three: dict[str, str]) -> None:
     assert invoke("worklist", "--db", three["db"], "--on", "06/03/2026").exit_code == 2
 
 
-def test_worklist_reads_every_pathway_in_two_queries(
-    service: PathwayService, clock: ManualClock, three: dict[str, str]
-) -> None:
-    """One query for the snapshots and one for their series rows, however many pathways."""
+def _selects(service: PathwayService, read: Callable[[], object]) -> int:
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -100,11 +98,27 @@ def test_worklist_reads_every_pathway_in_two_queries(
 
     sa.event.listen(service.engine, "before_cursor_execute", count)
     try:
-        work = service.open_work(on=clock.now().date())
+        read()
     finally:
         sa.event.remove(service.engine, "before_cursor_execute", count)
+    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+
+def test_worklist_reads_every_pathway_in_three_queries(
+    service: PathwayService, clock: ManualClock, three: dict[str, str]
+) -> None:
+    """The stored schedules, then the snapshots and their series rows, however many pathways."""
+    work = service.open_work(on=clock.now().date())
     assert {pathway_id for pathway_id, _, _ in work} >= {three["follow_up"], three["conditioning"]}
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
+    assert _selects(service, lambda: service.open_work(on=clock.now().date())) == 3
+
+
+def test_all_milestones_reads_only_the_stored_schedules(
+    service: PathwayService, clock: ManualClock, three: dict[str, str]
+) -> None:
+    """One query, the `schedule` column: no snapshot is read or parsed."""
+    assert set(service.all_milestones(at=clock.now())) >= {three["follow_up"], three["conditioning"]}
+    assert _selects(service, lambda: service.all_milestones(at=clock.now())) == 1
 
 
 def test_roles_follow_the_policy_role_table() -> None:

@@ -15,6 +15,8 @@ For each pathway, in (pathway_id, sequence) order, inside one read-only snapshot
 - the stored facts are what the head entry commits to (sha256 = its facts_digest), and so
   are the series rows beside them (their number, and their values against the running hash
   the stored facts carry: persistence/series.py);
+- the stored milestone schedule, derived data outside the chain, is the one those facts give
+  under the pathway's registered policy (workflow/audit/schedules.py; NULL: none stored);
 - with `deep=True`, the stored facts snapshot (which the head commits to) equals the
   replayed log (invariant I1; slow);
 - given a checkpoint, every pathway it lists still has at least its entry count, and the
@@ -44,6 +46,7 @@ from states.entry import GENESIS_HASH, Entry
 from states.errors import UnknownPathway
 from states.facts import PathwayFacts
 from states.fold import replay
+from workflow.audit.schedules import ScheduleCheck
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -243,6 +246,7 @@ class _Scan:
     reader: AuditReader | None = None  # for series rows; dropped before a worker answers
     series_counts: Mapping[str, int] = field(default_factory=dict)
     series: _SeriesStream | None = None
+    schedules: ScheduleCheck | None = None  # the stored milestone schedules' check
     problems: list[Problem] = field(default_factory=list)
     heads: dict[str, Head] = field(default_factory=dict)
     at_checkpoint: dict[str, str | None] = field(default_factory=dict)
@@ -330,18 +334,25 @@ def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
     if tail.form >= 2 and facts_digest(stored) != tail.digest:
         problems.append(Problem(pid, count, "digest", "the stored facts are not what the head entry commits to"))
         return
-    whole = _with_series(scan, pid, stored, series)
+    whole = _with_series(scan, pid, stored, series, whole=scan.deep or record.schedule is not None)
     if whole is None:
         problems.append(Problem(pid, count, "digest", "the series rows are not what the stored facts commit to"))
         return
     if scan.deep:
         _check_facts(scan, pid, whole, rows)
+    if record.schedule is not None and scan.schedules is not None:
+        mismatch = scan.schedules.problem(whole, record.schedule)
+        if mismatch is not None:
+            problems.append(Problem(pid, count, "pathway", mismatch))
 
 
-def _with_series(scan: _Scan, pid: str, stored: str, rows: Mapping[str, Sequence[str]] | None) -> str | None:
-    """The stored facts with their series rows (`rows`, or read now when None) put back; None
-    when the rows (their number, or their values against the running hash) are not what the
-    stored facts commit to."""
+def _with_series(
+    scan: _Scan, pid: str, stored: str, rows: Mapping[str, Sequence[str]] | None, *, whole: bool
+) -> str | None:
+    """The stored facts with their series rows (`rows`, or read now when None) put back (only
+    checked, and the stored text returned, unless the `whole` text is needed); None when the
+    rows (their number, or their values against the running hash) are not what the stored
+    facts commit to."""
     try:
         expected = sum(head.count for head in heads_in(stored).values())
         if scan.series_counts.get(pid, 0) != expected:
@@ -351,7 +362,7 @@ def _with_series(scan: _Scan, pid: str, stored: str, rows: Mapping[str, Sequence
         if rows is None:
             assert scan.reader is not None
             rows = scan.reader.series_of(pid)
-        if not scan.deep:  # only the replay needs the whole text
+        if not whole:  # only the replay and the schedule check need the whole text
             check_rows(stored, rows)
             return stored
         return assemble(stored, rows)
@@ -529,6 +540,7 @@ def _scan_slice(
     scan = _Scan(rows, expected, deep, reader, counts)
     series = reader.series_rows(where, batch_size=batch_size)
     scan.series = _SeriesStream(series, set(counts) - set(rows))
+    scan.schedules = ScheduleCheck(reader.policy_contents())
     try:
         _check_rows(reader, scan, where, batch_size=batch_size, progress=progress, sink=sink)
     finally:
@@ -538,6 +550,7 @@ def _scan_slice(
     for pid in scan.series_counts.keys() - rows.keys():
         scan.problems.append(Problem(pid, 1, "pathway", "series rows whose pathway row is missing"))
     scan.pathways, scan.reader, scan.series_counts, scan.series = {}, None, {}, None  # a worker's answer stays small
+    scan.schedules = None
     scan.seen = len(rows.keys() | scan.heads.keys())
     return scan
 

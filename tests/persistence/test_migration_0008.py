@@ -1,0 +1,91 @@
+"""Migration 0008 on both backends: `pathways.schedule`, the stored milestone schedule.
+
+The service writes it with the facts; a row without one (written before 0008) is read from its
+facts, giving the same worklist, until `hsct db upgrade` stores it; a stored text that is not
+a schedule is an IntegrityError naming the pathway, not a wrong worklist.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, inspect, text
+
+from persistence.schema import alembic_config, current_revision, upgrade
+from states.errors import IntegrityError
+from states.milestones import NO_SCHEDULE, schedule
+from states.vocabulary import Phase
+from tests.helpers_core import reach
+from tests.persistence.conftest import Backend
+from workflow.clock import ManualClock
+from workflow.service import PathwayService
+from workflow.upgrade import rederive_facts
+
+
+def _columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns("pathways")}
+
+
+def _schedules(engine: Engine) -> dict[str, str | None]:
+    with engine.connect() as connection:
+        return {row[0]: row[1] for row in connection.execute(text("SELECT id, schedule FROM pathways"))}
+
+
+def test_0008_adds_the_column_and_its_downgrade_drops_it(backend: Backend) -> None:
+    engine = backend.engine()
+    upgrade(engine, "0007")
+    assert "schedule" not in _columns(engine)
+    upgrade(engine, "0008")
+    assert current_revision(engine) == "0008"
+    assert "schedule" in _columns(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0007")
+    assert "schedule" not in _columns(engine)
+
+
+@pytest.fixture
+def several(service: PathwayService, clock: ManualClock) -> list[str]:
+    """Pathways with something planned in every part of the pathway, and one with nothing."""
+    phases = (Phase.REFERRED, Phase.CONDITIONING, Phase.AWAITING_ENGRAFTMENT, Phase.FOLLOW_UP, Phase.DAY100_COMPLETE)
+    return [reach(service, clock, "autologous", phase) for phase in phases]
+
+
+def test_every_write_stores_the_schedule_its_facts_give(
+    service: PathwayService, clock: ManualClock, several: list[str]
+) -> None:
+    stored = _schedules(service.engine)
+    for pathway_id in several:
+        facts = service.snapshot(pathway_id).facts
+        assert stored[pathway_id] == schedule(facts, service.policy).dumps()
+    assert stored[several[0]] == NO_SCHEDULE  # referred: nothing planned yet
+    assert all(stored[p] != NO_SCHEDULE for p in several[1:])
+
+
+def test_rows_without_a_schedule_read_their_facts_until_the_upgrade_stores_it(
+    service: PathwayService, clock: ManualClock, several: list[str]
+) -> None:
+    stored = _schedules(service.engine)
+    days = [clock.now() + timedelta(days=n) for n in (0, 20, 45, 120, 400)]
+    worklists = [service.all_milestones(at=at) for at in days]
+    work = service.open_work(at=days[2])
+    assert any(worklists)
+    with service.engine.begin() as connection:  # as a database from before migration 0008 holds them
+        connection.execute(text("UPDATE pathways SET schedule = NULL"))
+    assert [service.all_milestones(at=at) for at in days] == worklists
+    assert service.open_work(at=days[2]) == work
+    assert rederive_facts(service.engine, clock=clock).facts_changed == 0
+    assert _schedules(service.engine) == stored
+    assert [service.all_milestones(at=at) for at in days] == worklists
+
+
+def test_a_stored_text_that_is_not_a_schedule_is_an_integrity_error(
+    service: PathwayService, clock: ManualClock, several: list[str]
+) -> None:
+    with service.engine.begin() as connection:
+        connection.execute(text("UPDATE pathways SET schedule = '[\"UTC\",[1]]' WHERE id = :id"), {"id": several[1]})
+    with pytest.raises(IntegrityError, match=several[1]):
+        service.all_milestones(at=clock.now())
+    with service.engine.begin() as connection:  # put back for the invariants check after the test
+        connection.execute(text("UPDATE pathways SET schedule = NULL WHERE id = :id"), {"id": several[1]})
