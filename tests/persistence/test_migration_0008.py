@@ -12,13 +12,16 @@ from datetime import timedelta
 import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
 
 from persistence.schema import alembic_config, current_revision, upgrade
+from persistence.store import Store
 from states.errors import IntegrityError
 from states.milestones import NO_SCHEDULE, schedule
-from states.vocabulary import Phase
+from states.vocabulary import EntryKind, Phase
 from tests.helpers_core import reach
 from tests.persistence.conftest import Backend
+from tests.persistence.helpers import T0, draft, new_pathway
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 from workflow.upgrade import rederive_facts
@@ -78,6 +81,29 @@ def test_rows_without_a_schedule_read_their_facts_until_the_upgrade_stores_it(
     assert rederive_facts(service.engine, clock=clock).facts_changed == 0
     assert _schedules(service.engine) == stored
     assert [service.all_milestones(at=at) for at in days] == worklists
+
+
+def test_new_facts_without_a_schedule_store_none_and_a_refusal_keeps_it(store: Store, session: Session) -> None:
+    """The store writes the schedule in the facts' own statement: new facts with none (a host
+    writing through the store) leave NULL, never the old facts' plan; no new facts keep it."""
+    pathway_id = new_pathway(store, schedule='["UTC"]')
+    head = store.load(pathway_id, checked=False)
+    assert head is not None
+    refusal = draft(pathway_id, kind=EntryKind.REFUSAL, reasons=("wrong_phase",))
+    store.append(pathway_id, refusal, expected_version=1, head_hash=head.head_hash, phase=Phase.REFERRED,
+                 facts_json=None, now=T0)  # fmt: skip
+    assert _schedule_of(session, pathway_id) == '["UTC"]'
+    head = store.load(pathway_id, checked=False)
+    assert head is not None
+    store.append(pathway_id, draft(pathway_id), expected_version=2, head_hash=head.head_hash, phase=Phase.REFERRED,
+                 facts_json='{"x":1}', now=T0)  # fmt: skip
+    assert _schedule_of(session, pathway_id) is None
+
+
+def _schedule_of(session: Session, pathway_id: str) -> str | None:
+    found = session.execute(text("SELECT schedule FROM pathways WHERE id = :id"), {"id": pathway_id})
+    value: str | None = found.scalar_one()
+    return value
 
 
 def test_a_stored_text_that_is_not_a_schedule_is_an_integrity_error(
