@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Engine, and_, bindparam, func, literal_column, select
+from sqlalchemy import Engine, LargeBinary, Text, and_, bindparam, case, cast, func, literal_column, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -35,8 +35,10 @@ from persistence.store import StorageError, translate_error
 from states.errors import HsctError
 
 __all__ = [
+    "CHECK_COLUMNS",
     "ENTRY_COLUMNS",
     "PATHWAY_COLUMNS",
+    "SHARED_COLUMNS",
     "AuditReader",
     "PathwayHead",
     "Slice",
@@ -46,6 +48,19 @@ __all__ = [
 # The order of the values in every entry row these queries return (`form`: the canonical form
 # that sealed the entry, which says which of the body fields it was hashed with).
 ENTRY_COLUMNS: Final = ("pathway_id", "sequence", *BODY_FIELDS[1:], "body", "prev_hash", "hash", "form")
+
+# What `audit verify` reads of each entry (`AuditReader.check_batches`). The driver's cost is per
+# value fetched, so the columns whose values repeat from entry to entry (form, kinds, triggers,
+# phases, actors, roles, policy, release) come as ONE value, a JSON array built in SQL, which
+# the verifier parses once per distinct array; the columns that differ per entry follow.
+SHARED_COLUMNS: Final = (
+    "form", "actor_id", "actor_role", "corrects", "from_phase", "kind", "origin", "policy_version", "reasons",
+    "release", "to_phase", "trigger",
+)  # fmt: skip
+CHECK_COLUMNS: Final = (
+    "shared", "pathway_id", "sequence", "effective_at", "recorded_at", "facts_digest", "idempotency_key",
+    "payload", "prev_hash", "reason", "hash", "body",
+)  # fmt: skip
 
 PATHWAY_COLUMNS: Final = (
     "id",
@@ -112,6 +127,31 @@ def _entry_select(dialect: str, where: Any) -> Any:
     return statement.order_by(E.c.pathway_id, E.c.sequence)
 
 
+def _no_blob(column: Any) -> Any:
+    """SQLite lets any column hold a BLOB, which json_array refuses (failing the whole read):
+    one reads as 0.5 instead, a number no shared column holds in a body, so the verifier
+    reports that entry, as it would the BLOB itself. (CAST and = are opcodes, not calls.)"""
+    return case((cast(column, LargeBinary) == column, literal_column("0.5")), else_=column)
+
+
+def _check_select(dialect: str, where: Any) -> Any:
+    """CHECK_COLUMNS: the shared columns as one JSON array text (json_array keeps NULL, integer
+    and text apart, so the text stands for exactly one set of values), then the others."""
+    array: ColumnElement[Any]
+    if dialect == "sqlite":
+        array = func.json_array(*(_no_blob(E.c[name]) for name in SHARED_COLUMNS))
+    else:
+        array = cast(func.json_build_array(*(E.c[name] for name in SHARED_COLUMNS)), Text)
+    columns = [
+        _time_text(E.c[name], dialect) if name in ("effective_at", "recorded_at") else E.c[name]
+        for name in CHECK_COLUMNS[1:]
+    ]
+    statement = select(array.label("shared"), *columns)
+    if where is not None:
+        statement = statement.where(where)
+    return statement.order_by(E.c.pathway_id, E.c.sequence)
+
+
 def _series_select(where: Any) -> Any:
     statement = select(S.c.pathway_id, S.c.field, S.c.value)
     if where is not None:
@@ -143,6 +183,7 @@ def _compile(statement: Any, dialect: Dialect) -> str:
 @dataclass(frozen=True)
 class _Statements:
     entries: dict[str, str]
+    checks: dict[str, str]
     pathways: dict[str, str]
     pathways_with_facts: dict[str, str]
     count: str
@@ -172,6 +213,9 @@ def _statements(dialect: Dialect) -> _Statements:
         found = _COMPILED[key] = _Statements(
             entries={
                 kind: _compile(_entry_select(dialect.name, _range(E.c.pathway_id, kind)), dialect) for kind in _KINDS
+            },
+            checks={
+                kind: _compile(_check_select(dialect.name, _range(E.c.pathway_id, kind)), dialect) for kind in _KINDS
             },
             pathways={kind: _compile(where(pathways, kind), dialect) for kind in _KINDS},
             pathways_with_facts={kind: _compile(where(with_facts, kind), dialect) for kind in _KINDS},
@@ -312,22 +356,34 @@ class AuditReader:
         the other values are what the driver returns for the column, unconverted, so a
         tampered value of the wrong type is seen as it is rather than coerced.
         """
+        return self._entry_rows(self._sql.entries[where.kind()], where, batch_size, ENTRY_COLUMNS.index("body"))
+
+    def check_batches(
+        self, where: Slice = Slice(), *, batch_size: int = 5000
+    ) -> Generator[Sequence[tuple[Any, ...]], None, None]:
+        """The slice's entries as `audit verify` reads them (CHECK_COLUMNS), in batches, in the
+        order and with the values of `entry_batches`, except that the SHARED_COLUMNS come as the
+        JSON array text `shared` (a BLOB in one of them makes SQLite refuse the read: json_array
+        cannot hold one)."""
+        return self._entry_rows(self._sql.checks[where.kind()], where, batch_size, CHECK_COLUMNS.index("body"))
+
+    def _entry_rows(
+        self, statement: str, where: Slice, batch_size: int, body: int
+    ) -> Generator[Sequence[tuple[Any, ...]], None, None]:
         postgres = self._dialect.name == "postgresql"
-        batches = self._batches("hsct_audit_entries", self._sql.entries[where.kind()], where, batch_size)
+        batches = self._batches("hsct_audit_entries", statement, where, batch_size)
         try:
             for batch in batches:
-                yield [_bytes_body(row) for row in batch] if postgres else batch
+                yield [_bytes_body(row, body) for row in batch] if postgres else batch
         finally:
             batches.close()
 
 
-_BODY = ENTRY_COLUMNS.index("body")
-
-
-def _bytes_body(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    body = row[_BODY]
+def _bytes_body(row: tuple[Any, ...], at: int) -> tuple[Any, ...]:
+    """The row with its body (bytea, which psycopg returns as a memoryview) as bytes."""
+    body = row[at]
     if isinstance(body, memoryview):
-        return (*row[:_BODY], bytes(body), *row[_BODY + 1 :])
+        return (*row[:at], bytes(body), *row[at + 1 :])
     return row
 
 

@@ -24,22 +24,37 @@ For each pathway, in (pathway_id, sequence) order, inside one read-only snapshot
   or a chain recomputed from scratch, which satisfy every rule above.
 
 Problems name a pathway, a sequence number and a check, never a stored value. The body is
-rebuilt by a string template per canonical form (the entry's `form` column picks it) instead
-of `json.dumps` because this runs for every entry; a test holds the templates equal to
+rebuilt by a string template instead of `json.dumps` because this runs for every entry. The
+driver costs about 0.1 us per value fetched, so the twelve columns whose values repeat from
+entry to entry (form, kind, trigger, phases, actor, role, policy, origin, release, reasons,
+corrects) are read as one JSON array text built in SQL (persistence.audit_queries); each
+distinct array is parsed once and becomes a template of its form with those members filled
+in, and an entry fills in the eleven values that differ (pathway id, sequence, times, facts
+digest, idempotency key, payload, prev_hash, reason). A test holds the result equal to
 `persistence.chain.entry_body`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import operator
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
-from persistence.audit_queries import ENTRY_COLUMNS, AuditReader, PathwayHead, Slice, audit_snapshot
+from persistence.audit_queries import (
+    CHECK_COLUMNS,
+    ENTRY_COLUMNS,
+    SHARED_COLUMNS,
+    AuditReader,
+    PathwayHead,
+    Slice,
+    audit_snapshot,
+)
 from persistence.chain import FORM_FIELDS, facts_digest
 from persistence.series import assemble, check_rows, heads_in
 from states.entry import GENESIS_HASH, Entry
@@ -63,7 +78,8 @@ pathway row against its log; checkpoint: the log against a checkpoint."""
 _CHECK_ORDER: Final = {"chain": 0, "phases": 1, "digest": 2, "pathway": 3, "checkpoint": 4}
 
 Row = tuple[Any, ...]
-"""An entry as `persistence.audit_queries` reads it (values in ENTRY_COLUMNS order)."""
+"""An entry as `persistence.audit_queries` reads it: values in ENTRY_COLUMNS order (what a
+`sink` and the replay see), or in CHECK_COLUMNS order (what the checks read)."""
 
 Progress = Callable[[int], None]
 """Called after each batch with the number of entries checked so far."""
@@ -117,39 +133,44 @@ class Verification:
 
 # --- the canonical body from columns -------------------------------------------------------
 
-# The body's members in canonical (sorted) order, as %-slots, one template per form. Strings
-# arrive JSON-encoded, except the ones stored as canonical text already (payload, reasons),
-# the times (computed in SQL as canonical text) and prev_hash (checked equal to the previous
-# hash first). Times arrive as "YYYY-MM-DD HH:MM:SS.ffffff" and are spelled
-# "YYYY-MM-DDTHH:MM:SS.ffffffZ" by filling date and clock into "%sT%sZ" (after checking the
-# space is where it belongs, so that the mapping from stored text to body text is one-to-one).
-_TEMPLATE_1: Final = (
-    '{"actor_id":%s,"actor_role":%s,"corrects":%s,"effective_at":"%sT%sZ","from_phase":%s,'
-    '"idempotency_key":%s,"kind":%s,"pathway_id":%s,"payload":%s,"policy_version":%s,'
-    '"prev_hash":"%s","reason":%s,"reasons":%s,"recorded_at":"%sT%sZ","sequence":%d,"to_phase":%s,'
-    '"trigger":%s}'
-)
-_TEMPLATE_2: Final = (
-    '{"actor_id":%s,"actor_role":%s,"corrects":%s,"effective_at":"%sT%sZ","facts_digest":%s,"from_phase":%s,'
-    '"idempotency_key":%s,"kind":%s,"origin":%s,"pathway_id":%s,"payload":%s,"policy_version":%s,'
-    '"prev_hash":"%s","reason":%s,"reasons":%s,"recorded_at":"%sT%sZ","release":%s,"sequence":%d,"to_phase":%s,'
-    '"trigger":%s}'
-)
+# The body's members in canonical (sorted) order, as one template per distinct set of shared
+# values (SHARED_COLUMNS, read as one JSON array text): their JSON text is filled in once
+# (`_Templates`), and %-slots are left for the values that differ per entry, always in the
+# order of _SLOTS (a form without one of them consumes its value unprinted with "%.0s": form 1
+# has no facts_digest). payload, reasons and prev_hash go in as stored (canonical JSON text
+# already; prev_hash is checked equal to the previous hash first). Times arrive as "YYYY-MM-DD
+# HH:MM:SS.ffffff" and are spelled "YYYY-MM-DDTHH:MM:SS.ffffffZ" by filling date and clock into
+# "%.10sT%sZ" (after checking the space is where it belongs, so that the mapping from stored text
+# to body text is one-to-one).
+_SLOTS: Final = {
+    "effective_at": '"%.10sT%sZ"', "facts_digest": "%s", "idempotency_key": "%s", "pathway_id": "%s",
+    "payload": "%s", "prev_hash": '"%s"', "reason": "%s", "recorded_at": '"%.10sT%sZ"', "sequence": "%d",
+}  # fmt: skip
 _BODY_MEMBERS: Final = {form: tuple(sorted((*names, "sequence", "prev_hash"))) for form, names in FORM_FIELDS.items()}
+_EVERY_MEMBER: Final = tuple(sorted({name for names in _BODY_MEMBERS.values() for name in names}))
+_NOT_NULL: Final = frozenset({"actor_id", "actor_role", "kind", "policy_version", "reasons", "trigger"})
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
-_BODY: Final = ENTRY_COLUMNS.index("body")
-_HASH: Final = ENTRY_COLUMNS.index("hash")
-_FORM: Final = ENTRY_COLUMNS.index("form")
+_PID: Final = CHECK_COLUMNS.index("pathway_id")
+_SEQUENCE: Final = CHECK_COLUMNS.index("sequence")
+_DIGEST: Final = CHECK_COLUMNS.index("facts_digest")
+_PAYLOAD: Final = CHECK_COLUMNS.index("payload")
+_PREV: Final = CHECK_COLUMNS.index("prev_hash")
+_HASH: Final = CHECK_COLUMNS.index("hash")
+_BODY: Final = CHECK_COLUMNS.index("body")
 _IDENTITY: Final = ("patient_ref", "route", "donor_type", "graft_source", "hct_number", "previous_pathway")
+# ENTRY_COLUMNS picked from (shared values + the rest of a CHECK_COLUMNS row): what exports and the replay read.
+_TO_ENTRY: Final = operator.itemgetter(*(
+    SHARED_COLUMNS.index(name) if name in SHARED_COLUMNS else len(SHARED_COLUMNS) + CHECK_COLUMNS.index(name) - 1
+    for name in ENTRY_COLUMNS
+))  # fmt: skip
 
 
 class _Quoted(dict[Any, str]):
-    """The JSON text of string columns met so far (and of NULL, when `nullable`). Most values
-    repeat from entry to entry (kinds, phases, triggers, roles, actors, the pathway id, the
-    release), and a dict lookup costs a fraction of encoding them again. Only `str` is ever
-    stored, so a value of another type misses and is refused as encoding it would be."""
+    """The JSON text of string columns met so far (and of NULL, when `nullable`). The pathway
+    id repeats for a whole log, and a dict lookup costs a fraction of encoding it again. Only
+    `str` is ever stored, so a value of another type misses and is refused as encoding it would be."""
 
     __slots__ = ("nullable",)
 
@@ -159,12 +180,14 @@ class _Quoted(dict[Any, str]):
 
     def __missing__(self, value: Any) -> str:
         if value is None and self.nullable:
-            return "null"
-        if type(value) is not str:
+            text = "null"  # remembered too: most nullable columns are NULL in most entries
+        elif type(value) is not str:
             raise TypeError("not a string")
-        if len(self) >= _QUOTED_LIMIT:  # unique values (idempotency keys) must not pile up
+        else:
+            text = _encode_str(value)
+        if len(self) >= _QUOTED_LIMIT:  # unique values (idempotency keys, digests) must not pile up
             self.clear()
-        text = self[value] = _encode_str(value)
+        self[value] = text
         return text
 
 
@@ -179,28 +202,86 @@ def _integer(value: Any) -> str:
     return str(value)
 
 
-def body_text(row: Row, text: _Quoted | None = None, nullable: _Quoted | None = None) -> str:
-    """The canonical body the columns of `row` stand for, in the row's form (the verifier's
-    templates, exposed for tests). ValueError for a form this release does not know. The
-    verifier passes the same `text` (not null) and `nullable` memos for every row it checks."""
-    (pid, seq, kind, trigger, from_phase, to_phase, eff, rec, actor_id, actor_role, reason, payload, reasons,
-     policy_version, idem, corrects, digest, origin, release, _body, prev_hash, _hash, form) = row  # fmt: skip
+def _shared_json(name: str, value: Any) -> str:
+    """The body text of one shared column's value (reasons: stored as canonical JSON text)."""
+    if name == "corrects":
+        return _integer(value)
+    if value is None and name not in _NOT_NULL:
+        return "null"
+    if type(value) is not str:
+        raise TypeError("not a string")
+    return value if name == "reasons" else _encode_str(value)
+
+
+def _template(values: Sequence[Any]) -> str:
+    """The body template for these shared values (SHARED_COLUMNS order), in the form they name.
+    TypeError or ValueError when a value cannot be in a body, or the form is unknown."""
+    shared = dict(zip(SHARED_COLUMNS, values, strict=True))
+    form = shared["form"]
+    members = _BODY_MEMBERS.get(form) if type(form) is int else None
+    if members is None:
+        raise ValueError("an unknown canonical form")
+    pieces: list[str] = []
+    for name in _EVERY_MEMBER:
+        if name in members:
+            value = _SLOTS.get(name) or _shared_json(name, shared[name]).replace("%", "%%")
+            pieces.append(f'"{name}":{value}')
+        elif name in _SLOTS:
+            pieces[-1] += "%.0s"  # not in this form: its value is consumed, not printed
+    return "{" + ",".join(pieces) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """One distinct set of shared values: the values, their template (None when one of them
+    cannot be in a body: `_mismatch` then explains the row), and what the checks read of them."""
+
+    values: tuple[Any, ...]
+    template: str | None
+    form: Any
+    kind: Any
+    from_phase: Any
+    to_phase: Any
+
+
+def _shared(text: str) -> _Shared:
+    values = tuple(json.loads(text))  # built by SQL: valid JSON, one value per shared column
+    try:
+        template: str | None = _template(values)
+    except (TypeError, ValueError):
+        template = None
+    named = dict(zip(SHARED_COLUMNS, values, strict=False))
+    return _Shared(values, template, named.get("form"), named.get("kind"), named.get("from_phase"),
+                   named.get("to_phase"))  # fmt: skip
+
+
+class _Templates(dict[str, _Shared]):
+    """The shared values met so far, by their JSON array text. Few sets occur (a kind, trigger,
+    phases, actor and role repeat across entries and pathways), so each is parsed and turned
+    into a template once, and an entry costs one lookup of one string for twelve columns."""
+
+    def __missing__(self, text: str) -> _Shared:
+        if len(self) >= _QUOTED_LIMIT:
+            self.clear()
+        shared = self[text] = _shared(text)
+        return shared
+
+
+def _fill(template: str | None, row: Row, text: _Quoted, nullable: _Quoted) -> bytes:
+    """The canonical body of a CHECK_COLUMNS row, given its shared values' template.
+    TypeError, ValueError or IndexError when a value cannot be in a body."""
+    (_, pid, seq, eff, rec, digest, idem, payload, prev_hash, reason, _hash, _body) = row
     if eff[10] != " " or rec[10] != " ":
         raise ValueError("a time is not stored in the library's form")
-    q = _Quoted(nullable=False) if text is None else text
-    n = _Quoted(nullable=True) if nullable is None else nullable
-    head = (q[actor_id], q[actor_role], "null" if corrects is None else _integer(corrects), eff[:10], eff[11:])
-    if form == 2:
-        return _TEMPLATE_2 % (
-            *head, n[digest], n[from_phase], n[idem], q[kind], n[origin], q[pid], payload, q[policy_version],
-            prev_hash, n[reason], reasons, rec[:10], rec[11:], n[release], seq, n[to_phase], q[trigger],
-        )  # fmt: skip
-    if form == 1:
-        return _TEMPLATE_1 % (
-            *head, n[from_phase], n[idem], q[kind], q[pid], payload, q[policy_version], prev_hash, n[reason],
-            reasons, rec[:10], rec[11:], seq, n[to_phase], q[trigger],
-        )  # fmt: skip
-    raise ValueError("an unknown canonical form")
+    values = (eff, eff[11:], nullable[digest], nullable[idem], text[pid], payload, prev_hash, nullable[reason],
+              rec, rec[11:], seq)  # fmt: skip
+    return (template % values).encode("utf-8")  # type: ignore[operator]  # None: TypeError, as documented
+
+
+def rebuilt_body(row: Row) -> bytes:
+    """The canonical body the columns of a CHECK_COLUMNS `row` stand for: the verifier's own
+    rebuild (exposed for tests, which hold it equal to `persistence.chain.entry_body`)."""
+    return _fill(_shared(row[0]).template, row, _Quoted(nullable=False), _Quoted(nullable=True))
 
 
 def _mismatch(row: Row) -> str:
@@ -209,7 +290,7 @@ def _mismatch(row: Row) -> str:
     stored = bytes(body) if isinstance(body, bytes | memoryview) else None
     stored_ok = stored is not None and hashlib.sha256(stored).hexdigest() == digest
     try:
-        rebuilt = body_text(row).encode("utf-8")
+        rebuilt = rebuilt_body(row)
     except (TypeError, ValueError, IndexError):
         return "a column holds a value of the wrong type or form"
     rebuilt_ok = hashlib.sha256(rebuilt).hexdigest() == digest
@@ -225,7 +306,7 @@ def _mismatch(row: Row) -> str:
         return "a column is not in its canonical form (payload or reasons not canonical JSON text)"
     if not isinstance(sealed, dict) or not isinstance(columns, dict):
         return "the stored body is not a JSON object"
-    members = _BODY_MEMBERS[row[_FORM]]  # body_text succeeded, so the form is known
+    members = _BODY_MEMBERS[_shared(row[0]).form]  # rebuilt_body succeeded, so the form is known
     names = sorted(name for name in members if sealed.get(name, ...) != columns.get(name, ...))
     if not names:
         return "a column is not in its canonical form"
@@ -254,7 +335,7 @@ class _Scan:
     seen: int = 0  # pathways (rows or logs) in the slice
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tail:
     """Where one pathway's log stands after the entries read so far."""
 
@@ -272,22 +353,26 @@ class _SeriesStream:
     pathway's rows are at hand when its log ends without a query of their own."""
 
     def __init__(self, rows: Iterator[tuple[str, str, str]], skip: set[str]) -> None:
-        self._rows = rows
-        self._next = next(rows, None)
+        # Runs of one pathway, then of one field (the rows come ordered by pathway, field and
+        # position), split by groupby: a row costs no Python step of its own.
+        self._pathways = itertools.groupby(rows, key=operator.itemgetter(0))
+        self._next = next(self._pathways, None)
         self._skip = skip  # pathways whose rows are read no more (finished, or no pathway row)
 
     def take(self, pid: str) -> dict[str, list[str]] | None:
         """`pid`'s rows if they come next, else None (the caller asks the database)."""
         while self._next is not None and self._next[0] in self._skip:
-            self._next = next(self._rows, None)
+            self._next = next(self._pathways, None)
         self._skip.add(pid)
         if self._next is None or self._next[0] != pid:
             return None
-        found: dict[str, list[str]] = {}
-        while self._next is not None and self._next[0] == pid:
-            found.setdefault(self._next[1], []).append(self._next[2])
-            self._next = next(self._rows, None)
+        found = {name: list(map(_VALUE, rows)) for name, rows in itertools.groupby(self._next[1], key=_FIELD)}
+        self._next = next(self._pathways, None)
         return found
+
+
+_FIELD: Final = operator.itemgetter(1)
+_VALUE: Final = operator.itemgetter(2)
 
 
 def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
@@ -392,25 +477,22 @@ def _entry(row: Row) -> Entry:
     return Entry.model_validate(values)
 
 
-_KIND: Final = ENTRY_COLUMNS.index("kind")
-_FROM: Final = ENTRY_COLUMNS.index("from_phase")
-_TO: Final = ENTRY_COLUMNS.index("to_phase")
-_DIGEST: Final = ENTRY_COLUMNS.index("facts_digest")
-_PREV: Final = ENTRY_COLUMNS.index("prev_hash")
-_PAYLOAD: Final = ENTRY_COLUMNS.index("payload")
-
-
-def _content_problem(tail: _Tail, position: int, row: Row) -> tuple[Check, str] | None:
+def _content_problem(tail: _Tail, position: int, shared: _Shared, digest: Any) -> tuple[Check, str] | None:
     """I4 and digest continuity of one entry that chained correctly (None when it is fine)."""
-    kind, from_phase, to_phase, form = row[_KIND], row[_FROM], row[_TO], row[_FORM]
+    kind, from_phase, to_phase, form = shared.kind, shared.from_phase, shared.to_phase, shared.form
     if from_phase != tail.phase:
         where = "nothing (the first entry)" if position == 1 else f"where entry {position - 1} left the pathway"
         return "phases", f"from_phase is not {where} (I4)"
     if kind != "transition" and to_phase != from_phase:
         return "phases", f"a {kind} changes the phase (I4)"
-    if kind == "refusal" and form >= 2 and tail.form >= 2 and position > 1 and row[_DIGEST] != tail.digest:
+    if kind == "refusal" and form >= 2 and tail.form >= 2 and position > 1 and digest != tail.digest:
         return "digest", "a refusal commits to other facts than the entry before it"
     return None
+
+
+def _entry_row(shared: _Shared, row: Row) -> Row:
+    """A CHECK_COLUMNS row in ENTRY_COLUMNS order (for a sink and the replay)."""
+    return cast("Row", _TO_ENTRY(shared.values + row[1:]))
 
 
 def _check_rows(
@@ -424,7 +506,7 @@ def _check_rows(
 ) -> None:
     """The hot loop: one pass over every entry. A pathway change calls `_finish`."""
     sha256 = hashlib.sha256
-    text, nullable = _Quoted(nullable=False), _Quoted(nullable=True)
+    templates, text, nullable = _Templates(), _Quoted(nullable=False), _Quoted(nullable=True)
     expected = scan.expected
     deep = scan.deep
     current: str | None = None
@@ -432,10 +514,11 @@ def _check_rows(
     cp_position = 0
     kept: list[Row] = []
     done = 0
-    batches = reader.entry_batches(where, batch_size=batch_size)
+    batches = reader.check_batches(where, batch_size=batch_size)
     for batch in batches:
         for row in batch:
-            pid = row[0]
+            shared = templates[row[0]]
+            pid = row[_PID]
             if pid != current:
                 if current is not None:
                     _finish(scan, current, tail, kept)
@@ -445,18 +528,18 @@ def _check_rows(
             tail.count += 1
             position = tail.count
             if sink is not None:
-                sink(row)
-            if position == cp_position:
-                scan.at_checkpoint[pid] = row[_HASH]
+                sink(_entry_row(shared, row))
             digest = row[_HASH]
+            if position == cp_position:
+                scan.at_checkpoint[pid] = digest
             if tail.failed:
                 tail.last_hash = digest
                 continue
-            seq, body, prev_hash, form = row[1], row[_BODY], row[_PREV], row[_FORM]
+            form = shared.form
             problem: tuple[Check, str] | None = None
-            if seq != position:
+            if row[_SEQUENCE] != position:
                 problem = "chain", f"no entry with sequence number {position} here (deleted, swapped or renumbered)"
-            elif prev_hash != tail.last_hash:
+            elif row[_PREV] != tail.last_hash:
                 problem = (
                     "chain",
                     (
@@ -469,24 +552,24 @@ def _check_rows(
                 problem = "chain", "sealed in an older canonical form than the entry before it"
             else:
                 try:
-                    data = body_text(row, text, nullable).encode("utf-8")
+                    data = _fill(shared.template, row, text, nullable)
                 except (TypeError, ValueError, IndexError):
                     data = b""
-                if data != body or sha256(data).hexdigest() != digest:
+                if data != row[_BODY] or sha256(data).hexdigest() != digest:
                     problem = "chain", _mismatch(row)
                 else:
-                    problem = _content_problem(tail, position, row)
+                    problem = _content_problem(tail, position, shared, row[_DIGEST])
             if problem is not None:
                 scan.problems.append(Problem(pid, position, *problem))
                 tail.failed, tail.last_hash = True, digest
                 continue
             tail.last_hash, tail.form, tail.digest = digest, form, row[_DIGEST]
-            if row[_KIND] == "transition":
-                tail.phase = row[_TO]
+            if shared.kind == "transition":
+                tail.phase = shared.to_phase
             if position == 1:
                 tail.opening = row[_PAYLOAD]
             if deep:
-                kept.append(row)
+                kept.append(_entry_row(shared, row))
         done += len(batch)
         if progress is not None:
             progress(done)
@@ -565,7 +648,7 @@ def verify_log(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
     sink: Callable[[Row], None] | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 500,
 ) -> Verification:
     """Verify every pathway's log (or one), optionally against a checkpoint.
 
@@ -574,7 +657,9 @@ def verify_log(
     database only). `progress` is called with the entries checked so far, `on_total` once
     with the number to check. `sink` sees every entry row as it is checked (exports write in
     the same pass and snapshot; one worker only). The checkpoint's signature is checked by
-    `load_checkpoint`, not here. An unknown `pathway_id` raises UnknownPathway.
+    `load_checkpoint`, not here. An unknown `pathway_id` raises UnknownPathway. `batch_size`
+    rows are fetched at a time: a few hundred stay in the CPU's cache while they are checked
+    (500 measured fastest; 5,000 cost about 20% more per entry on SQLite).
     """
     started = time.perf_counter()
     engine = cast("Engine", getattr(source, "engine", source))  # a PathwayService or an Engine
