@@ -390,9 +390,10 @@ _SELECT_SCHEDULES = (
     .where(or_(P.c.schedule.is_(None), P.c.schedule != NO_SCHEDULE))
     .order_by(P.c.created_at, P.c.id)
 )
-_FILL_SCHEDULE = (
+_REPLAN = (
     update(P)
-    .where(P.c.id == bindparam("b_id"), P.c.version == bindparam("b_version"), P.c.schedule.is_(None))
+    .where(P.c.id == bindparam("b_id"), P.c.version == bindparam("b_version"))
+    .where(or_(P.c.schedule.is_(None), P.c.schedule != bindparam("b_schedule")))
     .values(schedule=bindparam("b_schedule"))
 )
 # Every pathway row with its head entry's commitment, in creation order (one query for a listing).
@@ -1052,12 +1053,13 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc)
 
-    def fill_schedule(self, pathway_id: str, version: int, schedule: str) -> bool:
-        """Store the schedule of a pathway that has none (a row from before migration 0008),
-        if it is still at `version`; whether it was written."""
+    def replan(self, pathway_id: str, version: int, schedule: str) -> bool:
+        """Store `schedule` as the pathway's milestone schedule if the row, still at `version`,
+        holds another (none: a row from before migration 0008; an older release's plan);
+        whether it was written. Derived data: no entry records it."""
         params = {"b_id": pathway_id, "b_version": version, "b_schedule": schedule}
         try:
-            return self._connection().execute(_FILL_SCHEDULE, params).rowcount == 1
+            return self._connection().execute(_REPLAN, params).rowcount == 1
         except DBAPIError as exc:
             _reraise(exc, pathway_id)
 

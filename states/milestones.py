@@ -24,8 +24,16 @@ from states.vocabulary import FINAL_PHASES, DonorType, Phase
 
 Status = Literal["due", "overdue"]
 
-NO_SCHEDULE = "[]"
+RULES = 1
+"""The version of the rules below as a stored schedule records them. A release that changes
+what `schedule` plans for the same facts and policy increases it: a plan stored under other
+rules is then not read (`planned_by_these_rules`), the facts are, until `hsct db upgrade`
+stores the plan anew."""
+
+NO_SCHEDULE = f"[{RULES}]"
 """The stored text of a schedule with nothing planned (no zone is needed to read it)."""
+
+_PREFIX = f"[{RULES},"
 
 _DAY = timedelta(days=1)
 
@@ -80,28 +88,38 @@ class Schedule:
         return sorted(found, key=lambda m: (m.due_on, m.name))
 
     def dumps(self) -> str:
-        """Compact JSON, `[zone, [name, detail, due_on, opens, closes, shown_from, lapses], ...]`
-        with ISO dates (NO_SCHEDULE when nothing is planned): what pathways.schedule holds."""
+        """Compact JSON, `[RULES, zone, [name, detail, due_on, opens, closes, shown_from, lapses],
+        ...]` with ISO dates (NO_SCHEDULE when nothing is planned): what pathways.schedule holds."""
         if not self.planned:
             return NO_SCHEDULE
         items = [
             [p.name, p.detail, p.due_on.isoformat(), _iso(p.opens), _iso(p.closes), _iso(p.shown_from), p.lapses]
             for p in self.planned
         ]
-        return json.dumps([self.timezone, *items], separators=(",", ":"))
+        return json.dumps([RULES, self.timezone, *items], separators=(",", ":"))
 
     @classmethod
     def loads(cls, text: str) -> Schedule | None:
-        """The schedule `dumps` wrote; None for NO_SCHEDULE. ValueError when it is not one."""
-        values = json.loads(text)
-        if not values:
+        """The schedule `dumps` wrote; None for NO_SCHEDULE. ValueError (or TypeError) when it is
+        not one planned by these rules."""
+        if text == NO_SCHEDULE:
             return None
-        zone, *items = values
+        if not planned_by_these_rules(text):
+            raise ValueError("not a schedule planned by these rules")
+        _, zone, *items = json.loads(text)
+        if not isinstance(zone, str):
+            raise TypeError("a schedule's zone is a name")
         planned = tuple(
             Planned(name, detail, date.fromisoformat(due_on), _date(opens), _date(closes), _date(shown), lapses)
             for name, detail, due_on, opens, closes, shown, lapses in items
         )
         return cls(zone, planned)
+
+
+def planned_by_these_rules(text: str | None) -> bool:
+    """Was the stored schedule `text` planned by this release's rules (RULES)? A cheap test of
+    its first member, so a stale plan (or none, NULL) is read from the facts instead."""
+    return text is not None and (text == NO_SCHEDULE or text.startswith(_PREFIX))
 
 
 def _iso(day: date | None) -> str | None:

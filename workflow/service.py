@@ -60,7 +60,7 @@ from states.flags import pathway_flags
 from states.fold import Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge, judge_referral
-from states.milestones import Milestone, Schedule, milestones, schedule
+from states.milestones import Milestone, Schedule, milestones, planned_by_these_rules, schedule
 from states.payloads import (
     AdoptPolicy,
     BedsideCheck,
@@ -925,10 +925,11 @@ class PathwayService:
     ) -> Iterator[tuple[str, list[Milestone]]]:
         """(id, open milestones) of every pathway with something open, each stored schedule
         read on `on` or on `at`'s date in its zone. A row from before migration 0008 has no
-        schedule: its facts give it (`hsct db upgrade` stores them)."""
+        schedule, and one planned by an earlier release's rules is not trusted: their facts
+        give it (`hsct db upgrade` stores them)."""
         when = aware(at, command="milestones") if at is not None else self.clock.now()
         rows = store.schedules()
-        unscheduled = {pathway_id for pathway_id, text in rows if text is None}
+        unscheduled = {pathway_id for pathway_id, text in rows if not planned_by_these_rules(text)}
         facts_of = dict(store.snapshots(only=unscheduled)) if unscheduled else {}
         for pathway_id, text in rows:
             plan = self._plan(store, pathway_id, text, facts_of)
@@ -937,9 +938,9 @@ class PathwayService:
                 yield pathway_id, open_items
 
     def _plan(self, store: Store, pathway_id: str, text: str | None, facts_of: Mapping[str, str]) -> Schedule | None:
-        """The pathway's stored schedule, or its facts' when the row stores none (before 0008).
-        IntegrityError (logged) when the stored text is not a schedule."""
-        if text is None:
+        """The pathway's stored schedule, or its facts' when the row stores none planned by these
+        rules. IntegrityError (logged) when a text of these rules is not a schedule."""
+        if text is None or not planned_by_these_rules(text):
             facts = PathwayFacts.model_validate_json(facts_of[pathway_id])
             return schedule(facts, self._policy_for(store, facts)[1])
         try:

@@ -9,8 +9,9 @@ how many fields changed) that commits the new snapshot. The fold ignores that ev
 snapshot stays a pure function of the log. docs/versioning.md.
 
 Each pathway's milestone schedule (pathways.schedule, derived and outside the chain) is
-stored on the way, with the re-derived facts or, when they are unchanged, on a row that has
-none (written before migration 0008): the backfill that lets the worklist skip the facts.
+stored on the way, with the re-derived facts or, when they are unchanged, on a row whose
+schedule differs (none: written before migration 0008; or planned by an earlier release's
+rules, `states.milestones.RULES`): the backfill that lets the worklist skip the facts.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
     fresh = replay(entries)
     version = fresh.policy_version or entries[-1].policy_version
     policy = book.get(store.connection, version) or Policy()
-    if fresh == stored:  # a row from before migration 0008 gets its schedule (outside the chain)
-        store.fill_schedule(pathway_id, record.version, schedule(fresh, policy).dumps())
+    if fresh == stored:  # the schedule only, when missing or planned by other rules (outside the chain)
+        store.replan(pathway_id, record.version, schedule(fresh, policy).dumps())
         return False, False
     if fresh.phase is not stored.phase:  # I4 ties the phase to the transitions: a log problem
         raise IntegrityError(pathway_id)

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from persistence.schema import alembic_config, current_revision, upgrade
 from persistence.store import Store
 from states.errors import IntegrityError
-from states.milestones import NO_SCHEDULE, schedule
+from states.milestones import NO_SCHEDULE, RULES, schedule
 from states.vocabulary import EntryKind, Phase
 from tests.helpers_core import reach
 from tests.persistence.conftest import Backend
 from tests.persistence.helpers import T0, draft, new_pathway
+from workflow.audit import verify_log
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 from workflow.upgrade import rederive_facts
@@ -83,6 +84,22 @@ def test_rows_without_a_schedule_read_their_facts_until_the_upgrade_stores_it(
     assert [service.all_milestones(at=at) for at in days] == worklists
 
 
+def test_plans_of_earlier_rules_are_read_from_the_facts_until_the_upgrade_replans(
+    service: PathwayService, clock: ManualClock, several: list[str]
+) -> None:
+    """A release that changes a milestone rule increases RULES: the plans stored before it,
+    even "nothing planned", are not trusted (nor reported by verify) until replanned."""
+    stored = _schedules(service.engine)
+    at = clock.now() + timedelta(days=45)
+    worklist = service.all_milestones(at=at)
+    with service.engine.begin() as connection:
+        connection.execute(text("UPDATE pathways SET schedule = :s"), {"s": f"[{RULES - 1}]"})
+    assert service.all_milestones(at=at) == worklist
+    assert verify_log(service.engine).ok
+    rederive_facts(service.engine, clock=clock)
+    assert _schedules(service.engine) == stored
+
+
 def test_new_facts_without_a_schedule_store_none_and_a_refusal_keeps_it(store: Store, session: Session) -> None:
     """The store writes the schedule in the facts' own statement: new facts with none (a host
     writing through the store) leave NULL, never the old facts' plan; no new facts keep it."""
@@ -110,7 +127,9 @@ def test_a_stored_text_that_is_not_a_schedule_is_an_integrity_error(
     service: PathwayService, clock: ManualClock, several: list[str]
 ) -> None:
     with service.engine.begin() as connection:
-        connection.execute(text("UPDATE pathways SET schedule = '[\"UTC\",[1]]' WHERE id = :id"), {"id": several[1]})
+        connection.execute(
+            text("UPDATE pathways SET schedule = :s WHERE id = :id"), {"s": f'[{RULES},"UTC",[1]]', "id": several[1]}
+        )
     with pytest.raises(IntegrityError, match=several[1]):
         service.all_milestones(at=clock.now())
     with service.engine.begin() as connection:  # put back for the invariants check after the test

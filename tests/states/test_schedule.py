@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from states.milestones import NO_SCHEDULE, Milestone, Planned, Schedule, Status
+from states.milestones import NO_SCHEDULE, RULES, Milestone, Planned, Schedule, Status, planned_by_these_rules
 
 OPENS, CLOSES = date(2026, 3, 4), date(2026, 3, 11)
 DAY = timedelta(days=1)
@@ -68,7 +68,17 @@ def test_the_schedule_lists_what_is_shown_in_due_date_order() -> None:
     ]
 
 
-@pytest.mark.parametrize("text", ['["UTC",["a"]]', '["UTC",[1,2,3,4,5,6,7]]', "not json"])
-def test_a_text_that_is_not_a_schedule_raises_value_or_type_error(text: str) -> None:
+@pytest.mark.parametrize(
+    "text", [f'[{RULES},"UTC",["a"]]', f'[{RULES},"UTC",[1,2,3,4,5,6,7]]', f"[{RULES},1]", '["UTC"]', "not json"]
+)
+def test_a_text_that_is_not_a_schedule_of_these_rules_raises_value_or_type_error(text: str) -> None:
     with pytest.raises((ValueError, TypeError)):
         Schedule.loads(text)
+
+
+def test_a_plan_of_other_rules_is_recognised_without_parsing_it() -> None:
+    current = Schedule("UTC", (WINDOW,)).dumps()
+    assert planned_by_these_rules(current)
+    assert planned_by_these_rules(NO_SCHEDULE)
+    assert not planned_by_these_rules(current.replace(f"[{RULES},", f"[{RULES + 1},", 1))
+    assert not planned_by_these_rules(f"[{RULES - 1}]")

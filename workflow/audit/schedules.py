@@ -4,9 +4,11 @@
 reads it instead of the facts, so a changed schedule could hide a due or overdue milestone
 while every hash still verifies. The verifier therefore recomputes each stored schedule from
 the verified facts (with their series rows) under the pathway's registered policy and
-reports a difference. NULL (a row from before 0008) is not a difference: it means "read the
-facts". A pathway whose policy version the registry does not hold (from before migration
-0004) is not checked: which policy its service fell back to is not recorded anywhere.
+reports a difference. NULL (a row from before 0008), or a plan made by an earlier release's
+rules (`states.milestones.RULES`), is not a difference: the worklist reads the facts of such
+a row instead, and `hsct db upgrade` stores its plan anew. A pathway whose policy version the
+registry does not hold (from before migration 0004) is not checked: which policy its service
+fell back to is not recorded anywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 
 from states.errors import PolicyError
 from states.facts import PathwayFacts
-from states.milestones import schedule
+from states.milestones import planned_by_these_rules, schedule
 from states.policy import Policy, policy_from_canonical
 
 __all__ = ["ScheduleCheck"]
@@ -32,7 +34,10 @@ class ScheduleCheck:
 
     def problem(self, facts_text: str, stored: str) -> str | None:
         """Why `stored` is not the schedule of the whole facts JSON `facts_text`; None when it is
-        (or when the pathway's policy is not registered). No stored value is quoted."""
+        (or when the pathway's policy is not registered, or `stored` was planned by other rules,
+        which nothing reads). No stored value is quoted."""
+        if not planned_by_these_rules(stored):
+            return None
         try:
             facts = PathwayFacts.model_validate_json(facts_text)
         except ValueError:
