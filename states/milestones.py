@@ -144,13 +144,7 @@ def _after_infusion(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
     day0 = facts.day0
     if day0 is None:
         return
-    pre_engraftment = facts.phase is Phase.AWAITING_ENGRAFTMENT
-    recovered = (
-        recorded_recovery(facts) is not None
-        or neutrophil_recovery_of(facts, policy) is not None
-        or engrafted_from_start(facts, policy)
-    )
-    if pre_engraftment and not recovered:
+    if facts.phase is Phase.AWAITING_ENGRAFTMENT and not _recovered(facts, policy):
         by = day0 + timedelta(days=policy.engraftment_expected_by_day)
         yield _overdue_after("neutrophil_recovery_day28", by, "no neutrophil recovery yet")
         threshold = day0 + timedelta(days=policy.primary_graft_failure_day[facts.graft_source])
@@ -166,6 +160,15 @@ def _after_infusion(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
         opens = day0 + timedelta(days=policy.post_transplant_form_day)
         closes = opens + timedelta(days=policy.registry_form_overdue_after_days)
         yield _window("post_transplant_form_day100", opens, closes)
+
+
+def _recovered(facts: PathwayFacts, policy: Policy) -> bool:
+    """Neutrophil recovery confirmed or in the labs, or ANC never below 0.5 (engraftment-rules.md)."""
+    return (
+        recorded_recovery(facts) is not None
+        or neutrophil_recovery_of(facts, policy) is not None
+        or engrafted_from_start(facts, policy)
+    )
 
 
 def _long_term(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
