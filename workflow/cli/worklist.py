@@ -1,6 +1,7 @@
 """`hsct worklist`: every open milestone of every pathway, and who acts on it.
 
-The pathways are read in one query (`PathwayService.open_work`). A milestone's roles are those
+The pathways are read in three queries (`PathwayService.open_work`: the stored schedules, then
+the facts of the pathways with something open). A milestone's roles are those
 the policy's role table allows to fire the command that meets it (`MET_BY`, documented in
 docs/worklist.md), so a program that changes its role table changes its worklist too.
 """
