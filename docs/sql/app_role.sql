@@ -34,6 +34,12 @@ GRANT SELECT ON hsct_alembic_version, pathways, entries, outbox, policies TO hsc
 GRANT INSERT ON pathways, entries, outbox, policies TO hsct_app;
 GRANT USAGE ON SEQUENCE entries_id_seq, outbox_id_seq TO hsct_app;
 
+-- Series kept beside the snapshot (lab values, transfusions), which commits to them by a
+-- running hash: new values are appended, and a correction that changes an earlier value
+-- rewrites that series (DELETE, then INSERT). `audit verify` checks the rows against the
+-- snapshot, and the snapshot against the log.
+GRANT SELECT, INSERT, DELETE ON fact_series TO hsct_app;
+
 -- Moving a pathway: its head, phase, facts snapshot (with the milestone schedule derived from
 -- it) and successor link; nothing else.
 GRANT UPDATE (version, head_hash, phase, facts, schedule, updated_at, successor) ON pathways TO hsct_app;
