@@ -152,11 +152,6 @@ _NOT_NULL: Final = frozenset({"actor_id", "actor_role", "kind", "policy_version"
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
-_PID: Final = CHECK_COLUMNS.index("pathway_id")
-_SEQUENCE: Final = CHECK_COLUMNS.index("sequence")
-_DIGEST: Final = CHECK_COLUMNS.index("facts_digest")
-_PAYLOAD: Final = CHECK_COLUMNS.index("payload")
-_PREV: Final = CHECK_COLUMNS.index("prev_hash")
 _HASH: Final = CHECK_COLUMNS.index("hash")
 _BODY: Final = CHECK_COLUMNS.index("body")
 _IDENTITY: Final = ("patient_ref", "route", "donor_type", "graft_source", "hct_number", "previous_pathway")
@@ -517,8 +512,8 @@ def _check_rows(
     batches = reader.check_batches(where, batch_size=batch_size)
     for batch in batches:
         for row in batch:
-            shared = templates[row[0]]
-            pid = row[_PID]
+            (shared_text, pid, seq, _, _, facts, _, payload, prev_hash, _, digest, body) = row  # CHECK_COLUMNS
+            shared = templates[shared_text]
             if pid != current:
                 if current is not None:
                     _finish(scan, current, tail, kept)
@@ -529,7 +524,6 @@ def _check_rows(
             position = tail.count
             if sink is not None:
                 sink(_entry_row(shared, row))
-            digest = row[_HASH]
             if position == cp_position:
                 scan.at_checkpoint[pid] = digest
             if tail.failed:
@@ -537,9 +531,9 @@ def _check_rows(
                 continue
             form = shared.form
             problem: tuple[Check, str] | None = None
-            if row[_SEQUENCE] != position:
+            if seq != position:
                 problem = "chain", f"no entry with sequence number {position} here (deleted, swapped or renumbered)"
-            elif row[_PREV] != tail.last_hash:
+            elif prev_hash != tail.last_hash:
                 problem = (
                     "chain",
                     (
@@ -555,19 +549,19 @@ def _check_rows(
                     data = _fill(shared.template, row, text, nullable)
                 except (TypeError, ValueError, IndexError):
                     data = b""
-                if data != row[_BODY] or sha256(data).hexdigest() != digest:
+                if data != body or sha256(data).hexdigest() != digest:
                     problem = "chain", _mismatch(row)
                 else:
-                    problem = _content_problem(tail, position, shared, row[_DIGEST])
+                    problem = _content_problem(tail, position, shared, facts)
             if problem is not None:
                 scan.problems.append(Problem(pid, position, *problem))
                 tail.failed, tail.last_hash = True, digest
                 continue
-            tail.last_hash, tail.form, tail.digest = digest, form, row[_DIGEST]
+            tail.last_hash, tail.form, tail.digest = digest, form, facts
             if shared.kind == "transition":
                 tail.phase = shared.to_phase
             if position == 1:
-                tail.opening = row[_PAYLOAD]
+                tail.opening = payload
             if deep:
                 kept.append(_entry_row(shared, row))
         done += len(batch)
