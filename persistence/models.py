@@ -72,6 +72,7 @@ class PathwayRow(Base):
     __table_args__ = (
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_pathways_phase", "phase"),
+        Index("ix_pathways_patient_ref", "patient_ref"),  # lookups by patient (the one below is partial)
         Index(
             "uq_pathways_open_patient",
             "patient_ref",

@@ -1,0 +1,64 @@
+"""Lookups by patient read `pathways` through an index, never the whole table.
+
+A referral asks for the patient's open pathways (the one-open-pathway rule), and `find` for all
+of them; a full scan there makes every referral cost more as pathways accumulate. The statements
+are caught as the store sends them and explained by the database (EXPLAIN QUERY PLAN on SQLite,
+EXPLAIN with sequential scans discouraged on PostgreSQL, where a few rows would otherwise always
+be scanned); a read of every pathway is the control that shows a scan would be seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, event
+
+from persistence.store import Store
+from states.vocabulary import Phase
+from tests.helpers_core import reach
+from workflow.clock import ManualClock
+from workflow.service import PathwayService
+
+
+def _sent(connection: Connection, call: Callable[[Store], object]) -> list[tuple[str, Any]]:
+    """The statements (and parameters) the store sends for `call`."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        call(Store(connection))
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    return seen
+
+
+def _scans_pathways(connection: Connection, statement: str, parameters: Any) -> bool:
+    if connection.dialect.name == "sqlite":
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+        return any(line.strip().startswith("SCAN pathways") for line in plan)
+    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
+    return any("Seq Scan on pathways" in line for line in plan)
+
+
+def test_lookups_by_patient_read_pathways_through_an_index(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    reach(service, clock, "autologous", Phase.EVALUATION)
+    patient = service.snapshot(pathway_id).facts.patient_ref
+    lookups: dict[str, Callable[[Store], object]] = {
+        "open pathways of a patient": lambda store: store.open_pathways_of(patient),
+        "every pathway of a patient": lambda store: store.pathways_of(patient),
+    }
+    with service.engine.connect() as connection, connection.begin():
+        [(control, control_parameters)] = _sent(connection, lambda store: store.pathway_ids())
+        assert _scans_pathways(connection, control, control_parameters), "the control must be a full scan"
+        for name, call in lookups.items():
+            sent = _sent(connection, call)
+            assert sent, name
+            for statement, parameters in sent:
+                assert not _scans_pathways(connection, statement, parameters), f"{name} scans every pathway"
+        assert Store(connection).open_pathways_of(patient) == [pathway_id]
