@@ -163,12 +163,30 @@ def _after_infusion(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
 
 
 def _recovered(facts: PathwayFacts, policy: Policy) -> bool:
-    """Neutrophil recovery confirmed or in the labs, or ANC never below 0.5 (engraftment-rules.md)."""
-    return (
+    """Neutrophil recovery confirmed or in the labs, or ANC never below 0.5 (engraftment-rules.md).
+
+    Reading the labs costs time in proportion to their number, and a schedule is planned on
+    every command: the answer is remembered for the very objects it was read from (immutable:
+    frozen models in tuples), which a command that records no lab value carries over unchanged.
+    """
+    inputs = (facts.labs, facts.infusions, facts.neutrophil_recovery_on, facts.day0, facts.timezone, policy)
+    known = _RECOVERED.get(id(facts.labs))
+    if known is not None and all(a is b for a, b in zip(known[0], inputs, strict=True)):
+        return known[1]
+    answer = (
         recorded_recovery(facts) is not None
         or neutrophil_recovery_of(facts, policy) is not None
         or engrafted_from_start(facts, policy)
     )
+    if len(_RECOVERED) >= _RECOVERED_KEPT:
+        _RECOVERED.clear()
+    _RECOVERED[id(facts.labs)] = (inputs, answer)  # the inputs held: their ids stay theirs
+    return answer
+
+
+_RECOVERED: dict[int, tuple[tuple[object, ...], bool]] = {}
+"""`_recovered`'s last answers, by the identity of the labs tuple they were read from."""
+_RECOVERED_KEPT = 256
 
 
 def _long_term(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:

@@ -11,7 +11,22 @@ from datetime import date, timedelta
 
 import pytest
 
-from states.milestones import NO_SCHEDULE, RULES, Milestone, Planned, Schedule, Status, planned_by_these_rules
+from states.facts import PathwayFacts
+from states.milestones import (
+    NO_SCHEDULE,
+    RULES,
+    Milestone,
+    Planned,
+    Schedule,
+    Status,
+    planned_by_these_rules,
+    schedule,
+)
+from states.policy import Policy
+from states.vocabulary import Phase
+from tests.helpers_core import reach
+from workflow.clock import ManualClock
+from workflow.service import PathwayService
 
 OPENS, CLOSES = date(2026, 3, 4), date(2026, 3, 11)
 DAY = timedelta(days=1)
@@ -82,3 +97,28 @@ def test_a_plan_of_other_rules_is_recognised_without_parsing_it() -> None:
     assert planned_by_these_rules(NO_SCHEDULE)
     assert not planned_by_these_rules(current.replace(f"[{RULES},", f"[{RULES + 1},", 1))
     assert not planned_by_these_rules(f"[{RULES - 1}]")
+
+
+def _planned_names(facts: PathwayFacts, policy: Policy) -> set[str]:
+    return {planned.name for planned in schedule(facts, policy).planned}
+
+
+def test_the_remembered_recovery_answer_follows_every_input_it_read(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """`_recovered` remembers its answer by the identity of what it read: facts that share the
+    labs but differ elsewhere (a confirmed recovery, another policy) must not get the old answer."""
+    pathway_id = reach(service, clock, "autologous", Phase.AWAITING_ENGRAFTMENT)
+    facts = service.snapshot(pathway_id).facts
+    policy = service.policy
+    assert facts.day0 is not None
+    assert "neutrophil_recovery_day28" in _planned_names(facts, policy)  # no recovery yet
+    assert "neutrophil_recovery_day28" in _planned_names(facts, policy)  # the same objects again
+    confirmed = facts.model_copy(update={"neutrophil_recovery_on": facts.day0 + timedelta(days=14)})
+    assert confirmed.labs is facts.labs
+    assert "neutrophil_recovery_day28" not in _planned_names(confirmed, policy)
+    assert "neutrophil_recovery_day28" in _planned_names(facts, policy)
+    day0_later = facts.model_copy(update={"day0": facts.day0 + timedelta(days=1)})
+    assert schedule(day0_later, policy) == schedule(
+        PathwayFacts.model_validate_json(day0_later.model_dump_json()), policy
+    )
