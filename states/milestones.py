@@ -116,6 +116,28 @@ class Schedule:
         return cls(zone, planned)
 
 
+PLANNED_FROM: frozenset[str] = frozenset(
+    {
+        "phase", "timezone", "graft_source", "next_pathway", "ended_on",
+        "planned_day0", "day0", "regimen", "doses", "conditioning_started_on", "infusions",
+        "labs", "neutrophil_recovery_on", "day100_on", "assessments", "forms", "products",
+        "planned_collection_on", "selected_donors", "emergency_donor", "candidates", "idm",
+        "graft_failure_suspicion",
+    }
+)  # fmt: skip
+"""The facts fields `schedule` reads, and nothing else (tests/states/test_schedule.py records
+every field it touches). Facts holding the very same objects in these fields as facts already
+planned get the same plan under the same policy: most commands (an adverse event, a transfusion,
+supportive care) change none of them, and their plan need not be made again."""
+
+
+def plans_alike(before: PathwayFacts, after: PathwayFacts) -> bool:
+    """Would `schedule` plan the same for `after` as for `before` (under one policy)? True when
+    every field it reads holds the same object: the fold carries unchanged values over."""
+    held, now = before.__dict__, after.__dict__
+    return all(held[name] is now[name] for name in PLANNED_FROM)
+
+
 def planned_by_these_rules(text: str | None) -> bool:
     """Was the stored schedule `text` planned by this release's rules (RULES)? A cheap test of
     its first member, so a stale plan (or none, NULL) is read from the facts instead."""
@@ -170,7 +192,8 @@ def _recovered(facts: PathwayFacts, policy: Policy) -> bool:
     frozen models in tuples), which a command that records no lab value carries over unchanged.
     """
     inputs = (facts.labs, facts.infusions, facts.neutrophil_recovery_on, facts.day0, facts.timezone, policy)
-    known = _RECOVERED.get(id(facts.labs))
+    key = tuple(map(id, inputs))  # all of them: pathways without labs share one empty tuple
+    known = _RECOVERED.get(key)
     if known is not None and all(a is b for a, b in zip(known[0], inputs, strict=True)):
         return known[1]
     answer = (
@@ -180,12 +203,12 @@ def _recovered(facts: PathwayFacts, policy: Policy) -> bool:
     )
     if len(_RECOVERED) >= _RECOVERED_KEPT:
         _RECOVERED.clear()
-    _RECOVERED[id(facts.labs)] = (inputs, answer)  # the inputs held: their ids stay theirs
+    _RECOVERED[key] = (inputs, answer)  # the inputs held: their ids stay theirs
     return answer
 
 
-_RECOVERED: dict[int, tuple[tuple[object, ...], bool]] = {}
-"""`_recovered`'s last answers, by the identity of the labs tuple they were read from."""
+_RECOVERED: dict[tuple[int, ...], tuple[tuple[object, ...], bool]] = {}
+"""`_recovered`'s last answers, by the identity of the objects they were read from."""
 _RECOVERED_KEPT = 256
 
 

@@ -11,6 +11,10 @@ rows too (through the heads in the text, persistence/series.py), but a hit does 
 them: a row changed under this process is found by the next process to read it, and by
 `audit verify`, while this process keeps judging by the values it wrote. PathwayFacts is frozen, so
 sharing the object is safe. Bounded: the oldest pathway is dropped first.
+
+With the facts goes the milestone schedule this process planned from them, so that a command
+which changes nothing the schedule reads stores the same plan without making it again
+(`schedule_of`). Only a plan this process made is reused, never the stored column.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ class FactsCache:
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._items: dict[str, tuple[str, PathwayFacts]] = {}
+        self._items: dict[str, tuple[str, PathwayFacts, str | None]] = {}
         self._lock = threading.Lock()
 
     def parsed(self, record: PathwayRecord, store: Store) -> PathwayFacts:
@@ -39,12 +43,18 @@ class FactsCache:
             return hit[1]
         return store.facts(record)
 
-    def wrote(self, pathway_id: str, digest: str | None, facts: PathwayFacts) -> None:
-        """`facts` were stored for the pathway as JSON with SHA-256 `digest` (None: unknown)."""
+    def schedule_of(self, pathway_id: str, facts: PathwayFacts) -> str | None:
+        """The schedule stored with `facts` when they are the cached object itself, else None."""
+        hit = self._items.get(pathway_id)
+        return hit[2] if hit is not None and hit[1] is facts else None
+
+    def wrote(self, pathway_id: str, digest: str | None, facts: PathwayFacts, schedule: str | None = None) -> None:
+        """`facts` were stored for the pathway as JSON with SHA-256 `digest` (None: unknown),
+        with the milestone schedule `schedule` planned from them."""
         if digest is None or self._size <= 0:
             return
         with self._lock:
             self._items.pop(pathway_id, None)
-            self._items[pathway_id] = (digest, facts)
+            self._items[pathway_id] = (digest, facts, schedule)
             if len(self._items) > self._size:
                 del self._items[next(iter(self._items))]

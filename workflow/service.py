@@ -60,7 +60,7 @@ from states.flags import pathway_flags
 from states.fold import Opening, apply_entry, replay
 from states.gvhd import max_grade
 from states.judge import judge, judge_referral
-from states.milestones import Milestone, Schedule, milestones, planned_by_these_rules, schedule
+from states.milestones import Milestone, Schedule, milestones, planned_by_these_rules, plans_alike, schedule
 from states.payloads import (
     AdoptPolicy,
     BedsideCheck,
@@ -510,6 +510,7 @@ class PathwayService:
             new_facts = replay([*log, _provisional(draft, sequence)])
         else:
             new_facts = apply_entry(facts, draft, sequence)
+        planned = self._schedule_text(store, new_facts, record.id, facts)
         entry = store.append(
             record.id,
             draft,
@@ -518,9 +519,9 @@ class PathwayService:
             phase=new_facts.phase,
             facts_json=split_facts(new_facts, facts, record.facts),
             now=now,
-            schedule=self._schedule_text(store, new_facts),
+            schedule=planned,
         )
-        self._facts.wrote(record.id, entry.facts_digest, new_facts)
+        self._facts.wrote(record.id, entry.facts_digest, new_facts, planned)
         self._sealed(entry, new_facts)
         logger.info("%s %s on pathway %s (seq %d)", kind.value, spec.name, record.id, entry.sequence)
         outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
@@ -669,9 +670,16 @@ class PathwayService:
             return self.policy.version_id, self.policy
         return version, found
 
-    def _schedule_text(self, store: Store, facts: PathwayFacts) -> str:
+    def _schedule_text(
+        self, store: Store, facts: PathwayFacts, pathway_id: str | None = None, before: PathwayFacts | None = None
+    ) -> str:
         """The milestone schedule stored with `facts`: under the policy they are judged by
-        (after `adopt_policy`, the adopted one), as `milestones` would read it."""
+        (after `adopt_policy`, the adopted one), as `milestones` would read it. The plan this
+        process made for `before` when nothing it reads has changed since."""
+        if before is not None and pathway_id is not None and before.policy_version == facts.policy_version:
+            made = self._facts.schedule_of(pathway_id, before)
+            if made is not None and plans_alike(before, facts):
+                return made
         return schedule(facts, self._policy_for(store, facts)[1]).dumps()
 
     @staticmethod

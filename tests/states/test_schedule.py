@@ -12,19 +12,23 @@ from datetime import date, timedelta
 import pytest
 
 from states.facts import PathwayFacts
+from states.fold import replay
 from states.milestones import (
     NO_SCHEDULE,
+    PLANNED_FROM,
     RULES,
     Milestone,
     Planned,
     Schedule,
     Status,
     planned_by_these_rules,
+    plans_alike,
     schedule,
 )
 from states.policy import Policy
-from states.vocabulary import Phase
+from states.vocabulary import FINAL_PHASES, Phase
 from tests.helpers_core import reach
+from tests.walks import WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -122,3 +126,49 @@ def test_the_remembered_recovery_answer_follows_every_input_it_read(
     assert schedule(day0_later, policy) == schedule(
         PathwayFacts.model_validate_json(day0_later.model_dump_json()), policy
     )
+
+
+class _Recording(PathwayFacts):
+    """Facts that note every field read from them (through methods and properties too)."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name in PathwayFacts.model_fields:
+            _READ.add(name)
+        return super().__getattribute__(name)
+
+
+_READ: set[str] = set()
+
+
+def _facts_along_every_walk(service: PathwayService, clock: ManualClock) -> list[PathwayFacts]:
+    """The facts after every entry of every walk, and in the final phases no walk reaches."""
+    ids = [run_walk(service, clock, walk()) for walk in WALKS.values()]
+    ids += [reach(service, clock, "autologous", phase) for phase in sorted(FINAL_PHASES)]
+    ids.append(reach(service, clock, "matched_unrelated", Phase.CONDITIONING))
+    found = []
+    for pathway_id in ids:
+        entries = service.history(pathway_id)
+        found += [replay(entries[:count]) for count in range(1, len(entries) + 1)]
+    return found
+
+
+def test_the_schedule_reads_only_the_fields_it_is_planned_from(service: PathwayService, clock: ManualClock) -> None:
+    """`plans_alike` compares PLANNED_FROM alone: a field the rules read outside it would leave a
+    stale plan stored, one inside it that no rule reads would only cost a comparison."""
+    read: set[str] = set()
+    for facts in _facts_along_every_walk(service, clock):
+        _READ.clear()
+        recording = _Recording.model_construct(facts.model_fields_set, **facts.__dict__)
+        assert schedule(recording, service.policy) == schedule(facts, service.policy)
+        read |= _READ
+    assert read <= PLANNED_FROM, f"read but not in PLANNED_FROM: {sorted(read - PLANNED_FROM)}"
+    assert read == PLANNED_FROM, f"in PLANNED_FROM, never read here: {sorted(PLANNED_FROM - read)}"
+
+
+def test_facts_alike_where_the_schedule_reads_share_its_plan(service: PathwayService, clock: ManualClock) -> None:
+    pathway_id = reach(service, clock, "autologous", Phase.AWAITING_ENGRAFTMENT)
+    facts = service.snapshot(pathway_id).facts
+    unread = next(name for name in PathwayFacts.model_fields if name not in PLANNED_FROM)
+    assert plans_alike(facts, facts.model_copy(update={unread: getattr(facts, unread)}))
+    assert plans_alike(facts, facts.model_copy(update={"adverse_events": ()}))
+    assert not plans_alike(facts, facts.model_copy(update={"forms": list(facts.forms)}))
