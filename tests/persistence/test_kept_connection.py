@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import os
 import warnings
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection, text
@@ -16,10 +15,21 @@ from tests.persistence.conftest import Backend
 
 
 @pytest.fixture
-def kept(backend: Backend) -> Iterator[KeptConnection]:
+def kept(backend: Backend) -> KeptConnection:
     if backend.name != "sqlite":
-        pytest.skip("SQLite only: on PostgreSQL the pool is used as it is (test_only_sqlite_keeps_a_connection_between_transactions)")
-    yield KeptConnection(backend.engine())
+        pytest.skip("SQLite only: PostgreSQL uses the pool as it is (the first test checks that)")
+    return KeptConnection(backend.engine())
+
+
+class _Failed(Exception):
+    pass
+
+
+def _fail_inside(kept: KeptConnection, first: Connection) -> None:
+    with kept.connect() as connection, connection.begin():
+        assert connection is first
+        connection.execute(text("SELECT 1"))
+        raise _Failed
 
 
 def _used(kept: KeptConnection) -> Connection:
@@ -40,10 +50,8 @@ def test_only_sqlite_keeps_a_connection_between_transactions(backend: Backend) -
 
 def test_a_connection_that_saw_an_error_is_closed_not_kept(kept: KeptConnection) -> None:
     first = _used(kept)
-    with pytest.raises(ZeroDivisionError), kept.connect() as connection, connection.begin():
-        assert connection is first
-        connection.execute(text("SELECT 1"))
-        1 / 0  # noqa: B018 - the error is the point
+    with pytest.raises(_Failed):
+        _fail_inside(kept, first)
     assert first.closed
     assert _used(kept) is not first
 
