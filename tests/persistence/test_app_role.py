@@ -74,7 +74,8 @@ def test_a_pathway_runs_under_the_app_role_and_the_log_is_out_of_its_reach(
     service = PathwayService(app, clock=clock)
     pathway_id = run_walk(service, clock, WALKS["autologous"]())  # lab values: rows of fact_series
     labs = [entry for entry in service.history(pathway_id) if entry.trigger == "record_lab"]
-    assert labs and service.snapshot(pathway_id).facts.labs
+    assert labs
+    assert service.snapshot(pathway_id).facts.labs
     # A correction of a lab value rewrites that series' rows (DELETE, then INSERT).
     changes = {"anc_x10e9_per_l": 0.1}
     payload = {"sequence": labs[0].sequence, "changes": changes, "reason": "transcription error"}
