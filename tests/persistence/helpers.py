@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from alembic import command
+from sqlalchemy import Engine
+
+from persistence.schema import alembic_config, current_revision, upgrade
 from persistence.store import Store
 from states.entry import Draft
 from states.vocabulary import EntryKind, Phase, Role
@@ -62,3 +67,17 @@ def new_pathway(store: Store, pathway_id: str | None = None, **overrides: Any) -
     args.update(overrides)
     store.insert_pathway(**args)
     return pid
+
+
+def step_adds_and_drops(engine: Engine, revision: str, previous: str, present: Callable[[Engine], bool]) -> None:
+    """Upgrading from `previous` to `revision` makes `present` true, and downgrading back makes it
+    false again (what each schema migration promises about the thing it adds)."""
+    upgrade(engine, previous)
+    assert not present(engine), f"already there at {previous}"
+    upgrade(engine, revision)
+    assert current_revision(engine) == revision
+    assert present(engine), f"missing at {revision}"
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), previous)
+    assert current_revision(engine) == previous
+    assert not present(engine), f"left behind by the downgrade to {previous}"

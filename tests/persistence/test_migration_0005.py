@@ -10,10 +10,11 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, text
 
-from persistence.schema import alembic_config, current_revision, head_revision, upgrade
+from persistence.schema import alembic_config, current_revision, head_revision
 from states.vocabulary import Phase
 from tests.helpers_core import COMMANDS, fire, reach
 from tests.persistence.conftest import Backend
+from tests.persistence.helpers import step_adds_and_drops
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -30,16 +31,7 @@ def _index_definition(engine: Engine) -> str:
 
 
 def test_the_index_leaves_transferred_pathways_out_from_0005_on(backend: Backend) -> None:
-    engine = backend.engine()
-    upgrade(engine, "0004")
-    assert "transferred" not in _index_definition(engine)
-    upgrade(engine, "0005")
-    assert current_revision(engine) == "0005"
-    assert "transferred" in _index_definition(engine)
-    with engine.begin() as connection:
-        command.downgrade(alembic_config(connection), "0004")
-    assert current_revision(engine) == "0004"
-    assert "transferred" not in _index_definition(engine)
+    step_adds_and_drops(backend.engine(), "0005", "0004", lambda engine: "transferred" in _index_definition(engine))
 
 
 def test_a_downgrade_with_a_transferred_pathway_is_refused(service: PathwayService, clock: ManualClock) -> None:

@@ -10,18 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
 
-from persistence.schema import alembic_config, current_revision, upgrade
 from persistence.store import Store
 from states.errors import IntegrityError
 from states.milestones import NO_SCHEDULE, RULES, schedule
 from states.vocabulary import EntryKind, Phase
 from tests.helpers_core import reach
 from tests.persistence.conftest import Backend
-from tests.persistence.helpers import T0, draft, new_pathway
+from tests.persistence.helpers import T0, draft, new_pathway, step_adds_and_drops
 from workflow.audit import verify_log
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
@@ -38,15 +36,7 @@ def _schedules(engine: Engine) -> dict[str, str | None]:
 
 
 def test_0008_adds_the_column_and_its_downgrade_drops_it(backend: Backend) -> None:
-    engine = backend.engine()
-    upgrade(engine, "0007")
-    assert "schedule" not in _columns(engine)
-    upgrade(engine, "0008")
-    assert current_revision(engine) == "0008"
-    assert "schedule" in _columns(engine)
-    with engine.begin() as connection:
-        command.downgrade(alembic_config(connection), "0007")
-    assert "schedule" not in _columns(engine)
+    step_adds_and_drops(backend.engine(), "0008", "0007", lambda engine: "schedule" in _columns(engine))
 
 
 @pytest.fixture

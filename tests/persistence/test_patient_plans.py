@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event, inspect
 
 from persistence.store import Store
 from states.vocabulary import Phase
 from tests.helpers_core import reach
+from tests.persistence.conftest import Backend
+from tests.persistence.helpers import step_adds_and_drops
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -62,3 +64,10 @@ def test_lookups_by_patient_read_pathways_through_an_index(service: PathwayServi
             for statement, parameters in sent:
                 assert not _scans_pathways(connection, statement, parameters), f"{name} scans every pathway"
         assert Store(connection).open_pathways_of(patient) == [pathway_id]
+
+
+def test_0009_adds_the_patient_index_and_its_downgrade_drops_it(backend: Backend) -> None:
+    def indexed(engine: Engine) -> bool:
+        return "ix_pathways_patient_ref" in {index["name"] for index in inspect(engine).get_indexes("pathways")}
+
+    step_adds_and_drops(backend.engine(), "0009", "0008", indexed)
