@@ -1036,7 +1036,11 @@ class Store:
         try:
             connection = self._connection()
             by_pathway = groupby(connection.execute(_SELECT_ALL_SERIES), itemgetter(0))
-            series = {pathway_id: grouped(row[1:] for row in rows) for pathway_id, rows in by_pathway}
+            series = {
+                pathway_id: grouped(row[1:] for row in rows)
+                for pathway_id, rows in by_pathway
+                if only is None or pathway_id in only
+            }
             return [
                 (row.id, self._assembled(row.id, row.facts, series.get(row.id, {})))
                 for row in connection.execute(_SELECT_SNAPSHOTS)

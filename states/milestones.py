@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from states.engraftment import engrafted_from_start, neutrophil_recovery_of, recorded_recovery
 from states.facts import PathwayFacts
@@ -138,7 +138,7 @@ def plans_alike(before: PathwayFacts, after: PathwayFacts) -> bool:
     return all(held[name] is now[name] for name in PLANNED_FROM)
 
 
-def planned_by_these_rules(text: str | None) -> bool:
+def planned_by_these_rules(text: str | None) -> TypeGuard[str]:
     """Was the stored schedule `text` planned by this release's rules (RULES)? A cheap test of
     its first member, so a stale plan (or none, NULL) is read from the facts instead."""
     return text is not None and (text == NO_SCHEDULE or text.startswith(_PREFIX))
@@ -185,31 +185,12 @@ def _after_infusion(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
 
 
 def _recovered(facts: PathwayFacts, policy: Policy) -> bool:
-    """Neutrophil recovery confirmed or in the labs, or ANC never below 0.5 (engraftment-rules.md).
-
-    Reading the labs costs time in proportion to their number, and a schedule is planned on
-    every command: the answer is remembered for the very objects it was read from (immutable:
-    frozen models in tuples), which a command that records no lab value carries over unchanged.
-    """
-    inputs = (facts.labs, facts.infusions, facts.neutrophil_recovery_on, facts.day0, facts.timezone, policy)
-    key = tuple(map(id, inputs))  # all of them: pathways without labs share one empty tuple
-    known = _RECOVERED.get(key)
-    if known is not None and all(a is b for a, b in zip(known[0], inputs, strict=True)):
-        return known[1]
-    answer = (
+    """Neutrophil recovery confirmed or in the labs, or ANC never below 0.5 (engraftment-rules.md)."""
+    return (
         recorded_recovery(facts) is not None
         or neutrophil_recovery_of(facts, policy) is not None
         or engrafted_from_start(facts, policy)
     )
-    if len(_RECOVERED) >= _RECOVERED_KEPT:
-        _RECOVERED.clear()
-    _RECOVERED[key] = (inputs, answer)  # the inputs held: their ids stay theirs
-    return answer
-
-
-_RECOVERED: dict[tuple[int, ...], tuple[tuple[object, ...], bool]] = {}
-"""`_recovered`'s last answers, by the identity of the objects they were read from."""
-_RECOVERED_KEPT = 256
 
 
 def _long_term(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:

@@ -948,7 +948,7 @@ class PathwayService:
     def _plan(self, store: Store, pathway_id: str, text: str | None, facts_of: Mapping[str, str]) -> Schedule | None:
         """The pathway's stored schedule, or its facts' when the row stores none planned by these
         rules. IntegrityError (logged) when a text of these rules is not a schedule."""
-        if text is None or not planned_by_these_rules(text):
+        if not planned_by_these_rules(text):
             facts = PathwayFacts.model_validate_json(facts_of[pathway_id])
             return schedule(facts, self._policy_for(store, facts)[1])
         try:

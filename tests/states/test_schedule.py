@@ -107,11 +107,11 @@ def _planned_names(facts: PathwayFacts, policy: Policy) -> set[str]:
     return {planned.name for planned in schedule(facts, policy).planned}
 
 
-def test_the_remembered_recovery_answer_follows_every_input_it_read(
+def test_facts_sharing_their_labs_plan_by_every_input_the_recovery_reads(
     service: PathwayService, clock: ManualClock
 ) -> None:
-    """`_recovered` remembers its answer by the identity of what it read: facts that share the
-    labs but differ elsewhere (a confirmed recovery, another policy) must not get the old answer."""
+    """Facts that share the labs but differ elsewhere (a confirmed recovery, another Day 0) plan
+    by what they hold: nothing is carried from facts planned before."""
     pathway_id = reach(service, clock, "autologous", Phase.AWAITING_ENGRAFTMENT)
     facts = service.snapshot(pathway_id).facts
     policy = service.policy
