@@ -168,25 +168,26 @@ def bounded(data: Any, *, command: str, policy: Policy, prefix: str = PAYLOAD) -
     pending: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 0, ())]
     while pending:
         item, depth, where = pending.pop()
-        if isinstance(item, BaseModel):
-            item = item.__dict__
-        if isinstance(item, Mapping | list | tuple | set | frozenset):
+        kind = _KINDS.get(type(item)) or _kind_of(item)
+        if kind == _MODEL:
+            item, kind = item.__dict__, _MAPPING
+        if kind in (_MAPPING, _SEQUENCE):
             if depth >= policy.max_payload_depth:
                 _refuse(command, _path(prefix, where), "payload_too_deep",
                         f"nested more than {policy.max_payload_depth} deep")
-            if isinstance(item, Mapping):
+            if kind == _MAPPING:
                 budget -= 2 + 2 * len(item)
                 pending += [(key, depth + 1, where) for key in item]
                 pending += [(value, depth + 1, (*where, key)) for key, value in item.items()]
             else:
                 budget -= 2 + len(item)
                 pending += [(value, depth + 1, (*where, index)) for index, value in enumerate(item)]
-        elif isinstance(item, str):
+        elif kind == _TEXT:
             budget -= len(item) + 2
             if budget >= 0 and _has_surrogate(item):
                 _refuse(command, _path(prefix, where), "string_unicode",
                         "text must be valid UTF-8 (no lone surrogates)")
-        elif isinstance(item, int) and not isinstance(item, bool):
+        elif kind == _INTEGER:
             if not -_INT_LIMIT <= item < _INT_LIMIT:
                 _refuse(command, _path(prefix, where), "number_out_of_range", "integers must lie within 64 bits")
             budget -= 1 + int(item.bit_length() * _DIGITS_PER_BIT)
@@ -195,6 +196,29 @@ def bounded(data: Any, *, command: str, policy: Policy, prefix: str = PAYLOAD) -
         if budget < 0:
             _refuse(command, _path(prefix, where), "payload_too_large",
                     f"larger than {policy.max_payload_bytes} bytes as JSON")
+
+
+# What `bounded` does with a value: by exact type for the JSON types (a dict lookup; isinstance
+# against Mapping is the slow part of a walk that runs on every command), else `_kind_of`.
+_MODEL, _MAPPING, _SEQUENCE, _TEXT, _INTEGER, _OTHER = "model", "mapping", "sequence", "text", "integer", "other"
+_KINDS: dict[type, str] = {
+    dict: _MAPPING, list: _SEQUENCE, tuple: _SEQUENCE, str: _TEXT, int: _INTEGER,
+    bool: _OTHER, float: _OTHER, type(None): _OTHER,
+}  # fmt: skip
+
+
+def _kind_of(item: Any) -> str:
+    if isinstance(item, BaseModel):
+        return _MODEL
+    if isinstance(item, Mapping):
+        return _MAPPING
+    if isinstance(item, list | tuple | set | frozenset):
+        return _SEQUENCE
+    if isinstance(item, str):
+        return _TEXT
+    if isinstance(item, int) and not isinstance(item, bool):
+        return _INTEGER
+    return _OTHER
 
 
 def _path(prefix: str, where: tuple[Any, ...]) -> str:
