@@ -40,6 +40,7 @@ __all__ = [
     "has_series",
     "heads_in",
     "split_facts",
+    "without_series",
 ]
 
 SERIES_FIELDS: Final = ("labs", "transfusions")
@@ -149,6 +150,14 @@ def split_facts(facts: PathwayFacts, before: PathwayFacts | None, before_text: s
     return Split(text, tuple(writes))
 
 
+def without_series(text: str) -> str:
+    """The snapshot text without its series heads: the facts JSON with every series empty
+    (a text with no heads is returned as it is)."""
+    if not has_series(text):
+        return text
+    return "{" + text[text.index("}", len(_PREFIX)) + 2 :]
+
+
 def check_rows(text: str, rows: Mapping[str, Sequence[str]]) -> dict[str, SeriesHead]:
     """The heads of a snapshot text, once `rows` (values per field, in position order) are
     found to be what they commit to; SeriesMismatch otherwise."""
@@ -167,6 +176,5 @@ def assemble(text: str, rows: Mapping[str, Sequence[str]]) -> str:
     heads = check_rows(text, rows)
     if not heads:
         return text
-    rest = text[text.index("}", len(_PREFIX)) + 2 :]
     members = "".join(f',"{name}":[{",".join(rows[name])}]' for name in heads)
-    return "{" + rest[:-1] + members + "}"
+    return without_series(text)[:-1] + members + "}"

@@ -131,6 +131,13 @@ planned get the same plan under the same policy: most commands (an adverse event
 supportive care) change none of them, and their plan need not be made again."""
 
 
+SERIES_PLANNED_IN: frozenset[Phase] = frozenset({Phase.AWAITING_ENGRAFTMENT})
+"""The phases in which `schedule` reads a series that grows with every value (the labs, for
+neutrophil recovery). In any other phase, facts with their series left out plan the same, so
+`audit verify` checks a stored plan without reading the series back into the facts
+(tests/states/test_schedule.py records which phases read them)."""
+
+
 def plans_alike(before: PathwayFacts, after: PathwayFacts) -> bool:
     """Would `schedule` plan the same for `after` as for `before` (under one policy)? True when
     every field it reads holds the same object: the fold carries unchanged values over."""

@@ -22,7 +22,7 @@ but consistently re-hashed transition that skips phases is reported too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -384,3 +384,27 @@ def test_the_independent_verifier_reports_a_broken_i4(db_url: str, clock: Manual
         assert "(I4)" in checked.stdout
     finally:
         world.service.engine.dispose()
+
+
+def test_a_plan_the_lab_values_decide_is_checked_with_them(db_url: str, clock: ManualClock) -> None:
+    """Awaiting engraftment, the plan reads the lab values (SERIES_PLANNED_IN): a stored plan
+    made from the facts without them (neutrophil recovery still due, though the values show
+    it) is reported, and the plan made with them verifies."""
+    walk = WALKS["autologous"]()
+    confirm = next(i for i, step in enumerate(walk.steps) if step[2] == "confirm_engraftment")
+    service = PathwayService(db_url, clock=clock, auto_upgrade=True)
+    try:
+        pathway_id = run_walk(service, clock, replace(walk, steps=walk.steps[:confirm]))
+        facts = service.snapshot(pathway_id).facts
+        assert facts.phase is Phase.AWAITING_ENGRAFTMENT
+        without_labs = schedule(facts.model_copy(update={"labs": ()}), Policy())
+        assert without_labs != schedule(facts, Policy()), "the lab values decide this plan"
+        assert verify_log(service).ok
+        with privileged(service.engine) as sql:
+            sql("UPDATE pathways SET schedule = ? WHERE id = ?", without_labs.dumps(), pathway_id)
+        found = verify_log(service)
+        assert found.first is not None
+        n = len(service.history(pathway_id))
+        assert (found.first.pathway_id, found.first.sequence, found.first.check) == (pathway_id, n, "pathway")
+    finally:
+        service.engine.dispose()

@@ -11,12 +11,14 @@ from datetime import date, timedelta
 
 import pytest
 
+from persistence.series import SERIES_FIELDS
 from states.facts import PathwayFacts
 from states.fold import replay
 from states.milestones import (
     NO_SCHEDULE,
     PLANNED_FROM,
     RULES,
+    SERIES_PLANNED_IN,
     Milestone,
     Planned,
     Schedule,
@@ -163,6 +165,27 @@ def test_the_schedule_reads_only_the_fields_it_is_planned_from(service: PathwayS
         read |= _READ
     assert read <= PLANNED_FROM, f"read but not in PLANNED_FROM: {sorted(read - PLANNED_FROM)}"
     assert read == PLANNED_FROM, f"in PLANNED_FROM, never read here: {sorted(PLANNED_FROM - read)}"
+
+
+def test_the_series_are_read_only_in_the_phases_that_plan_from_them(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """`audit verify` checks a stored plan against the facts without their series outside
+    SERIES_PLANNED_IN: the rules read a series in exactly those phases, and elsewhere facts
+    with their series left out plan the same."""
+    reading: set[Phase] = set()
+    elsewhere_with_values = 0
+    for facts in _facts_along_every_walk(service, clock):
+        _READ.clear()
+        schedule(_Recording.model_construct(facts.model_fields_set, **facts.__dict__), service.policy)
+        if _READ & set(SERIES_FIELDS):
+            reading.add(facts.phase)
+        if facts.phase not in SERIES_PLANNED_IN:
+            left_out = facts.model_copy(update=dict.fromkeys(SERIES_FIELDS, ()))
+            assert schedule(left_out, service.policy) == schedule(facts, service.policy), facts.phase
+            elsewhere_with_values += any(getattr(facts, name) for name in SERIES_FIELDS)
+    assert reading == SERIES_PLANNED_IN
+    assert elsewhere_with_values, "some facts outside those phases hold series values"
 
 
 def test_facts_alike_where_the_schedule_reads_share_its_plan(service: PathwayService, clock: ManualClock) -> None:

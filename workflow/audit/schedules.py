@@ -3,10 +3,11 @@
 `pathways.schedule` (migration 0008) is derived data outside the hash chain: the worklist
 reads it instead of the facts, so a changed schedule could hide a due or overdue milestone
 while every hash still verifies. The verifier therefore recomputes each stored schedule from
-the verified facts (with their series rows) under the pathway's registered policy and
-reports a difference. NULL (a row from before 0008), or a plan made by an earlier release's
-rules (`states.milestones.RULES`), is not a difference: the worklist reads the facts of such
-a row instead, and `hsct db upgrade` stores its plan anew. A pathway whose policy version the
+the verified facts under the pathway's registered policy and reports a difference; the series
+rows are put back into the facts only in a phase whose plan reads them (`SERIES_PLANNED_IN`).
+NULL (a row from before 0008), or a plan made by an earlier release's rules
+(`states.milestones.RULES`), is not a difference: the worklist reads the facts of such a row
+instead, and `hsct db upgrade` stores its plan anew. A pathway whose policy version the
 registry does not hold (from before migration 0004) is not checked: which policy its service
 fell back to is not recorded anywhere.
 """
@@ -33,9 +34,12 @@ class ScheduleCheck:
         self._policies: dict[str, Policy | None] = {}
 
     def problem(self, facts_text: str, stored: str) -> str | None:
-        """Why `stored` is not the schedule of the whole facts JSON `facts_text`; None when it is
+        """Why `stored` is not the schedule of the facts JSON `facts_text`; None when it is
         (or when the pathway's policy is not registered, or `stored` was planned by other rules,
-        which nothing reads). No stored value is quoted."""
+        which nothing reads). No stored value is quoted. `facts_text` is the whole facts, or,
+        for a pathway whose phase is not in `SERIES_PLANNED_IN`, the facts without their series
+        (`persistence.series.without_series`): the plan is the same, and parsing the series
+        would cost more than the rest of the check."""
         if not planned_by_these_rules(stored):
             return None
         try:

@@ -56,11 +56,12 @@ from persistence.audit_queries import (
     audit_snapshot,
 )
 from persistence.chain import FORM_FIELDS, facts_digest
-from persistence.series import assemble, check_rows, heads_in
+from persistence.series import assemble, check_rows, heads_in, without_series
 from states.entry import GENESIS_HASH, Entry
 from states.errors import UnknownPathway
 from states.facts import PathwayFacts
 from states.fold import replay
+from states.milestones import SERIES_PLANNED_IN
 from workflow.audit.schedules import ScheduleCheck
 
 if TYPE_CHECKING:
@@ -414,14 +415,17 @@ def _finish(scan: _Scan, pid: str, tail: _Tail, rows: Sequence[Row]) -> None:
     if tail.form >= 2 and facts_digest(stored) != tail.digest:
         problems.append(Problem(pid, count, "digest", "the stored facts are not what the head entry commits to"))
         return
-    whole = _with_series(scan, pid, stored, series, whole=scan.deep or record.schedule is not None)
+    # The row's phase is the log's (checked above): outside SERIES_PLANNED_IN the plan is
+    # checked against the facts without their series, which are then only checked, not parsed.
+    planned_from_series = record.schedule is not None and record.phase in SERIES_PLANNED_IN
+    whole = _with_series(scan, pid, stored, series, whole=scan.deep or planned_from_series)
     if whole is None:
         problems.append(Problem(pid, count, "digest", "the series rows are not what the stored facts commit to"))
         return
     if scan.deep:
         _check_facts(scan, pid, whole, rows)
     if record.schedule is not None and scan.schedules is not None:
-        mismatch = scan.schedules.problem(whole, record.schedule)
+        mismatch = scan.schedules.problem(whole if planned_from_series else without_series(stored), record.schedule)
         if mismatch is not None:
             problems.append(Problem(pid, count, "pathway", mismatch))
 
