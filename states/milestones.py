@@ -109,8 +109,17 @@ class Schedule:
         _, zone, *items = json.loads(text)
         if not isinstance(zone, str):
             raise TypeError("a schedule's zone is a name")
+        day = date.fromisoformat  # read for every open pathway by the worklist: no call per date beyond it
         planned = tuple(
-            Planned(name, detail, date.fromisoformat(due_on), _date(opens), _date(closes), _date(shown), lapses)
+            Planned(
+                name,
+                detail,
+                day(due_on),
+                None if opens is None else day(opens),
+                None if closes is None else day(closes),
+                None if shown is None else day(shown),
+                lapses,
+            )
             for name, detail, due_on, opens, closes, shown, lapses in items
         )
         return cls(zone, planned)
@@ -153,10 +162,6 @@ def planned_by_these_rules(text: str | None) -> TypeGuard[str]:
 
 def _iso(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
-
-
-def _date(text: str | None) -> date | None:
-    return None if text is None else date.fromisoformat(text)
 
 
 def _window(name: str, opens: date, closes: date | None, detail: str = "") -> Planned:

@@ -939,9 +939,15 @@ class PathwayService:
         rows = store.schedules()
         unscheduled = {pathway_id for pathway_id, text in rows if not planned_by_these_rules(text)}
         facts_of = dict(store.snapshots(only=unscheduled)) if unscheduled else {}
+        days: dict[str, date] = {}  # `when`'s date in each zone met
         for pathway_id, text in rows:
             plan = self._plan(store, pathway_id, text, facts_of)
-            open_items = [] if plan is None else plan.on(on or clinical_date(when, plan.timezone))
+            if plan is None:
+                continue
+            zone = plan.timezone
+            if on is None and zone not in days:
+                days[zone] = clinical_date(when, zone)
+            open_items = plan.on(on or days[zone])
             if open_items:
                 yield pathway_id, open_items
 
