@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, NamedTuple
 
 from states.entry import CANONICAL_FORM_VERSION, GENESIS_HASH, Draft, Entry
@@ -197,6 +197,8 @@ def _scalar_json(value: Any) -> str:
         return "null"
     if kind is int:
         return int.__repr__(value)
+    if isinstance(value, StrEnum):  # its text is its value: no call of the `value` property
+        return _encode_str(value)
     if isinstance(value, Enum) and type(value.value) is str:
         return _encode_str(value.value)
     return _dumps(to_json_value(value))
