@@ -32,16 +32,21 @@ PASS = Verdict()
 
 
 def refuse(*reasons: str) -> Verdict:
-    return Verdict(reasons=tuple(reasons))
+    """A refusal for `reasons`; PASS when there are none."""
+    return Verdict(reasons=reasons) if reasons else PASS
 
 
 def combine(verdicts: Iterable[Verdict]) -> Verdict:
-    """All reasons in order (each once) and every derived value."""
+    """All reasons in order (each once) and every derived value (PASS when there are neither:
+    the common case, judged on every command)."""
     reasons: dict[str, None] = {}
     derived: dict[str, Any] = {}
     for verdict in verdicts:
-        reasons.update(dict.fromkeys(verdict.reasons))
-        derived.update(verdict.derived)
+        if verdict is not PASS:
+            reasons.update(dict.fromkeys(verdict.reasons))
+            derived.update(verdict.derived)
+    if not reasons and not derived:
+        return PASS
     return Verdict(reasons=tuple(reasons), derived=derived)
 
 
