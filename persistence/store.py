@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -460,14 +460,25 @@ _OUTBOX_KEYS = ("pathway_id", "sequence", "entry_hash", "topic", "created_at", "
 
 
 class _Sql(NamedTuple):
-    """A statement as driver SQL: its text and, for a positional paramstyle, the order of
-    the parameter names (None for named paramstyles, which take the dict as it is)."""
+    """A statement as driver SQL: its text and, for a positional paramstyle, what picks its
+    parameters from their names in order (None for named paramstyles, which take the dict as
+    it is)."""
 
     text: str
-    order: tuple[str, ...] | None
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None
 
     def args(self, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
-        return params if self.order is None else tuple([params[name] for name in self.order])
+        return params if self.pick is None else self.pick(params)
+
+
+def _picker(order: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `order` from a mapping, as a tuple (itemgetter returns a lone value bare)."""
+    if not order:
+        return lambda params: ()
+    if len(order) == 1:
+        (name,) = order
+        return lambda params: (params[name],)
+    return itemgetter(*order)
 
 
 class _Hot(NamedTuple):
@@ -492,8 +503,8 @@ def _render(
     compiled = statement.compile(dialect=dialect, column_keys=column_keys, **kw)
     if compiled.escaped_bind_names:  # pragma: no cover - every name here is a plain identifier
         raise RuntimeError("a bind parameter name needs escaping in this dialect")
-    order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup is not None else None
-    return _Sql(compiled.string, order)
+    positional = dialect.positional and compiled.positiontup is not None
+    return _Sql(compiled.string, _picker(tuple(compiled.positiontup)) if positional else None)
 
 
 # Keyed by what decides the rendered text, including a host's schema_translate_map, which
