@@ -213,7 +213,7 @@ def seal_with_body(draft: Draft, sequence: int, prev_hash: str, digest: str | No
     """
     if sequence < 1:
         raise ValueError("sequence numbers start at 1")
-    values = draft.__dict__
+    values = draft.__dict__  # the Draft's fields are BODY_FIELDS (a test holds them equal)
     if digest is not None:
         values = {**values, "facts_digest": digest}
     encoded = {name: _scalar_json(values[name]) for name in _SCALARS}
@@ -233,8 +233,9 @@ def seal_with_body(draft: Draft, sequence: int, prev_hash: str, digest: str | No
     # Validated, not model_construct: pydantic's model_construct is no faster for this model
     # (measured), and a Draft built with model_construct elsewhere still cannot smuggle a
     # malformed value into a sealed Entry.
-    fields = {name: values[name] for name in BODY_FIELDS}
-    entry = Entry(**fields, sequence=sequence, prev_hash=prev_hash, hash=entry_hash, form=CANONICAL_FORM_VERSION)
+    entry = Entry.model_validate(
+        {**values, "sequence": sequence, "prev_hash": prev_hash, "hash": entry_hash, "form": CANONICAL_FORM_VERSION}
+    )
     return Sealed(entry, body, payload_json, reasons_json, effective, recorded)
 
 
