@@ -23,9 +23,10 @@ from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from enum import Enum
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Dialect
@@ -708,17 +709,35 @@ def _outbox_message(row: Mapping[Any, Any]) -> OutboxMessage:
     )
 
 
+_E = TypeVar("_E", bound=Enum)
+
+
+def _member(kind: type[_E]) -> Callable[[Any], _E]:
+    """`kind(value)` for a stored value: a dict lookup for a known one (the enum's own call is a
+    chain of Python calls, on every load), the call itself for any other (its ValueError)."""
+    members = {member.value: member for member in kind}
+
+    def member(value: Any) -> _E:
+        found = members.get(value)
+        return kind(value) if found is None else found
+
+    return member
+
+
+_ROUTE, _DONOR_TYPE, _GRAFT_SOURCE, _PHASE = _member(Route), _member(DonorType), _member(GraftSource), _member(Phase)
+
+
 def _record_from_row(row: Mapping[str, Any]) -> PathwayRecord:
     """From a Core row mapping or the driver's values keyed by `_RECORD_FIELDS`."""
     return PathwayRecord(
         id=row["id"],
         patient_ref=row["patient_ref"],
-        route=Route(row["route"]),
-        donor_type=None if row["donor_type"] is None else DonorType(row["donor_type"]),
-        graft_source=GraftSource(row["graft_source"]),
+        route=_ROUTE(row["route"]),
+        donor_type=None if row["donor_type"] is None else _DONOR_TYPE(row["donor_type"]),
+        graft_source=_GRAFT_SOURCE(row["graft_source"]),
         hct_number=row["hct_number"],
         previous_pathway=row["previous_pathway"],
-        phase=Phase(row["phase"]),
+        phase=_PHASE(row["phase"]),
         version=row["version"],
         head_hash=row["head_hash"],
         facts=row["facts"],

@@ -523,7 +523,7 @@ class PathwayService:
         )
         self._facts.wrote(record.id, entry.facts_digest, new_facts, planned)
         self._sealed(entry, new_facts)
-        logger.info("%s %s on pathway %s (seq %d)", kind.value, spec.name, record.id, entry.sequence)
+        logger.info("%s %s on pathway %s (seq %d)", kind, spec.name, record.id, entry.sequence)
         outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
 
     def _open(
@@ -630,6 +630,8 @@ class PathwayService:
 
     @staticmethod
     def _reject_derived(spec: Command, payload: object, command: str) -> None:
+        if not spec.payload.derived_fields:  # most commands derive nothing
+            return
         sent = set(payload) if isinstance(payload, Mapping) else set()
         if isinstance(payload, Payload):
             sent = {k for k in spec.payload.derived_fields if getattr(payload, k) is not None}
