@@ -296,7 +296,6 @@ _ADVANCE_WITH_FACTS = (
 
 _HEAD_FIELDS = ("head_digest", "head_form")
 _PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (*_HEAD_FIELDS, "facts_digest"))
-_RECORD_FIELDS = (*_PATHWAY_FIELDS, *_HEAD_FIELDS)
 # The pathway row with its head entry's state commitment, in one query: the entry at
 # sequence = version whose hash is head_hash (none when the row and the log disagree).
 _PATHWAYS_WITH_HEAD = select(
@@ -727,26 +726,29 @@ def _member(kind: type[_E]) -> Callable[[Any], _E]:
 _ROUTE, _DONOR_TYPE, _GRAFT_SOURCE, _PHASE = _member(Route), _member(DonorType), _member(GraftSource), _member(Phase)
 
 
-def _record_from_row(row: Mapping[str, Any]) -> PathwayRecord:
-    """From a Core row mapping or the driver's values keyed by `_RECORD_FIELDS`."""
+def _record_from_row(row: Sequence[Any]) -> PathwayRecord:
+    """From a row of `_PATHWAYS_WITH_HEAD` (a Core row or the driver's tuple): the record's
+    fields in their order, with the head entry's digest and form."""
+    (pathway_id, patient_ref, route, donor_type, graft_source, hct_number, previous_pathway, phase, version,
+     head_hash, facts, created_at, updated_at, successor, head_digest, head_form) = row  # fmt: skip
     return PathwayRecord(
-        id=row["id"],
-        patient_ref=row["patient_ref"],
-        route=_ROUTE(row["route"]),
-        donor_type=None if row["donor_type"] is None else _DONOR_TYPE(row["donor_type"]),
-        graft_source=_GRAFT_SOURCE(row["graft_source"]),
-        hct_number=row["hct_number"],
-        previous_pathway=row["previous_pathway"],
-        phase=_PHASE(row["phase"]),
-        version=row["version"],
-        head_hash=row["head_hash"],
-        facts=row["facts"],
-        created_at=result_value(row["created_at"]),
-        updated_at=result_value(row["updated_at"]),
-        successor=row["successor"],
-        head_digest=row["head_digest"],
-        head_form=row["head_form"],
-        facts_digest=facts_digest(row["facts"]),
+        id=pathway_id,
+        patient_ref=patient_ref,
+        route=_ROUTE(route),
+        donor_type=None if donor_type is None else _DONOR_TYPE(donor_type),
+        graft_source=_GRAFT_SOURCE(graft_source),
+        hct_number=hct_number,
+        previous_pathway=previous_pathway,
+        phase=_PHASE(phase),
+        version=version,
+        head_hash=head_hash,
+        facts=facts,
+        created_at=result_value(created_at),
+        updated_at=result_value(updated_at),
+        successor=successor,
+        head_digest=head_digest,
+        head_form=head_form,
+        facts_digest=facts_digest(facts),
     )
 
 
@@ -947,7 +949,7 @@ class Store:
             _reraise(exc, pathway_id)
         if not rows:
             return None
-        record = _record_from_row(dict(zip(_RECORD_FIELDS, rows[0], strict=True)))
+        record = _record_from_row(rows[0])
         if record.head_form is None and for_update:
             record = self._reread_head(record)
         if checked:
@@ -1052,7 +1054,7 @@ class Store:
             statement = statement.where(P.c.patient_ref == patient_ref)
         try:
             for row in self._connection().execute(statement):
-                record = _record_from_row(dict(zip(_RECORD_FIELDS, row, strict=True)))
+                record = _record_from_row(row)
                 self._check(record)
                 yield record
         except DBAPIError as exc:
