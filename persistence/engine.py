@@ -200,16 +200,9 @@ class KeptConnection:
         self._box: list[tuple[Connection, Pool, int]] = []
         weakref.finalize(self, _close_kept, self._box, self._lock)
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
+    def connect(self) -> _Lease:
         """A connection for one transaction, kept afterwards if the block ends without error."""
-        connection, pool = self._take()
-        try:
-            yield connection
-        except BaseException:
-            connection.close()
-            raise
-        self._give(connection, pool)
+        return _Lease(self)
 
     def _take(self) -> tuple[Connection, Pool]:
         with self._lock:
@@ -230,6 +223,25 @@ class KeptConnection:
                     self._box.append((connection, pool, os.getpid()))
                     return
         connection.close()
+
+
+class _Lease:
+    """`KeptConnection.connect`'s block (a class, not a generator: it runs on every command)."""
+
+    __slots__ = ("_connection", "_kept", "_pool")
+
+    def __init__(self, kept: KeptConnection) -> None:
+        self._kept = kept
+
+    def __enter__(self) -> Connection:
+        self._connection, self._pool = self._kept._take()
+        return self._connection
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self._kept._give(self._connection, self._pool)
+        else:
+            self._connection.close()
 
 
 def _close_kept(box: list[tuple[Connection, Pool, int]], lock: threading.Lock) -> None:

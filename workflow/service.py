@@ -225,7 +225,7 @@ class PathwayService:
         """Run `work` in the host's transaction (a SAVEPOINT inside it, no commit, no retry:
         the host owns both) or in transactions of the service's own, retried by its policy."""
         if session is not None:
-            with _sealing() as sealed, translate_errors(), session.begin_nested():
+            with _Sealing() as sealed, translate_errors(), session.begin_nested():
                 done = work(Store(session, announce=self.outbox))
             if sealed and self.after_commit:
                 when_ended(session, on_commit=partial(self._deliver, sealed))
@@ -236,7 +236,7 @@ class PathwayService:
 
     def _unit(self, work: Callable[[Store], T]) -> tuple[T, list[tuple[Entry, PathwayFacts]]]:
         """One try of `work` in a transaction of the service's own; the entries it sealed."""
-        with _sealing() as sealed:
+        with _Sealing() as sealed:
             done = own_transaction(
                 self._connections,
                 lambda connection: work(Store(connection, announce=self.outbox)),
@@ -1019,15 +1019,19 @@ def _success_only(work: Callable[[Store], _Outcome], store: Store) -> _Outcome:
     return outcome
 
 
-@contextmanager
-def _sealing() -> Iterator[list[tuple[Entry, PathwayFacts]]]:
-    """Collect the entries appended in this block (one try of one unit of work)."""
-    sealed: list[tuple[Entry, PathwayFacts]] = []
-    token = _SEALED.set(sealed)
-    try:
-        yield sealed
-    finally:
-        _SEALED.reset(token)
+class _Sealing:
+    """Collect the entries appended in this block (one try of one unit of work). A class, not
+    a generator: it runs on every command, and a generator's context manager costs more."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> list[tuple[Entry, PathwayFacts]]:
+        sealed: list[tuple[Entry, PathwayFacts]] = []
+        self._token = _SEALED.set(sealed)
+        return sealed
+
+    def __exit__(self, *_: object) -> None:
+        _SEALED.reset(self._token)
 
 
 def _label(facts: PathwayFacts, at: datetime) -> str | None:
