@@ -682,7 +682,11 @@ class PathwayService:
             made = self._facts.schedule_of(pathway_id, before)
             if made is not None and plans_alike(before, facts):
                 return made
-        return schedule(facts, self._policy_for(store, facts)[1]).dumps()
+        return self._planned(store, facts).dumps()
+
+    def _planned(self, store: Store, facts: PathwayFacts) -> Schedule:
+        """The facts' milestone schedule under the policy they are judged by."""
+        return schedule(facts, self._policy_for(store, facts)[1])
 
     @staticmethod
     def _load(store: Store, pathway_id: str, *, for_update: bool = False) -> PathwayRecord:
@@ -957,8 +961,7 @@ class PathwayService:
         """The pathway's stored schedule, or its facts' when the row stores none planned by these
         rules. IntegrityError (logged) when a text of these rules is not a schedule."""
         if not planned_by_these_rules(text):
-            facts = PathwayFacts.model_validate_json(facts_of[pathway_id])
-            return schedule(facts, self._policy_for(store, facts)[1])
+            return self._planned(store, PathwayFacts.model_validate_json(facts_of[pathway_id]))
         try:
             return Schedule.loads(text)
         except (ValueError, TypeError):

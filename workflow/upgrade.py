@@ -67,8 +67,9 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
     fresh = replay(entries)
     version = fresh.policy_version or entries[-1].policy_version
     policy = book.get(store.connection, version) or Policy()
+    planned = schedule(fresh, policy).dumps()
     if fresh == stored:  # the schedule only, when missing or planned by other rules (outside the chain)
-        store.replan(pathway_id, record.version, schedule(fresh, policy).dumps())
+        store.replan(pathway_id, record.version, planned)
         return False, False
     if fresh.phase is not stored.phase:  # I4 ties the phase to the transitions: a log problem
         raise IntegrityError(pathway_id)
@@ -97,7 +98,7 @@ def rederive_pathway(store: Store, pathway_id: str, *, book: PolicyBook, now: Cl
         phase=fresh.phase,
         facts_json=split_facts(fresh, stored, record.facts),
         now=at,
-        schedule=schedule(fresh, policy).dumps(),
+        schedule=planned,
     )
     return True, milestones(stored, policy, today) != milestones(fresh, policy, today)
 
