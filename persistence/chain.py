@@ -11,19 +11,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any, Final, NamedTuple
 
 from states.entry import CANONICAL_FORM_VERSION, GENESIS_HASH, Draft, Entry
 
 __all__ = [
     "BODY_FIELDS",
+    "BODY_MEMBERS",
+    "BODY_SLOTS",
     "CANONICAL_FORM_VERSION",
     "FORM_FIELDS",
+    "SHARED_MEMBERS",
     "Sealed",
     "body_from_fields",
+    "body_template",
     "canonical_json",
     "entry_body",
     "facts_digest",
@@ -32,6 +38,7 @@ __all__ = [
     "seal",
     "seal_with_body",
     "to_json_value",
+    "utc_text",
     "verify_entries",
 ]
 
@@ -164,7 +171,7 @@ def hash_body(body: bytes) -> str:
 
 class Sealed(NamedTuple):
     """A sealed entry with the exact text the store writes: body, payload and reasons JSON,
-    and the two times as the body spells them (`format_datetime`), so they are formatted once."""
+    and the two times as UTC text (`utc_text`), so they are formatted once."""
 
     entry: Entry
     body: bytes
@@ -179,13 +186,76 @@ def seal(draft: Draft, sequence: int, prev_hash: str, digest: str | None = None)
     return seal_with_body(draft, sequence, prev_hash, digest).entry
 
 
-# The body's keys in canonical (sorted) order, and the body as a template over their encoded
-# values: `seal_with_body` encodes field by field and fills it in, instead of building a dict
-# and sorting it on every append. A test holds the result equal to `entry_body`.
-_BODY_KEYS: tuple[str, ...] = tuple(sorted((*BODY_FIELDS, "sequence", "prev_hash")))
-_BODY_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _BODY_KEYS) + "}"
-_TIMES = ("effective_at", "recorded_at")
-_SCALARS = tuple(name for name in BODY_FIELDS if name not in (*_TIMES, "payload", "reasons"))
+# --- the body as a template, for sealing and for `audit verify` ---------------------------------
+
+# A body's members in canonical (sorted) order, as a %-template with the JSON text of the members
+# that repeat from entry to entry (SHARED_MEMBERS: kind, trigger, phases, actor, role, policy,
+# origin, release, reasons, corrects) filled in once, and a slot for each member that differs,
+# filled always in the order of BODY_SLOTS: a form without one of them consumes its value
+# unprinted ("%.0s": form 1 has no facts_digest). A time fills its slot from its `utc_text`
+# ("YYYY-MM-DD HH:MM:SS.ffffff"): the text, then the text from its 12th character, into
+# "%.10sT%sZ", which spells "YYYY-MM-DDTHH:MM:SS.ffffffZ" (`format_datetime`). payload is
+# canonical JSON text and prev_hash a hexadecimal digest, filled in as they are.
+BODY_SLOTS: Final = {
+    "effective_at": '"%.10sT%sZ"', "facts_digest": "%s", "idempotency_key": "%s", "pathway_id": "%s",
+    "payload": "%s", "prev_hash": '"%s"', "reason": "%s", "recorded_at": '"%.10sT%sZ"', "sequence": "%d",
+}  # fmt: skip
+SHARED_MEMBERS: Final = tuple(sorted(name for name in BODY_FIELDS if name not in BODY_SLOTS))
+BODY_MEMBERS: Final = {form: tuple(sorted((*names, "sequence", "prev_hash"))) for form, names in FORM_FIELDS.items()}
+_EVERY_MEMBER: Final = tuple(sorted({name for names in BODY_MEMBERS.values() for name in names}))
+
+
+def body_template(form: int, shared_json: Mapping[str, str]) -> str:
+    """The body template of `form`, given the JSON text of its shared members (`shared_json`
+    may hold more). ValueError for an unknown form."""
+    members = BODY_MEMBERS.get(form) if type(form) is int else None
+    if members is None:
+        raise ValueError("an unknown canonical form")
+    pieces: list[str] = []
+    for name in _EVERY_MEMBER:
+        if name in members:
+            value = BODY_SLOTS.get(name) or shared_json[name].replace("%", "%%")
+            pieces.append(f'"{name}":{value}')
+        elif name in BODY_SLOTS:
+            pieces[-1] += "%.0s"  # not in this form: its value is consumed, not printed
+    return "{" + ",".join(pieces) + "}"
+
+
+def utc_text(value: datetime) -> str:
+    """The instant as UTC text with microseconds, "YYYY-MM-DD HH:MM:SS.ffffff": SQLite's storage
+    text, and what a body's time slot is filled from."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime in a hashed value; every time must be timezone-aware")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # drop "+00:00"
+
+
+# The templates of the shared values sealed so far (few sets occur: kinds, triggers, phases, actors).
+_SEAL_TEMPLATES: dict[tuple[Any, ...], str] = {}
+_SEAL_TEMPLATE_LIMIT: Final = 10_000
+_DIGEST: Final = re.compile("[0-9a-f]{64}")
+_shared_of: Final = itemgetter(*SHARED_MEMBERS)
+
+
+def _seal_template(values: Mapping[str, Any], reasons_json: str) -> str:
+    """The template of a draft's shared values, made once per distinct set.
+
+    The set is the key, so values that are equal must have one JSON text: a member of a string
+    enum and its text do, but True and 1 do not, so `corrects` must be an integer (and the
+    reasons strings) for a template to be made.
+    """
+    shared = _shared_of(values)
+    template = _SEAL_TEMPLATES.get(shared)
+    if template is None:
+        if type(values["corrects"]) not in (int, type(None)) or not all(type(r) is str for r in values["reasons"]):
+            raise TypeError("corrects must be an integer and reasons strings")
+        encoded = {name: _scalar_json(value) for name, value in zip(SHARED_MEMBERS, shared, strict=True)}
+        template = body_template(CANONICAL_FORM_VERSION, {**encoded, "reasons": reasons_json})
+        if len(_SEAL_TEMPLATES) >= _SEAL_TEMPLATE_LIMIT:  # actor ids vary: the set must not pile up
+            _SEAL_TEMPLATES.clear()
+        _SEAL_TEMPLATES[shared] = template
+    return template
 
 
 def _scalar_json(value: Any) -> str:
@@ -208,27 +278,27 @@ def seal_with_body(draft: Draft, sequence: int, prev_hash: str, digest: str | No
     """Seal in the latest form, and also return the serialised forms, each computed once.
 
     `digest` is the facts digest the entry commits to (the store's, from the facts it writes);
-    None keeps the draft's. Same bytes as `entry_body` (a test holds them equal), encoded field
-    by field because it runs on every append.
+    None keeps the draft's. Same bytes as `entry_body` (a test holds them equal), filled into
+    the template of the draft's shared values because it runs on every append.
     """
-    if sequence < 1:
+    if type(sequence) is not int or sequence < 1:
         raise ValueError("sequence numbers start at 1")
+    if type(prev_hash) is not str or _DIGEST.fullmatch(prev_hash) is None:  # it is filled in as it is
+        raise ValueError("prev_hash must be a SHA-256 digest in lower-case hexadecimal")
     values = draft.__dict__  # the Draft's fields are BODY_FIELDS (a test holds them equal)
     if digest is not None:
         values = {**values, "facts_digest": digest}
-    encoded = {name: _scalar_json(values[name]) for name in _SCALARS}
-    effective = format_datetime(values["effective_at"])
-    recorded = format_datetime(values["recorded_at"])
-    payload_json = _dumps(to_json_value(values["payload"]))
     reasons = values["reasons"]
     reasons_json = "[]" if reasons == () else _dumps(to_json_value(reasons))
-    encoded["effective_at"] = f'"{effective}"'
-    encoded["recorded_at"] = f'"{recorded}"'
-    encoded["payload"] = payload_json
-    encoded["reasons"] = reasons_json
-    encoded["sequence"] = _scalar_json(sequence)
-    encoded["prev_hash"] = _scalar_json(prev_hash)
-    body = (_BODY_TEMPLATE % tuple([encoded[key] for key in _BODY_KEYS])).encode("utf-8")
+    effective = utc_text(values["effective_at"])
+    recorded = utc_text(values["recorded_at"])
+    payload_json = _dumps(to_json_value(values["payload"]))
+    fill = (
+        effective, effective[11:], _scalar_json(values["facts_digest"]), _scalar_json(values["idempotency_key"]),
+        _scalar_json(values["pathway_id"]), payload_json, prev_hash, _scalar_json(values["reason"]),
+        recorded, recorded[11:], sequence,
+    )  # fmt: skip
+    body = (_seal_template(values, reasons_json) % fill).encode("utf-8")
     entry_hash = hashlib.sha256(body).hexdigest()
     # Validated, not model_construct: pydantic's model_construct is no faster for this model
     # (measured), and a Draft built with model_construct elsewhere still cannot smuggle a

@@ -598,16 +598,10 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-def _entry_time(value: datetime, canonical: str, dialect: str) -> datetime | str:
-    """A sealed entry's time as bound, reusing the text the seal formatted.
-
-    The canonical spelling "YYYY-MM-DDTHH:MM:SS.ffffffZ" (chain.format_datetime) and SQLite's
-    storage text "YYYY-MM-DD HH:MM:SS.ffffff" (types.sqlite_text) are the same UTC instant
-    with the same zero-padded fields; only the separator and the "Z" differ.
-    """
-    if dialect == "sqlite":
-        return f"{canonical[:10]} {canonical[11:-1]}"
-    return bind_value(value, dialect)
+def _entry_time(value: datetime, text: str, dialect: str) -> datetime | str:
+    """A sealed entry's time as bound: on SQLite the UTC text the seal filled the body from
+    (`chain.utc_text`, SQLite's storage text, as `types.sqlite_text` writes it)."""
+    return text if dialect == "sqlite" else bind_value(value, dialect)
 
 
 def _entry_params(sealed: Sealed, dialect: str) -> dict[str, Any]:

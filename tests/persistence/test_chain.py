@@ -114,15 +114,55 @@ def test_canonical_json_is_stable_through_a_parse(value: Any) -> None:
 # --- the body and the seal ------------------------------------------------------------------
 
 
-@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5), reasons=st.lists(st.text(max_size=5)))
-def test_the_fast_seal_writes_exactly_the_documented_body(payload: dict[str, Any], reasons: list[str]) -> None:
-    d = draft("p-1", payload=payload, reasons=tuple(reasons), reason="r", corrects=3, from_phase=Phase.REFERRED)
-    sealed = seal_with_body(d, 4, "ab" * 32)
-    assert sealed.body == entry_body(d, 4, "ab" * 32)
+_times = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=13))]))
+_few_texts = st.sampled_from(["a", "100%", '"q"', "%s", "\\", "é"])  # few: templates are made and met again
+
+
+@given(
+    payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+    reasons=st.lists(_few_texts, max_size=2),
+    actor_id=_few_texts,
+    trigger=_few_texts,
+    corrects=st.none() | st.integers(1, 3),
+    reason=st.none() | st.text(max_size=5),
+    key=st.none() | st.text(max_size=5),
+    origin=st.none() | st.just("live"),
+    effective_at=_times,
+    recorded_at=_times,
+    sequence=st.integers(1, 10**12),
+)
+def test_the_fast_seal_writes_exactly_the_documented_body(
+    payload: dict[str, Any], reasons: list[str], sequence: int, **fields: Any
+) -> None:
+    d = draft("p-1", payload=payload, reasons=tuple(reasons), from_phase=Phase.REFERRED,
+              idempotency_key=fields.pop("key"), **fields)  # fmt: skip
+    sealed = seal_with_body(d, sequence, "ab" * 32)
+    assert sealed.body == entry_body(d, sequence, "ab" * 32)
     assert sealed.entry.hash == hashlib.sha256(sealed.body).hexdigest()
     assert sealed.payload_json.encode() == canonical_json(payload)
     assert sealed.reasons_json.encode() == canonical_json(reasons)
     assert verify_entries([seal(d, 1, GENESIS_HASH)]) is None
+
+
+@pytest.mark.parametrize("prev_hash", ['"' + "a" * 63, "A" * 64, "a" * 63, "a" * 65, "0x" + "a" * 62])
+def test_seal_refuses_a_previous_hash_that_is_not_a_digest(prev_hash: str) -> None:
+    """The previous hash is filled into the body as it is: anything but lower-case hexadecimal
+    could change the body's JSON, so it is refused before anything is sealed."""
+    with pytest.raises(ValueError, match="prev_hash"):
+        seal(draft("p-1"), 2, prev_hash)
+
+
+def test_a_template_is_made_only_from_values_with_one_json_spelling() -> None:
+    """Templates are found by the shared values, and True == 1 in Python: a draft smuggling
+    True into `corrects` (model_construct skips validation) never makes a template, and where
+    one for 1 exists it is sealed as the Entry it validates to (corrects 1), consistently."""
+    fields = {**draft("p-1", trigger="record_lab_bool_probe").model_dump(), "corrects": True}
+    with pytest.raises(TypeError, match="corrects"):
+        seal_with_body(Draft.model_construct(**fields), 2, "ab" * 32)
+    seal_with_body(Draft(**{**fields, "corrects": 1}), 2, "ab" * 32)
+    sealed = seal_with_body(Draft.model_construct(**fields), 2, "ab" * 32)
+    assert sealed.entry.corrects == 1
+    assert sealed.body == entry_body(sealed.entry, 2, "ab" * 32)
 
 
 def test_body_fields_are_exactly_the_draft_fields() -> None:

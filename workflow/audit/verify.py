@@ -55,7 +55,7 @@ from persistence.audit_queries import (
     Slice,
     audit_snapshot,
 )
-from persistence.chain import FORM_FIELDS, facts_digest
+from persistence.chain import BODY_MEMBERS, SHARED_MEMBERS, body_template, facts_digest
 from persistence.series import assemble, check_rows, heads_in, without_series
 from states.entry import GENESIS_HASH, Entry
 from states.errors import UnknownPathway
@@ -134,21 +134,12 @@ class Verification:
 
 # --- the canonical body from columns -------------------------------------------------------
 
-# The body's members in canonical (sorted) order, as one template per distinct set of shared
-# values (SHARED_COLUMNS, read as one JSON array text): their JSON text is filled in once
-# (`_Templates`), and %-slots are left for the values that differ per entry, always in the
-# order of _SLOTS (a form without one of them consumes its value unprinted with "%.0s": form 1
-# has no facts_digest). payload, reasons and prev_hash go in as stored (canonical JSON text
-# already; prev_hash is checked equal to the previous hash first). Times arrive as "YYYY-MM-DD
-# HH:MM:SS.ffffff" and are spelled "YYYY-MM-DDTHH:MM:SS.ffffffZ" by filling date and clock into
-# "%.10sT%sZ" (after checking the space is where it belongs, so that the mapping from stored text
-# to body text is one-to-one).
-_SLOTS: Final = {
-    "effective_at": '"%.10sT%sZ"', "facts_digest": "%s", "idempotency_key": "%s", "pathway_id": "%s",
-    "payload": "%s", "prev_hash": '"%s"', "reason": "%s", "recorded_at": '"%.10sT%sZ"', "sequence": "%d",
-}  # fmt: skip
-_BODY_MEMBERS: Final = {form: tuple(sorted((*names, "sequence", "prev_hash"))) for form, names in FORM_FIELDS.items()}
-_EVERY_MEMBER: Final = tuple(sorted({name for names in _BODY_MEMBERS.values() for name in names}))
+# The body is rebuilt from `persistence.chain.body_template`: one template per distinct set of
+# shared values (SHARED_COLUMNS, read as one JSON array text), made once (`_Templates`), with
+# the values that differ per entry filled into its slots. Times arrive as stored, "YYYY-MM-DD
+# HH:MM:SS.ffffff", the text the slots take (after checking the space is where it belongs, so
+# that the mapping from stored text to body text is one-to-one); payload and reasons are
+# canonical JSON text already; prev_hash is checked equal to the previous hash first.
 _NOT_NULL: Final = frozenset({"actor_id", "actor_role", "kind", "policy_version", "reasons", "trigger"})
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring
@@ -214,17 +205,10 @@ def _template(values: Sequence[Any]) -> str:
     TypeError or ValueError when a value cannot be in a body, or the form is unknown."""
     shared = dict(zip(SHARED_COLUMNS, values, strict=True))
     form = shared["form"]
-    members = _BODY_MEMBERS.get(form) if type(form) is int else None
+    members = BODY_MEMBERS.get(form) if type(form) is int else None
     if members is None:
         raise ValueError("an unknown canonical form")
-    pieces: list[str] = []
-    for name in _EVERY_MEMBER:
-        if name in members:
-            value = _SLOTS.get(name) or _shared_json(name, shared[name]).replace("%", "%%")
-            pieces.append(f'"{name}":{value}')
-        elif name in _SLOTS:
-            pieces[-1] += "%.0s"  # not in this form: its value is consumed, not printed
-    return "{" + ",".join(pieces) + "}"
+    return body_template(form, {name: _shared_json(name, shared[name]) for name in SHARED_MEMBERS if name in members})
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +286,7 @@ def _mismatch(row: Row) -> str:
         return "a column is not in its canonical form (payload or reasons not canonical JSON text)"
     if not isinstance(sealed, dict) or not isinstance(columns, dict):
         return "the stored body is not a JSON object"
-    members = _BODY_MEMBERS[_shared(row[0]).form]  # rebuilt_body succeeded, so the form is known
+    members = BODY_MEMBERS[_shared(row[0]).form]  # rebuilt_body succeeded, so the form is known
     names = sorted(name for name in members if sealed.get(name, ...) != columns.get(name, ...))
     if not names:
         return "a column is not in its canonical form"
