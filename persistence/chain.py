@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from operator import itemgetter
@@ -140,9 +140,22 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 _encode_str = json.encoder.encode_basestring  # the string encoder _ENCODER uses (ensure_ascii=False)
 
 
-def _dumps(value: Any) -> str:
-    """json.dumps with the canonical settings, for a value already reduced by to_json_value."""
-    return _ENCODER.encode(value)
+def _canonical_dumps() -> Callable[[Any], str]:
+    """json.dumps with the canonical settings, for a value already reduced by to_json_value.
+
+    `JSONEncoder.encode` makes a C encoder on every call (the stdlib's `c_make_encoder`, with
+    the encoder's own settings); this makes it once, as encode would, without the circular
+    reference check (to_json_value builds a fresh tree, and recurses on a cycle first). Where
+    the C encoder is missing, the encoder itself.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - a Python built without _json
+        return _ENCODER.encode
+    encode = make(None, _ENCODER.default, _encode_str, None, ":", ",", True, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_dumps: Final = _canonical_dumps()
 
 
 def canonical_json(obj: Any) -> bytes:
