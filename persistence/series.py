@@ -133,8 +133,9 @@ def split_facts(facts: PathwayFacts, before: PathwayFacts | None, before_text: s
         old = stored.get(name, EMPTY)
         if old.count == len(old_values) and (values is old_values or _unchanged_prefix(old_values, values)):
             added = tuple(value.model_dump_json() for value in values[old.count :])
-            head = old.extended(added)
+            head = old
             if added:
+                head = old.extended(added)
                 writes.append(SeriesWrite(name, old.count, added, replace=False))
         else:
             every = tuple(value.model_dump_json() for value in values)

@@ -605,19 +605,20 @@ def _entry_time(value: datetime, text: str, dialect: str) -> datetime | str:
 
 
 def _entry_params(sealed: Sealed, dialect: str) -> dict[str, Any]:
-    """The values of `_INSERT_ENTRY` as driver SQL binds them (see `_ENTRY_KEYS`)."""
+    """The values of `_INSERT_ENTRY` as driver SQL binds them (see `_ENTRY_KEYS`). The enums are
+    string enums: `str` of a member is its value as a plain string (in C, unlike `.value`)."""
     entry = sealed.entry
     return {
         "pathway_id": entry.pathway_id,
         "sequence": entry.sequence,
-        "kind": entry.kind.value,
+        "kind": str(entry.kind),
         "trigger": entry.trigger,
-        "from_phase": None if entry.from_phase is None else entry.from_phase.value,
-        "to_phase": None if entry.to_phase is None else entry.to_phase.value,
+        "from_phase": None if entry.from_phase is None else str(entry.from_phase),
+        "to_phase": None if entry.to_phase is None else str(entry.to_phase),
         "effective_at": _entry_time(entry.effective_at, sealed.effective_at_text, dialect),
         "recorded_at": _entry_time(entry.recorded_at, sealed.recorded_at_text, dialect),
         "actor_id": entry.actor_id,
-        "actor_role": entry.actor_role.value,
+        "actor_role": str(entry.actor_role),
         "reason": entry.reason,
         "payload": sealed.payload_json,
         "reasons": sealed.reasons_json,
@@ -640,7 +641,7 @@ def _outbox_params(entry: Entry, entry_params: Mapping[str, Any]) -> dict[str, A
         "pathway_id": entry.pathway_id,
         "sequence": entry.sequence,
         "entry_hash": entry.hash,
-        "topic": f"{entry.kind.value}.{entry.trigger}",
+        "topic": f"{entry.kind}.{entry.trigger}",
         "created_at": entry_params["recorded_at"],
         "attempts": 0,
     }
@@ -884,7 +885,7 @@ class Store:
                 "b_head": head_hash,
                 "b_version": entry.sequence,
                 "b_new_head": entry.hash,
-                "b_phase": Phase(phase).value,
+                "b_phase": str(_PHASE(phase)),
                 # The service stamps the entry with the same `now`: reuse its formatted time.
                 "b_now": entry_params["recorded_at"] if now == entry.recorded_at else bind_value(now, hot.dialect),
             }
