@@ -64,7 +64,7 @@ class Draft(BaseModel):
     @field_validator("effective_at", "recorded_at")
     @classmethod
     def _utc(cls, value: AwareDatetime) -> AwareDatetime:
-        return value if value.tzinfo is UTC else value.astimezone(UTC)
+        return value.astimezone(UTC)
 
 
 class Entry(Draft):
