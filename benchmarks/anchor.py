@@ -23,7 +23,6 @@ asserts on a time. Needs `pip install -e '.[bench]'` (eventsourcing). See README
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import statistics
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fire import build, copy_database, library_op, timed, us, workdir
-from floor import SameStatements, describe, interleaved, set_synchronous
+from floor import SameStatements, describe, interleaved, interleaving_options, set_synchronous
 
 from tests.walks import WALKS
 
@@ -104,11 +103,7 @@ class EventsourcingOps:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=600, help="timed operations per figure and repetition")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved blocks per repetition")
-    parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser = interleaving_options(__doc__, warmup=100)
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)

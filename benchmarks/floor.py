@@ -112,12 +112,18 @@ def add_labs(svc: PathwayService, targets: Sequence[str], n: int, at: Any) -> No
             svc.fire(pid, "record_lab", payload, actor=actor, at=at)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=600, help="timed fires per figure and repetition")
+def interleaving_options(description: str | None, *, warmup: int) -> argparse.ArgumentParser:
+    """A parser with the options of an interleaved timing (this script's and anchor.py's)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=600, help="timed operations per figure and repetition")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved blocks per repetition")
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = interleaving_options(__doc__, warmup=50)
     parser.add_argument("--targets", type=int, default=10)
     parser.add_argument("--labs", type=int, default=0, help="lab values recorded on each target first")
     parser.add_argument("--command", choices=sorted(COMMANDS), default="record_adverse_event")
