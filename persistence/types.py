@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from persistence.chain import utc_text
+
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
@@ -30,7 +32,7 @@ def sqlite_text(value: datetime) -> str:
     bind processor writes and its result processor (`datetime.fromisoformat`) reads, and a
     text that sorts as the instant does, which `Store.entries(until_recorded=...)` relies on.
     """
-    return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return utc_text(_utc(value))  # the text a sealed entry's body is filled from (persistence.chain)
 
 
 def bind_value(value: datetime, dialect_name: str) -> datetime | str:
