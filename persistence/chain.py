@@ -75,8 +75,9 @@ def facts_digest(facts_json: str) -> str:
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def format_datetime(value: datetime) -> str:
-    """ISO-8601 in UTC with microseconds and "Z": one spelling per instant, whatever the zone.
+def utc_text(value: datetime) -> str:
+    """The instant as UTC text with microseconds, "YYYY-MM-DD HH:MM:SS.ffffff": SQLite's storage
+    text, and what a body's time slot is filled from.
 
     (`isoformat` always pads the year to four digits, unlike strftime on some platforms.)
     """
@@ -84,7 +85,14 @@ def format_datetime(value: datetime) -> str:
         raise ValueError("naive datetime in a hashed value; every time must be timezone-aware")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
+    return value.isoformat(" ", "microseconds")[:-6]  # drop "+00:00"
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO-8601 in UTC with microseconds and "Z": one spelling per instant, whatever the zone
+    (`utc_text` with "T" and "Z", as a body's time slot spells it)."""
+    text = utc_text(value)
+    return f"{text[:10]}T{text[11:]}Z"
 
 
 def to_json_value(obj: Any) -> Any:
@@ -232,16 +240,6 @@ def body_template(form: int, shared_json: Mapping[str, str]) -> str:
         elif name in BODY_SLOTS:
             pieces[-1] += "%.0s"  # not in this form: its value is consumed, not printed
     return "{" + ",".join(pieces) + "}"
-
-
-def utc_text(value: datetime) -> str:
-    """The instant as UTC text with microseconds, "YYYY-MM-DD HH:MM:SS.ffffff": SQLite's storage
-    text, and what a body's time slot is filled from."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("naive datetime in a hashed value; every time must be timezone-aware")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:-6]  # drop "+00:00"
 
 
 # The templates of the shared values sealed so far (few sets occur: kinds, triggers, phases, actors).
