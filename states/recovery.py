@@ -50,12 +50,16 @@ def nadir(labs: Iterable[LabValue], day0: date, tz: str, *, nadir_anc_x10e9_per_
     value is below it, the date of the lowest ANC on or after Day 0 (the earliest, on a tie).
     None when no ANC was drawn on or after Day 0.
     """
-    days = {d: values for d, values in _anc_by_day(labs, tz).items() if d >= day0}
+    return _nadir(_anc_by_day(labs, tz), day0, nadir_anc_x10e9_per_l)
+
+
+def _nadir(by_day: dict[date, list[LabValue]], day0: date, threshold: float) -> date | None:
+    days = {d: values for d, values in by_day.items() if d >= day0}
     if not days:
         return None
     ordered = sorted(days)
     for d in ordered:
-        if any(_anc(v) < nadir_anc_x10e9_per_l for v in days[d]):
+        if any(_anc(v) < threshold for v in days[d]):
             return d
     lowest = min(_anc(v) for d in ordered for v in days[d])
     return next(d for d in ordered if any(_anc(v) == lowest for v in days[d]))
@@ -67,8 +71,12 @@ def anc_never_below(labs: Iterable[LabValue], day0: date, tz: str, *, anc_x10e9_
     CIBMTR's answer "ANC never below 0.5" [F:CIBMTR-ANC], typical of a non-myeloablative
     regimen: there is no nadir to recover from, so there is no recovery date either.
     """
-    values = [_anc(v) for d, day in _anc_by_day(labs, tz).items() if d >= day0 for v in day]
-    return bool(values) and min(values) >= anc_x10e9_per_l
+    return _never_below(_anc_by_day(labs, tz), day0, anc_x10e9_per_l)
+
+
+def _never_below(by_day: dict[date, list[LabValue]], day0: date, threshold: float) -> bool:
+    values = [_anc(v) for d, day in by_day.items() if d >= day0 for v in day]
+    return bool(values) and min(values) >= threshold
 
 
 def _first_run(
@@ -121,9 +129,9 @@ def neutrophil_recovery(
     """
     if consecutive_values < 1:
         raise ValueError("consecutive_values must be at least 1")
-    labs = list(labs)
-    bottom = nadir(labs, day0, tz, nadir_anc_x10e9_per_l=nadir_anc_x10e9_per_l)
-    if bottom is None or anc_never_below(labs, day0, tz, anc_x10e9_per_l=anc_x10e9_per_l):
+    by_day = _anc_by_day(labs, tz)  # grouped once: the labs of a long engraftment wait are many
+    bottom = _nadir(by_day, day0, nadir_anc_x10e9_per_l)
+    if bottom is None or _never_below(by_day, day0, anc_x10e9_per_l):
         return None
 
     def recovered(values: list[LabValue]) -> bool | None:
@@ -131,7 +139,7 @@ def neutrophil_recovery(
             return False
         return True if any(not _indeterminate(v, anc_x10e9_per_l) for v in values) else None
 
-    return _first_run(_anc_by_day(labs, tz), bottom, consecutive_values, recovered)
+    return _first_run(by_day, bottom, consecutive_values, recovered)
 
 
 def platelet_recovery(
