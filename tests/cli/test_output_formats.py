@@ -12,7 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +131,27 @@ def test_terminal_table_is_coloured_unless_no_color(kept: tuple[str, str]) -> No
     assert BOXES.search(plain)
     assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", plain)
     assert "overdue" in plain
+
+
+def test_tty_compatible_is_rich_to_decide(kept: tuple[str, str]) -> None:
+    """The piped fast path leaves to rich what rich reads: TTY_COMPATIBLE=1 gets boxes, =0 does not."""
+    args = COMMANDS["pathway list"][0](kept)
+    assert BOXES.search(run(*args, TTY_COMPATIBLE="1", COLUMNS="250").stdout)
+    assert not BOXES.search(run(*args, TTY_COMPATIBLE="0", COLUMNS="250").stdout)
+
+
+def test_a_piped_table_does_not_import_rich() -> None:
+    """Rich is a twentieth of a second of start-up: a plain table and its footer are written without it."""
+    code = (
+        "import sys\n"
+        "from workflow.cli.output import Format, emit\n"
+        "emit([{'id': 'a', 'phase': 'referred'}], ['id', 'phase'], Format.TABLE, title='t', footer='1 row')\n"
+        "print('rich' in sys.modules, file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.splitlines() == ["id  phase", "a   referred", "1 row"]
+    assert out.stderr.strip() == "False"
 
 
 def test_show_on_a_clinical_date(kept: tuple[str, str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
@@ -72,13 +73,27 @@ def emit(
         writer.writerows([_text(row.get(key)) for key in keys] for row in rows)
     else:
         rows = list(rows)
-        out = console()
-        if out.is_terminal:
+        out = None if _no_terminal() else console()
+        if out is not None and out.is_terminal:
             out.print(_rich_table(rows, keys, title, styles or {}))
+            if footer is not None:
+                out.print(footer, markup=False)
         else:
-            sys.stdout.write("".join(line + "\n" for line in plain_table(rows, keys)))
-        if footer is not None:
-            out.print(footer, markup=False)
+            lines = [*plain_table(rows, keys), *([] if footer is None else [footer])]
+            sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def _no_terminal() -> bool:
+    """True where rich would see no terminal, told without importing rich (a twentieth of a
+    second of `hsct pathway list`): stdout is not a TTY and neither FORCE_COLOR nor TTY_COMPATIBLE
+    asks for one. Anything else is rich's to decide (`console`)."""
+    if "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ:
+        return False
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        return isatty is None or not isatty()
+    except ValueError:  # a closed stream: no terminal either, as rich says
+        return True
 
 
 def write_json(document: object) -> None:
