@@ -28,7 +28,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, insert, null, or_, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -57,6 +57,7 @@ from states.milestones import NO_SCHEDULE
 from states.vocabulary import CLOSED_PHASES, DonorType, GraftSource, Phase, Route
 
 __all__ = [
+    "DAY_ANCHORS",
     "DuplicateIdempotencyKey",
     "LogFilter",
     "OutboxMessage",
@@ -397,7 +398,17 @@ _REPLAN = (
     .values(schedule=bindparam("b_schedule"))
 )
 # Every pathway row with its head entry's commitment, in creation order (one query for a listing).
-_SELECT_RECORDS = _PATHWAYS_WITH_HEAD.order_by(P.c.created_at, P.c.id)
+# The listing reads only the Day label's inputs of the facts: SQLite's JSON functions pick them
+# out in C (json_valid first, so that a snapshot that is not JSON does not fail the whole query:
+# its row comes with NULL and is read in Python); elsewhere NULL, and the caller parses the facts.
+DAY_ANCHORS = ("timezone", "day0", "planned_day0")
+_SELECT_RECORDS = _PATHWAYS_WITH_HEAD.add_columns(null().label("anchors")).order_by(P.c.created_at, P.c.id)
+_SELECT_RECORDS_SQLITE = _PATHWAYS_WITH_HEAD.add_columns(
+    case(
+        (func.json_valid(P.c.facts) == 1, func.json_extract(P.c.facts, *(f"$.{name}" for name in DAY_ANCHORS))),
+        else_=null(),
+    ).label("anchors")
+).order_by(P.c.created_at, P.c.id)
 
 # Pending outbox rows with their entries. The heads are the first pending row of each pathway
 # (no pending row of the same pathway before them); whoever holds a head holds its pathway's
@@ -1039,19 +1050,24 @@ class Store:
         except DBAPIError as exc:
             _reraise(exc)
 
-    def records(self, *, phase: Phase | None = None, patient_ref: str | None = None) -> Iterator[PathwayRecord]:
+    def records(
+        self, *, phase: Phase | None = None, patient_ref: str | None = None
+    ) -> Iterator[tuple[PathwayRecord, str | None]]:
         """Pathway rows in creation order, from one query, each checked like `load` (its stored
-        facts against its head entry's commitment: IntegrityError naming the first that fails)."""
-        statement = _SELECT_RECORDS
+        facts against its head entry's commitment: IntegrityError naming the first that fails),
+        each with its DAY_ANCHORS as the JSON array text the database read from the facts (None:
+        read them from `record.facts`)."""
+        connection = self._connection()
+        statement = _SELECT_RECORDS_SQLITE if connection.dialect.name == "sqlite" else _SELECT_RECORDS
         if phase is not None:
             statement = statement.where(P.c.phase == Phase(phase).value)
         if patient_ref is not None:
             statement = statement.where(P.c.patient_ref == patient_ref)
         try:
-            for row in self._connection().execute(statement):
-                record = _record_from_row(row)
+            for row in connection.execute(statement):
+                record = _record_from_row(row[:-1])
                 self._check(record)
-                yield record
+                yield record, row[-1]
         except DBAPIError as exc:
             _reraise(exc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from states.errors import IntegrityError
 from states.vocabulary import Phase
@@ -48,3 +49,21 @@ def test_a_row_whose_facts_do_not_match_its_head_is_refused(service: PathwayServ
         service.listing()
     with service.engine.begin() as connection:  # put it back for the invariant check after the test
         connection.exec_driver_sql("UPDATE pathways SET facts = replace(facts, '\"hct_number\":2', '\"hct_number\":1')")
+
+
+def test_a_snapshot_that_is_not_json_is_refused_by_its_pathway(service: PathwayService, clock: ManualClock) -> None:
+    """SQLite reads the Day label's inputs in the listing's query: a snapshot that is not JSON
+    still comes back as its own row and is refused by name, instead of failing the query."""
+    reach(service, clock, "autologous", Phase.EVALUATION)
+    broken = reach(service, clock, "matched_sibling", Phase.EVALUATION)
+    read, write = (
+        text("SELECT facts FROM pathways WHERE id = :id"),
+        text("UPDATE pathways SET facts = :facts WHERE id = :id"),
+    )
+    with service.engine.begin() as connection:
+        facts = connection.execute(read, {"id": broken}).scalar_one()
+        connection.execute(write, {"facts": "not JSON", "id": broken})
+    with pytest.raises(IntegrityError, match=broken):
+        service.listing()
+    with service.engine.begin() as connection:  # put it back for the invariant check after the test
+        connection.execute(write, {"facts": facts, "id": broken})
