@@ -73,6 +73,7 @@ class PathwayRow(Base):
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_pathways_phase", "phase"),
         Index("ix_pathways_patient_ref", "patient_ref"),  # lookups by patient (the one below is partial)
+        Index("ix_pathways_created_at_id", "created_at", "id"),  # listings, in creation order (0010)
         Index(
             "uq_pathways_open_patient",
             "patient_ref",

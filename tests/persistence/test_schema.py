@@ -48,7 +48,7 @@ def test_upgrade_creates_the_schema_at_head(backend: Backend) -> None:
     engine = backend.engine()
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0009"
+    assert current_revision(engine) == head_revision() == "0010"
     assert _tables(engine) == {"pathways", "entries", "outbox", "policies", "fact_series", VERSION_TABLE}
     expected = (
         {"entries_no_update", "entries_no_delete", "policies_no_update", "policies_no_delete"}
