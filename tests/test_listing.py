@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from states.errors import IntegrityError
+from states.policy import Policy
 from states.vocabulary import Phase
 from tests.helpers_core import reach
+from tests.walks import WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
@@ -39,6 +41,17 @@ def test_each_row_matches_the_pathways_snapshot(service: PathwayService, clock: 
     assert None in labels, "a pathway without Day 0 must be among them"
     assert len(labels) > 1, "and one with a Day label"
     assert [row.id for row in service.listing(phase=Phase.DONOR_SEARCH)] == [ids[1]]
+
+
+def test_the_day_label_is_counted_in_the_pathways_zone(service: PathwayService, clock: ManualClock) -> None:
+    """The listing reads the zone with the Day 0 anchors (SQLite: in the query): at 02:00 UTC on
+    Day +2 it is still Day +1 in New York, and the row says what the snapshot says."""
+    zoned = PathwayService(service.engine, clock=clock, policy=Policy(timezone="America/New_York"))
+    walk = WALKS["autologous"]().for_patient("PT-ZONE-LIST1")
+    pathway_id = run_walk(zoned, clock, walk, until=Phase.AWAITING_ENGRAFTMENT)
+    at = datetime.combine(walk.day0 + timedelta(days=2), time(2), tzinfo=UTC)
+    (row,) = (row for row in service.listing(at=at) if row.id == pathway_id)
+    assert row.day_label == zoned.snapshot(pathway_id, at=at).day_label == "D+1"
 
 
 def test_a_row_whose_facts_do_not_match_its_head_is_refused(service: PathwayService, clock: ManualClock) -> None:
