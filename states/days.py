@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["clinical_date", "date_of_day", "day_label", "day_number", "parse_day_label"]
+__all__ = ["clinical_date", "date_of_day", "day_label", "day_number", "is_zone_name", "parse_day_label"]
 
 _LABEL = re.compile(r"D(?:(?P<zero>0)|(?P<sign>[+-])(?P<n>[1-9][0-9]*))")
 
@@ -28,6 +28,18 @@ def clinical_date(at: datetime, tz: str) -> date:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("clinical_date needs a timezone-aware datetime")
     return at.astimezone(ZoneInfo(tz)).date()
+
+
+def is_zone_name(name: str) -> bool:
+    """Is `name` a zone of the IANA database this process reads (zoneinfo)? The lookup opens a
+    file named after it, so besides ZoneInfoNotFoundError and ValueError (a malformed key) it
+    fails with an OSError for a folder of the database ("Europe") or a name longer than a file
+    name may be: every one of them means "no such zone"."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def day_number(on: date, day0: date) -> int:

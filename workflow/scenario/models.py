@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -41,6 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from states.actor import Actor
 from states.chart import CHART, INITIAL_COMMAND
+from states.days import is_zone_name
 from states.errors import HsctError, PolicyError
 from states.facts import CryopreservationReason
 from states.payloads import Refer
@@ -365,10 +366,8 @@ class Scenario(_Closed):
     def _zone(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError("unknown_timezone", "not an IANA timezone name") from None
+        if not is_zone_name(value):
+            raise PydanticCustomError("unknown_timezone", "not an IANA timezone name")
         return value
 
     def pathway_of(self, step: ActionStep | CheckStep) -> str:
