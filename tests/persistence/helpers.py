@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from alembic import command
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, event
 
 from persistence.schema import alembic_config, current_revision, upgrade
 from persistence.store import Store
@@ -81,3 +81,20 @@ def step_adds_and_drops(engine: Engine, revision: str, previous: str, present: C
         command.downgrade(alembic_config(connection), previous)
     assert current_revision(engine) == previous
     assert not present(engine), f"left behind by the downgrade to {previous}"
+
+
+def statements_sent(connection: Connection, call: Callable[[Store], object]) -> list[tuple[str, Any]]:
+    """The statements (and parameters) the store sends for `call` (a generator it returns is run out)."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        result = call(Store(connection))
+        if isinstance(result, Iterator):
+            list(result)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    return seen

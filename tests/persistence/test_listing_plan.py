@@ -13,29 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy import Connection, Engine, inspect
 
 from persistence.store import Store
 from states.vocabulary import Phase
 from tests.helpers_core import reach
 from tests.persistence.conftest import Backend
-from tests.persistence.helpers import step_adds_and_drops
+from tests.persistence.helpers import statements_sent, step_adds_and_drops
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
-
-
-def _sent(connection: Connection, call: Callable[[Store], object]) -> list[tuple[str, Any]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(connection, "before_cursor_execute", record)
-    try:
-        list(call(Store(connection)))  # type: ignore[call-overload]  # records() is a generator
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
-    return seen
 
 
 def _sorts(connection: Connection, statement: str, parameters: Any) -> bool:
@@ -47,9 +33,7 @@ def _sorts(connection: Connection, statement: str, parameters: Any) -> bool:
     return any(line.strip().lstrip("-> ").startswith("Sort") for line in plan)
 
 
-def test_listings_read_pathways_in_creation_order_without_sorting(
-    service: PathwayService, clock: ManualClock
-) -> None:
+def test_listings_read_pathways_in_creation_order_without_sorting(service: PathwayService, clock: ManualClock) -> None:
     for walk in ("autologous", "matched_sibling"):
         reach(service, clock, walk, Phase.EVALUATION)
     reads: dict[str, Callable[[Store], Any]] = {
@@ -58,7 +42,7 @@ def test_listings_read_pathways_in_creation_order_without_sorting(
     }
     with service.engine.connect() as connection, connection.begin():
         for name, call in reads.items():
-            sent = _sent(connection, call)
+            sent = statements_sent(connection, call)
             assert sent, name
             for statement, parameters in sent:
                 assert not _sorts(connection, statement, parameters), f"{name} sorts the pathways"

@@ -13,30 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy import Connection, Engine, inspect
 
 from persistence.store import Store
 from states.vocabulary import Phase
 from tests.helpers_core import reach
 from tests.persistence.conftest import Backend
-from tests.persistence.helpers import step_adds_and_drops
+from tests.persistence.helpers import statements_sent, step_adds_and_drops
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
-
-
-def _sent(connection: Connection, call: Callable[[Store], object]) -> list[tuple[str, Any]]:
-    """The statements (and parameters) the store sends for `call`."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(connection, "before_cursor_execute", record)
-    try:
-        call(Store(connection))
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
-    return seen
 
 
 def _scans_pathways(connection: Connection, statement: str, parameters: Any) -> bool:
@@ -60,7 +45,7 @@ def test_lookups_by_patient_read_pathways_through_an_index(service: PathwayServi
         control = "SELECT id FROM pathways WHERE hct_number >= 1"
         assert _scans_pathways(connection, control, {}), "the control must be a full scan"
         for name, call in lookups.items():
-            sent = _sent(connection, call)
+            sent = statements_sent(connection, call)
             assert sent, name
             for statement, parameters in sent:
                 assert not _scans_pathways(connection, statement, parameters), f"{name} scans every pathway"
