@@ -98,3 +98,13 @@ def statements_sent(connection: Connection, call: Callable[[Store], object]) -> 
     finally:
         event.remove(connection, "before_cursor_execute", record)
     return seen
+
+
+def query_plan(connection: Connection, statement: str, parameters: Any = None, *, discourage: str) -> list[str]:
+    """The database's plan for `statement`, a line per step: EXPLAIN QUERY PLAN on SQLite; on
+    PostgreSQL EXPLAIN with the planner setting `discourage` (e.g. "enable_seqscan") off for the
+    transaction, since with a few rows it would otherwise pick the step under test anyway."""
+    if connection.dialect.name == "sqlite":
+        return [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    connection.exec_driver_sql(f"SET LOCAL {discourage} = off")
+    return [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)]

@@ -19,17 +19,15 @@ from persistence.store import Store
 from states.vocabulary import Phase
 from tests.helpers_core import reach
 from tests.persistence.conftest import Backend
-from tests.persistence.helpers import statements_sent, step_adds_and_drops
+from tests.persistence.helpers import query_plan, statements_sent, step_adds_and_drops
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
 
 def _sorts(connection: Connection, statement: str, parameters: Any) -> bool:
+    plan = query_plan(connection, statement, parameters, discourage="enable_sort")
     if connection.dialect.name == "sqlite":
-        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
         return any("TEMP B-TREE FOR ORDER BY" in line for line in plan)
-    connection.exec_driver_sql("SET LOCAL enable_sort = off")
-    plan = [row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)]
     return any(line.strip().lstrip("-> ").startswith("Sort") for line in plan)
 
 

@@ -17,6 +17,7 @@ from persistence.store import LogFilter, Store, log_select
 from states.entry import Entry
 from states.vocabulary import Phase
 from tests.helpers_core import reach
+from tests.persistence.helpers import query_plan
 from tests.walks import COORD, PHYS
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
@@ -24,10 +25,7 @@ from workflow.service import PathwayService
 
 def _plan(connection: Connection, where: LogFilter) -> str:
     sql = str(log_select(where).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    if connection.dialect.name == "sqlite":
-        return "\n".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-    connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}"))
+    return "\n".join(query_plan(connection, sql, discourage="enable_seqscan"))
 
 
 def _scans_entries(plan: str, dialect: str) -> bool:
