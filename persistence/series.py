@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from functools import cache
+from typing import Annotated, Any, Final
+
+from pydantic import TypeAdapter
 
 from states.entry import GENESIS_HASH
 from states.facts import PathwayFacts
 
 __all__ = [
     "SERIES_FIELDS",
+    "Members",
     "SeriesHead",
     "SeriesMismatch",
     "SeriesWrite",
@@ -47,8 +51,10 @@ SERIES_FIELDS: Final = ("labs", "transfusions")
 """PathwayFacts fields stored as rows: they grow with every value recorded, without bound."""
 
 _PREFIX: Final = '{"series_heads":'
-_EXCLUDE: Final[set[str]] = set(SERIES_FIELDS)  # a set: pydantic-core takes it fastest; never changed
-_SERIALIZER: Final = PathwayFacts.__pydantic_serializer__
+
+Members = tuple[bytes, ...]
+"""A snapshot's members as JSON (`"name":value`, UTF-8), one per field in the model's order,
+series fields left out: the text is "{" + ",".join(members) + "}"."""
 
 
 class SeriesMismatch(ValueError):
@@ -85,10 +91,12 @@ class SeriesWrite:
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """What the store writes for a snapshot: its text, and the series rows that changed."""
+    """What the store writes for a snapshot: its text, and the series rows that changed; with
+    the members the text is made of, which the next snapshot of the same facts object reuses."""
 
     text: str
     writes: tuple[SeriesWrite, ...]
+    members: Members = ()
 
 
 def grouped(rows: Iterable[Sequence[str]]) -> dict[str, list[str]]:
@@ -121,9 +129,12 @@ def _unchanged_prefix(before: tuple[object, ...], after: tuple[object, ...]) -> 
     return len(after) >= len(before) and after[: len(before)] == before
 
 
-def split_facts(facts: PathwayFacts, before: PathwayFacts | None, before_text: str | None) -> Split:
+def split_facts(
+    facts: PathwayFacts, before: PathwayFacts | None, before_text: str | None, members: Members | None = None
+) -> Split:
     """The snapshot text for `facts` and the rows to write, given the facts the store held
-    (`before`, read from `before_text`; None for a new pathway)."""
+    (`before`, read from `before_text`; None for a new pathway). `members`: those of `before`'s
+    own snapshot (its `Split.members`), when the caller kept them with that very object."""
     stored = heads_in(before_text) if before_text is not None else {}
     heads: dict[str, SeriesHead] = {}
     writes: list[SeriesWrite] = []
@@ -143,12 +154,45 @@ def split_facts(facts: PathwayFacts, before: PathwayFacts | None, before_text: s
             writes.append(SeriesWrite(name, 0, every, replace=True))
         if head.count:
             heads[name] = head
-    # The serializer itself: model_dump_json's own handling of `exclude` costs more than the dump.
-    text = _SERIALIZER.to_json(facts, exclude=_EXCLUDE).decode()
+    made = _members(facts, None if members is None else before, members)
+    text = (b"{" + b",".join(made) + b"}").decode()
     if heads:
         member = json.dumps({name: [h.count, h.head] for name, h in heads.items()}, separators=(",", ":"))
         text = f"{_PREFIX}{member},{text[1:]}"
-    return Split(text, tuple(writes))
+    return Split(text, tuple(writes), made)
+
+
+@cache
+def _member_writers() -> tuple[tuple[str, bytes, Callable[[Any], bytes]], ...]:
+    """(field, `"name":`, the field's JSON serializer) for each snapshot field, in the model's
+    order: pydantic's own serializer of the field's type, so a member is the bytes the model's
+    serializer writes for it (a test holds the two texts equal). Made on first use (a few ms)."""
+    writers = []
+    for name, field in PathwayFacts.model_fields.items():
+        if name in SERIES_FIELDS:
+            continue
+        # with its metadata: a serializer given there (PlainSerializer, say) is the field's own
+        annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        writers.append((name, f'"{name}":'.encode(), TypeAdapter(annotation).serializer.to_json))
+    return tuple(writers)
+
+
+def _members(facts: PathwayFacts, before: PathwayFacts | None = None, known: Members | None = None) -> Members:
+    """The members of `facts`' snapshot. Given `before` and its members (`known`), a field whose
+    value is the very object `before` holds keeps its member: the fold copies on write (a
+    PathwayFacts is frozen, and what changes is a new tuple, dict or model), so only the fields a
+    command changed are serialised again, instead of the whole snapshot on every command."""
+    values = facts.__dict__
+    writers = _member_writers()
+    if before is None or known is None:
+        return tuple([prefix + dump(values[name]) for name, prefix, dump in writers])
+    then = before.__dict__
+    return tuple(
+        [
+            member if values[name] is then[name] else prefix + dump(values[name])
+            for (name, prefix, dump), member in zip(writers, known, strict=True)
+        ]
+    )
 
 
 def without_series(text: str) -> str:

@@ -12,15 +12,18 @@ them: a row changed under this process is found by the next process to read it, 
 `audit verify`, while this process keeps judging by the values it wrote. PathwayFacts is frozen, so
 sharing the object is safe. Bounded: the oldest pathway is dropped first.
 
-With the facts goes the milestone schedule this process planned from them, so that a command
+With the facts go the milestone schedule this process planned from them, so that a command
 which changes nothing the schedule reads stores the same plan without making it again
-(`schedule_of`). Only a plan this process made is reused, never the stored column.
+(`schedule_of`), and the members their snapshot text was made of, so that the next snapshot
+serialises only the fields a command changed (`members_of`, persistence/series.py). Only what
+this process made is reused, never the stored columns.
 """
 
 from __future__ import annotations
 
 import threading
 
+from persistence.series import Members
 from persistence.store import PathwayRecord, Store
 from states.facts import PathwayFacts
 
@@ -32,7 +35,7 @@ class FactsCache:
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._items: dict[str, tuple[str, PathwayFacts, str | None]] = {}
+        self._items: dict[str, tuple[str, PathwayFacts, str | None, Members | None]] = {}
         self._lock = threading.Lock()
 
     def parsed(self, record: PathwayRecord, store: Store) -> PathwayFacts:
@@ -48,13 +51,25 @@ class FactsCache:
         hit = self._items.get(pathway_id)
         return hit[2] if hit is not None and hit[1] is facts else None
 
-    def wrote(self, pathway_id: str, digest: str | None, facts: PathwayFacts, schedule: str | None = None) -> None:
+    def members_of(self, pathway_id: str, facts: PathwayFacts) -> Members | None:
+        """The snapshot members of `facts` when they are the cached object itself, else None."""
+        hit = self._items.get(pathway_id)
+        return hit[3] if hit is not None and hit[1] is facts else None
+
+    def wrote(
+        self,
+        pathway_id: str,
+        digest: str | None,
+        facts: PathwayFacts,
+        schedule: str | None = None,
+        members: Members | None = None,
+    ) -> None:
         """`facts` were stored for the pathway as JSON with SHA-256 `digest` (None: unknown),
-        with the milestone schedule `schedule` planned from them."""
+        with the milestone schedule `schedule` planned from them, made of `members`."""
         if digest is None or self._size <= 0:
             return
         with self._lock:
             self._items.pop(pathway_id, None)
-            self._items[pathway_id] = (digest, facts, schedule)
+            self._items[pathway_id] = (digest, facts, schedule, members)
             if len(self._items) > self._size:
                 del self._items[next(iter(self._items))]

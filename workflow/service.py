@@ -511,17 +511,18 @@ class PathwayService:
         else:
             new_facts = apply_entry(facts, draft, sequence)
         planned = self._schedule_text(store, new_facts, record.id, facts)
+        split = split_facts(new_facts, facts, record.facts, self._facts.members_of(record.id, facts))
         entry = store.append(
             record.id,
             draft,
             expected_version=record.version,
             head_hash=record.head_hash,
             phase=new_facts.phase,
-            facts_json=split_facts(new_facts, facts, record.facts),
+            facts_json=split,
             now=now,
             schedule=planned,
         )
-        self._facts.wrote(record.id, entry.facts_digest, new_facts, planned)
+        self._facts.wrote(record.id, entry.facts_digest, new_facts, planned, split.members)
         self._sealed(entry, new_facts)
         logger.info("%s %s on pathway %s (seq %d)", kind, spec.name, record.id, entry.sequence)
         outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
@@ -544,6 +545,7 @@ class PathwayService:
         crash_point(BEFORE_FLUSH)
         if opening.previous_pathway is not None:  # the earlier pathway is no longer the open one
             store.set_successor(opening.previous_pathway, pathway_id)
+        split, planned = split_facts(facts, None, None), self._schedule_text(store, facts)
         entry = store.insert_pathway(
             pathway_id=pathway_id,
             patient_ref=opening.patient_ref,
@@ -553,11 +555,12 @@ class PathwayService:
             hct_number=opening.hct_number,
             previous_pathway=opening.previous_pathway,
             phase=phase,
-            facts_json=split_facts(facts, None, None),
+            facts_json=split,
             first=draft,
             now=now,
-            schedule=self._schedule_text(store, facts),
+            schedule=planned,
         )
+        self._facts.wrote(pathway_id, entry.facts_digest, facts, planned, split.members)
         self._sealed(entry, facts)
         logger.info("opened pathway %s in %s", pathway_id, phase.value)
         return Result(pathway_id, phase, entry, None)
