@@ -276,24 +276,34 @@ _SELECT_SERIES = (
 )
 _SELECT_ALL_SERIES = select(S.c.pathway_id, S.c.field, S.c.value).order_by(S.c.pathway_id, S.c.field, S.c.position)
 
-_ADVANCE_VALUES: dict[str, Any] = {
-    "version": bindparam("b_version"),
-    "head_hash": bindparam("b_new_head"),
-    "phase": bindparam("b_phase"),
-    "updated_at": bindparam("b_now", type_=UTCDateTime()),
-}
 _ADVANCE_WHERE = (
     P.c.id == bindparam("b_id"),
     P.c.version == bindparam("b_expected"),
     P.c.head_hash == bindparam("b_head"),
 )
-_ADVANCE = update(P).where(*_ADVANCE_WHERE).values(**_ADVANCE_VALUES)
-# The schedule goes with the facts it is derived from (NULL: read it from the facts).
-_ADVANCE_WITH_FACTS = (
-    update(P)
-    .where(*_ADVANCE_WHERE)
-    .values(**_ADVANCE_VALUES, facts=bindparam("b_facts"), schedule=bindparam("b_schedule"))
-)
+
+
+def _advance(*, facts: bool, moves: bool) -> Any:
+    """The pathway row moved to the new head; with `facts`, the snapshot and the schedule that
+    goes with it (NULL: read it from the facts).
+
+    A phase that stays (`moves` False: an event, a refusal) is not assigned: SQLite rewrites the
+    index entries of every indexed column an UPDATE assigns, even to the value it holds, which
+    for the phase is two of a command's dozen WAL pages (its index and the open-patient one).
+    The WHERE holds it instead, so the row still ends in the entry's phase either way.
+    """
+    values: dict[str, Any] = {
+        "version": bindparam("b_version"),
+        "head_hash": bindparam("b_new_head"),
+        "updated_at": bindparam("b_now", type_=UTCDateTime()),
+    }
+    if moves:
+        values["phase"] = bindparam("b_phase")
+    if facts:
+        values.update(facts=bindparam("b_facts"), schedule=bindparam("b_schedule"))
+    where = _ADVANCE_WHERE if moves else (*_ADVANCE_WHERE, P.c.phase == bindparam("b_phase"))
+    return update(P).where(*where).values(**values)
+
 
 _HEAD_FIELDS = ("head_digest", "head_form")
 _PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (*_HEAD_FIELDS, "facts_digest"))
@@ -497,8 +507,7 @@ class _Hot(NamedTuple):
     pysqlite: bool
     select_pathway: _Sql
     select_pathway_for_update: _Sql
-    advance: _Sql
-    advance_with_facts: _Sql
+    advances: Mapping[tuple[bool, bool], _Sql]  # by (with the facts, the phase moves)
     insert_entry: _Sql
     insert_outbox: _Sql
     insert_series: _Sql
@@ -536,8 +545,11 @@ def _hot(connection: Connection) -> _Hot:
             dialect.name == "sqlite" and dialect.driver == "pysqlite",
             _render(_SELECT_PATHWAY, dialect, translate),
             _render(_SELECT_PATHWAY_FOR_UPDATE, dialect, translate),
-            _render(_ADVANCE, dialect, translate),
-            _render(_ADVANCE_WITH_FACTS, dialect, translate),
+            {
+                (facts, moves): _render(_advance(facts=facts, moves=moves), dialect, translate)
+                for facts in (False, True)
+                for moves in (False, True)
+            },
             _render(_INSERT_ENTRY, dialect, translate, _ENTRY_KEYS),
             _render(_INSERT_OUTBOX, dialect, translate, _OUTBOX_KEYS),
             _render(_INSERT_SERIES, dialect, translate, _SERIES_KEYS),
@@ -863,7 +875,8 @@ class Store:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
 
-        The row is updated first, guarded by (version, head_hash): a stale caller gets
+        The row is updated first, guarded by (version, head_hash), and by the phase when the
+        entry leaves it as it was (`draft.from_phase` is `phase`): a stale caller gets
         ConcurrencyConflict before anything is written, and on PostgreSQL concurrent
         appenders queue on the row lock instead of racing on the unique sequence.
         The entry commits to sha256(`facts_json`); `facts_json=None` leaves the stored
@@ -900,14 +913,14 @@ class Store:
                 # The service stamps the entry with the same `now`: reuse its formatted time.
                 "b_now": entry_params["recorded_at"] if now == entry.recorded_at else bind_value(now, hot.dialect),
             }
-            if text is None:
-                advance = hot.advance
-            else:
-                advance = hot.advance_with_facts
+            if text is not None:
                 params["b_facts"] = text
                 params["b_schedule"] = schedule
+            moves = params["b_phase"] != draft.from_phase
+            advance = hot.advances[text is not None, moves]
             if _run(connection, direct, advance, params).rowcount != 1:
-                raise ConcurrencyConflict(pathway_id, f"expected version {expected_version} is stale")
+                stale = f"expected version {expected_version}" + ("" if moves else f" in phase {params['b_phase']}")
+                raise ConcurrencyConflict(pathway_id, f"{stale} is stale")
             _write_entry(connection, hot, direct, entry, entry_params, announce=self._announce)
             _write_series(connection, hot, direct, pathway_id, series)
         except DBAPIError as exc:

@@ -1,17 +1,22 @@
 """Cheaper commands, same guarantees: the facts cache reuses an object only for exactly the
-stored text it was dumped to, and a service without the outbox writes the same log."""
+stored text it was dumped to, a service without the outbox writes the same log, and an entry
+that keeps the phase leaves the phase's indexes alone."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
-from persistence.models import outbox_table
+from persistence.models import outbox_table, pathways_table
 from persistence.store import PathwayRecord, Store
+from states.errors import IntegrityError
 from states.facts import PathwayFacts
 from states.vocabulary import Phase
 from tests.helpers_core import reach
+from tests.walks import PHYS, WALKS
 from workflow.audit.verify import verify_log
 from workflow.clock import ManualClock
 from workflow.facts_cache import FactsCache
@@ -65,3 +70,53 @@ def test_without_the_outbox_no_row_is_written_and_the_log_is_the_same(db_url: st
         assert verify_log(quiet).ok
     finally:
         quiet.engine.dispose()
+
+
+def test_an_entry_that_keeps_the_phase_does_not_assign_it(service: PathwayService, clock: ManualClock) -> None:
+    """SQLite rewrites the index entries of every column an UPDATE assigns, even to the value it
+    holds: along a whole walk, the pathway row's UPDATE assigns the phase exactly when the
+    command moves it, and otherwise holds it in the WHERE."""
+    updates: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE pathways"):
+            updates.append(statement)
+
+    walk = WALKS["autologous"]()
+    clock.set(walk.steps[0][0])
+    pathway_id = service.refer(walk.refer, actor=PHYS, at=walk.steps[0][0]).pathway_id
+    phase, seen = Phase.REFERRED, set()
+    event.listen(service.engine, "before_cursor_execute", record)
+    try:
+        for at, actor, command, payload in walk.steps:
+            clock.set(at)
+            updates.clear()
+            moved = service.fire(pathway_id, command, payload, actor=actor, at=at).phase
+            [update] = updates
+            assigned, held = ("phase" in part for part in update.split(" WHERE "))
+            assert (assigned, held) == ((True, False) if moved is not phase else (False, True)), command
+            seen.add(moved is not phase)
+            phase = moved
+    finally:
+        event.remove(service.engine, "before_cursor_execute", record)
+    assert seen == {True, False}
+
+
+def test_a_phase_column_edited_outside_the_library_is_refused(service: PathwayService, clock: ManualClock) -> None:
+    """The row's phase is not what its facts say (a listing would show the edit): the command
+    is refused as an integrity problem, and nothing is written."""
+    pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
+    row = pathways_table.update().where(pathways_table.c.id == pathway_id)
+    before = service.history(pathway_id)
+    with service.engine.begin() as connection:
+        connection.execute(row.values(phase=Phase.FOLLOW_UP.value))
+    event = {"type": "mucositis", "grade": 2}
+    with pytest.raises(IntegrityError):
+        service.fire(pathway_id, "record_adverse_event", event, actor=PHYS, at=clock.now())
+    assert service.history(pathway_id) == before
+    with service.engine.begin() as connection:  # put back: the same command passes
+        connection.execute(row.values(phase=Phase.EVALUATION.value))
+    assert (
+        service.fire(pathway_id, "record_adverse_event", event, actor=PHYS, at=clock.now()).entry.sequence
+        == len(before) + 1
+    )
