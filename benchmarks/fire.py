@@ -151,8 +151,14 @@ class RawFloor:
     One INSERT of an entries row copied from the library's own row for the command (same
     width, body and hashes included; only chain position and head change), one UPDATE of the
     pathways row guarded by (version, head_hash) and rewriting its facts, and COMMIT, inside
-    BEGIN IMMEDIATE. No hashing, no validation: pure storage work.
+    BEGIN IMMEDIATE. No hashing, no validation: pure storage work. The commands timed keep the
+    phase, so the UPDATE holds it in the WHERE, as the library's does, instead of assigning it.
     """
+
+    update = (
+        "UPDATE pathways SET version = :version, head_hash = :head, updated_at = :now, facts = :facts"
+        " WHERE id = :id AND version = :expected AND head_hash = :old_head AND phase = :phase"
+    )
 
     def __init__(self, path: Path, targets: Sequence[str], command: str, busy_timeout_ms: int) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
@@ -170,10 +176,6 @@ class RawFloor:
         self.template = dict(zip(ENTRY_COLUMNS, row, strict=True))
         self.entry_bytes = sum(len(v) if isinstance(v, str | bytes) else 8 for v in row if v is not None)
         self.insert = f"INSERT INTO entries ({columns}) VALUES ({', '.join(':' + c for c in ENTRY_COLUMNS)})"
-        self.update = (
-            "UPDATE pathways SET version = :version, head_hash = :head, phase = :phase, updated_at = :now,"
-            " facts = :facts WHERE id = :id AND version = :expected AND head_hash = :old_head"
-        )
         self.heads: dict[str, tuple[int, str, str, str, str]] = {}
         for pid in targets:
             version, head, phase, facts, updated = self.conn.execute(
@@ -190,7 +192,9 @@ class RawFloor:
         sync = self.conn.execute("PRAGMA synchronous").fetchone()[0]
         return f"journal_mode={mode} synchronous={sync}"
 
-    def _write(self, pid: str, version: int, head: str, phase: str, facts: str, updated: str) -> None:
+    def _write(
+        self, pid: str, version: int, head: str, phase: str, facts: str, updated: str, schedule: str | None = None
+    ) -> None:
         new_head = f"{next(self.counter):064x}"
         cur = self.conn.execute(
             self.update,
@@ -200,6 +204,7 @@ class RawFloor:
                 "phase": phase,
                 "now": updated,
                 "facts": facts,
+                "schedule": schedule,  # named by SameStatements' UPDATE only
                 "id": pid,
                 "expected": version,
                 "old_head": head,

@@ -48,9 +48,14 @@ MODES = ("FULL", "OFF")
 
 
 class SameStatements(RawFloor):
-    """The floor plus the statements the library also runs: the load and (`announce`) the outbox row."""
+    """The floor plus what the library's statements also do: the load, the stored schedule
+    beside the facts, and (`announce`) the outbox row."""
 
     announce = True
+    update = (
+        "UPDATE pathways SET version = :version, head_hash = :head, updated_at = :now, facts = :facts,"
+        " schedule = :schedule WHERE id = :id AND version = :expected AND head_hash = :old_head AND phase = :phase"
+    )
 
     load = (
         "SELECT p.*, e.facts_digest, e.form FROM pathways p LEFT JOIN entries e ON e.pathway_id = p.id"
@@ -65,7 +70,7 @@ class SameStatements(RawFloor):
         self.conn.execute("BEGIN IMMEDIATE")
         row = self.conn.execute(self.load, (pid,)).fetchall()[0]
         r = dict(zip(self.pathway_columns, row, strict=False))
-        self._write(pid, r["version"], r["head_hash"], r["phase"], r["facts"], r["updated_at"])
+        self._write(pid, r["version"], r["head_hash"], r["phase"], r["facts"], r["updated_at"], r["schedule"])
         if self.announce:
             version, head, *_ = self.heads[pid]
             self.conn.execute(self.outbox, (pid, version, head, "event.x", r["updated_at"]))

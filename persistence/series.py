@@ -24,7 +24,9 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Final
+from itertools import compress
+from operator import is_not, itemgetter
+from typing import Annotated, Any, Final, NamedTuple
 
 from pydantic import TypeAdapter
 
@@ -162,19 +164,27 @@ def split_facts(
     return Split(text, tuple(writes), made)
 
 
+class _Writers(NamedTuple):
+    """How each snapshot field becomes a member, in the model's order (series fields left out)."""
+
+    values_of: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # the fields' values from a model's __dict__
+    prefixes: tuple[bytes, ...]  # `"name":`
+    dumps: tuple[Callable[[Any], bytes], ...]  # the field's JSON serializer
+
+
 @cache
-def _member_writers() -> tuple[tuple[str, bytes, Callable[[Any], bytes]], ...]:
-    """(field, `"name":`, the field's JSON serializer) for each snapshot field, in the model's
-    order: pydantic's own serializer of the field's type, so a member is the bytes the model's
+def _writers() -> _Writers:
+    """pydantic's own serializer of each field's type, so that a member is the bytes the model's
     serializer writes for it (a test holds the two texts equal). Made on first use (a few ms)."""
-    writers = []
+    names, dumps = [], []
     for name, field in PathwayFacts.model_fields.items():
         if name in SERIES_FIELDS:
             continue
         # with its metadata: a serializer given there (PlainSerializer, say) is the field's own
         annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
-        writers.append((name, f'"{name}":'.encode(), TypeAdapter(annotation).serializer.to_json))
-    return tuple(writers)
+        names.append(name)
+        dumps.append(TypeAdapter(annotation).serializer.to_json)
+    return _Writers(itemgetter(*names), tuple(f'"{name}":'.encode() for name in names), tuple(dumps))
 
 
 def _members(facts: PathwayFacts, before: PathwayFacts | None = None, known: Members | None = None) -> Members:
@@ -182,17 +192,19 @@ def _members(facts: PathwayFacts, before: PathwayFacts | None = None, known: Mem
     value is the very object `before` holds keeps its member: the fold copies on write (a
     PathwayFacts is frozen, and what changes is a new tuple, dict or model), so only the fields a
     command changed are serialised again, instead of the whole snapshot on every command."""
-    values = facts.__dict__
-    writers = _member_writers()
+    writers = _writers()
+    values = writers.values_of(facts.__dict__)
     if before is None or known is None:
-        return tuple([prefix + dump(values[name]) for name, prefix, dump in writers])
-    then = before.__dict__
-    return tuple(
-        [
-            member if values[name] is then[name] else prefix + dump(values[name])
-            for (name, prefix, dump), member in zip(writers, known, strict=True)
-        ]
-    )
+        return tuple(
+            [prefix + dump(value) for prefix, dump, value in zip(writers.prefixes, writers.dumps, values, strict=True)]
+        )
+    if len(known) != len(values):
+        raise ValueError("members of another model's snapshot")
+    members = list(known)
+    # the changed fields' positions, found in C: a field is compared by identity only
+    for at in compress(range(len(values)), map(is_not, values, writers.values_of(before.__dict__))):
+        members[at] = writers.prefixes[at] + writers.dumps[at](values[at])
+    return tuple(members)
 
 
 def without_series(text: str) -> str:
