@@ -329,8 +329,14 @@ def count_instances(kind: type) -> int:
 
 
 def memory(db: Database, n: int, command: str) -> float:
-    """Bytes per loaded pathway (N distinct snapshots held), and what the service keeps itself."""
-    svc = db.svc
+    """Bytes per loaded pathway (N distinct snapshots held), and what the service keeps itself.
+
+    Read through a service of its own on the same engine: the benchmark's service keeps the facts
+    it wrote for the timed targets, and a snapshot of those would share that object instead of
+    being read, which made a run with few pathways (`--large 20`: ten of twenty) report half the
+    memory. A fresh service reads every snapshot from the database, as one that did not write it.
+    """
+    svc = PathwayService(db.svc.engine, clock=db.clock)
     with Session(svc.engine) as s:
         ids = Store(s).pathway_ids(TARGET_PHASE)[:n]
     n = len(ids)
