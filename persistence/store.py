@@ -152,16 +152,18 @@ class PathwayRecord:
     updated_at: datetime
     successor: str | None
     # From the head entry, read in the same query (None when no entry is at `version` with
-    # `head_hash`): the facts digest it commits to (None in form 1) and its canonical form.
+    # `head_hash`): the facts digest it commits to (None in form 1), its canonical form, and the
+    # phase it left the pathway in (every entry names it; only a transition moves it).
     head_digest: str | None
     head_form: int | None
+    head_phase: str | None
     facts_digest: str  # sha256 of `facts` as stored
 
     @property
     def consistent(self) -> bool | None:
-        """Do the stored facts match the head entry's commitment? None: a form-1 head, which
-        commits to nothing (the log must be replayed to know)."""
-        if self.head_form is None:
+        """Are the row's phase and stored facts what its head entry says? None: the phase is, but
+        the head is form 1, which commits to no facts (the log must be replayed to know)."""
+        if self.head_form is None or self.head_phase != self.phase:
             return False
         if self.head_form < 2:
             return None
@@ -306,12 +308,15 @@ def _advance(*, facts: bool, moves: bool) -> Any:
     return update(P).where(*where).values(**values)
 
 
-_HEAD_FIELDS = ("head_digest", "head_form")
+_HEAD_FIELDS = ("head_digest", "head_form", "head_phase")
 _PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (*_HEAD_FIELDS, "facts_digest"))
 # The pathway row with its head entry's state commitment, in one query: the entry at
 # sequence = version whose hash is head_hash (none when the row and the log disagree).
 _PATHWAYS_WITH_HEAD = select(
-    *(P.c[name] for name in _PATHWAY_FIELDS), E.c.facts_digest.label("head_digest"), E.c.form.label("head_form")
+    *(P.c[name] for name in _PATHWAY_FIELDS),
+    E.c.facts_digest.label("head_digest"),
+    E.c.form.label("head_form"),
+    E.c.to_phase.label("head_phase"),
 ).select_from(P.outerjoin(E, and_(E.c.pathway_id == P.c.id, E.c.sequence == P.c.version, E.c.hash == P.c.head_hash)))
 _SELECT_PATHWAY = _PATHWAYS_WITH_HEAD.where(P.c.id == bindparam("b_id"))
 # PostgreSQL: writers of one pathway queue on its row from the load on, so a command judges
@@ -322,7 +327,7 @@ _SELECT_PATHWAY_FOR_UPDATE = _SELECT_PATHWAY.with_for_update(of=P)
 # The head entry alone, for a load that waited for the row lock (PostgreSQL, READ COMMITTED):
 # the locked row is re-read at its newest version, but the joined entry is looked for in the
 # statement's snapshot, taken before the writer that held the lock committed its entry.
-_SELECT_HEAD = select(E.c.facts_digest, E.c.form).where(
+_SELECT_HEAD = select(E.c.facts_digest, E.c.form, E.c.to_phase).where(
     E.c.pathway_id == bindparam("b_id"), E.c.sequence == bindparam("b_version"), E.c.hash == bindparam("b_head")
 )
 _SELECT_FACTS = select(P.c.facts).where(P.c.id == bindparam("b_id"))
@@ -747,9 +752,9 @@ _ROUTE, _DONOR_TYPE, _GRAFT_SOURCE, _PHASE = _member(Route), _member(DonorType),
 
 def _record_from_row(row: Sequence[Any]) -> PathwayRecord:
     """From a row of `_PATHWAYS_WITH_HEAD` (a Core row or the driver's tuple): the record's
-    fields in their order, with the head entry's digest and form."""
+    fields in their order, with the head entry's digest, form and phase."""
     (pathway_id, patient_ref, route, donor_type, graft_source, hct_number, previous_pathway, phase, version,
-     head_hash, facts, created_at, updated_at, successor, head_digest, head_form) = row  # fmt: skip
+     head_hash, facts, created_at, updated_at, successor, head_digest, head_form, head_phase) = row  # fmt: skip
     return PathwayRecord(
         id=pathway_id,
         patient_ref=patient_ref,
@@ -767,6 +772,7 @@ def _record_from_row(row: Sequence[Any]) -> PathwayRecord:
         successor=successor,
         head_digest=head_digest,
         head_form=head_form,
+        head_phase=head_phase,
         facts_digest=facts_digest(facts),
     )
 
@@ -876,8 +882,10 @@ class Store:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
 
-        The row is updated first, guarded by (version, head_hash), and by the phase when the
-        entry leaves it as it was (`draft.from_phase` is `phase`): a stale caller gets
+        `phase` must be the entry's `to_phase` (ValueError): the phase the row is left in, which
+        every load checks against the head entry. The row is updated first, guarded by
+        (version, head_hash), and by the phase when the entry leaves it as it was
+        (`draft.from_phase` is `to_phase`): a stale caller gets
         ConcurrencyConflict before anything is written, and on PostgreSQL concurrent
         appenders queue on the row lock instead of racing on the unique sequence.
         The entry commits to sha256(`facts_json`); `facts_json=None` leaves the stored
@@ -888,6 +896,8 @@ class Store:
         """
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
+        if _PHASE(phase) is not draft.to_phase:  # the load checks the row against its head by it
+            raise ValueError("the pathway's phase must be the one the entry leaves it in (to_phase)")
         _aware(now, "now")
         text, series = (None, ()) if facts_json is None else _written(facts_json)
         try:
@@ -917,7 +927,7 @@ class Store:
             if text is not None:
                 params["b_facts"] = text
                 params["b_schedule"] = schedule
-            moves = params["b_phase"] != draft.from_phase
+            moves = draft.to_phase is not draft.from_phase
             advance = hot.advances[text is not None, moves]
             if _run(connection, direct, advance, params).rowcount != 1:
                 stale = f"expected version {expected_version}" + ("" if moves else f" in phase {params['b_phase']}")
@@ -983,7 +993,7 @@ class Store:
             head = self._connection().execute(_SELECT_HEAD, params).first()
         except DBAPIError as exc:
             _reraise(exc, record.id)
-        return record if head is None else replace(record, head_digest=head[0], head_form=head[1])
+        return record if head is None else replace(record, head_digest=head[0], head_form=head[1], head_phase=head[2])
 
     def _check(self, record: PathwayRecord) -> None:
         consistent = record.consistent
@@ -993,7 +1003,7 @@ class Store:
             except ValueError:
                 consistent = False
         if not consistent:
-            logger.error("pathway %s: the stored facts do not match its log's head entry", record.id)
+            logger.error("pathway %s: its stored phase or facts do not match its log's head entry", record.id)
             raise IntegrityError(record.id)
 
     def entries(self, pathway_id: str, *, until_recorded: datetime | None = None) -> list[Entry]:

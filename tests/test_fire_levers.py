@@ -1,6 +1,6 @@
 """Cheaper commands, same guarantees: the facts cache reuses an object only for exactly the
 stored text it was dumped to, a service without the outbox writes the same log, and an entry
-that keeps the phase leaves the phase's indexes alone."""
+that keeps the phase leaves the phase's indexes alone (and an edited phase is refused)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from persistence.models import outbox_table, pathways_table
+from persistence.models import entries_table, outbox_table, pathways_table
 from persistence.store import PathwayRecord, Store
 from states.errors import IntegrityError
 from states.facts import PathwayFacts
@@ -103,8 +103,9 @@ def test_an_entry_that_keeps_the_phase_does_not_assign_it(service: PathwayServic
 
 
 def test_a_phase_column_edited_outside_the_library_is_refused(service: PathwayService, clock: ManualClock) -> None:
-    """The row's phase is not what its facts say (a listing would show the edit): the command
-    is refused as an integrity problem, and nothing is written."""
+    """The row's phase is not the one its head entry left it in (a listing would show the edit):
+    every load refuses it as an integrity problem, a command writes nothing, and once the column
+    is put back the same command passes."""
     pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
     row = pathways_table.update().where(pathways_table.c.id == pathway_id)
     before = service.history(pathway_id)
@@ -113,9 +114,14 @@ def test_a_phase_column_edited_outside_the_library_is_refused(service: PathwaySe
     event = {"type": "mucositis", "grade": 2}
     with pytest.raises(IntegrityError):
         service.fire(pathway_id, "record_adverse_event", event, actor=PHYS, at=clock.now())
-    assert service.history(pathway_id) == before
+    with pytest.raises(IntegrityError):
+        service.snapshot(pathway_id)
+    with service.engine.connect() as connection:
+        written = select(func.count()).select_from(entries_table).where(entries_table.c.pathway_id == pathway_id)
+        assert connection.execute(written).scalar_one() == len(before)
     with service.engine.begin() as connection:  # put back: the same command passes
         connection.execute(row.values(phase=Phase.EVALUATION.value))
+    assert service.history(pathway_id) == before
     assert (
         service.fire(pathway_id, "record_adverse_event", event, actor=PHYS, at=clock.now()).entry.sequence
         == len(before) + 1

@@ -442,9 +442,6 @@ class PathwayService:
         outcome: _Outcome,
     ) -> None:
         facts = self._facts.parsed(record, store)
-        if facts.phase is not record.phase:  # the row's phase column edited outside the library
-            logger.error("pathway %s: the stored phase is not its facts' phase", record.id)
-            raise IntegrityError(record.id)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
         adopting = body.version if isinstance(body, AdoptPolicy) else None

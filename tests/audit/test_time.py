@@ -171,8 +171,8 @@ def test_naive_datetimes_are_refused_everywhere(service: PathwayService, clock: 
     with Session(service.engine) as session:
         record = Store(session).load(pathway_id)
         assert record is not None
-        draft = Draft(pathway_id=pathway_id, kind=EntryKind.EVENT, trigger="record_lab", from_phase=None,
-                      to_phase=None, effective_at=clock.now(), recorded_at=clock.now(), actor_id="lab-1",
+        draft = Draft(pathway_id=pathway_id, kind=EntryKind.EVENT, trigger="record_lab", from_phase=record.phase,
+                      to_phase=record.phase, effective_at=clock.now(), recorded_at=clock.now(), actor_id="lab-1",
                       actor_role=Role.LABORATORY, policy_version="p")
         with pytest.raises(ValueError, match="timezone-aware"):
             Store(session).append(pathway_id, draft, expected_version=record.version, head_hash=record.head_hash,

@@ -19,13 +19,14 @@ T0 = datetime(2026, 2, 4, 9, 30, 0, 123456, tzinfo=UTC)
 
 
 def draft(pathway_id: str, **overrides: Any) -> Draft:
-    """A valid draft; tests override what they look at."""
+    """A valid draft: an event on a pathway in `referred` (where `new_pathway` leaves it), which
+    keeps it there; tests override what they look at."""
     fields: dict[str, Any] = {
         "pathway_id": pathway_id,
         "kind": EntryKind.EVENT,
         "trigger": "record_lab",
-        "from_phase": None,
-        "to_phase": None,
+        "from_phase": Phase.REFERRED,
+        "to_phase": Phase.REFERRED,
         "effective_at": T0,
         "recorded_at": T0,
         "actor_id": "lab-1",
@@ -46,6 +47,7 @@ def new_pathway(store: Store, pathway_id: str | None = None, **overrides: Any) -
         pid,
         kind=EntryKind.TRANSITION,
         trigger="refer",
+        from_phase=None,
         to_phase=Phase.REFERRED,
         actor_id="dr-ross",
         actor_role=Role.TRANSPLANT_PHYSICIAN,

@@ -16,7 +16,7 @@ from persistence.chain import entry_body, verify_entries
 from persistence.models import entries_table, pathways_table
 from persistence.store import DuplicateIdempotencyKey, StorageError, Store, translate_errors
 from states.entry import GENESIS_HASH
-from states.errors import ConcurrencyConflict, UnknownPathway
+from states.errors import ConcurrencyConflict, IntegrityError, UnknownPathway
 from states.vocabulary import EntryKind, Phase, Role
 from tests.persistence.conftest import Backend
 from tests.persistence.helpers import T0, draft, new_pathway
@@ -231,6 +231,29 @@ def test_draft_of_another_pathway_is_refused(store: Store) -> None:
             facts_json=None,
             now=T0,
         )
+
+
+def test_a_phase_other_than_the_entrys_is_refused_and_the_load_checks_it(store: Store) -> None:
+    """The row's phase is the one its head entry leaves it in: append refuses another, and a row
+    edited to another fails every load's check against its head."""
+    pid = new_pathway(store)
+    record = store.load(pid)
+    assert record is not None
+    with pytest.raises(ValueError, match="to_phase"):
+        store.append(
+            pid,
+            draft(pid),
+            expected_version=record.version,
+            head_hash=record.head_hash,
+            phase=Phase.EVALUATION,
+            facts_json=None,
+            now=T0,
+        )
+    assert [e.sequence for e in store.entries(pid)] == [1]  # nothing appended
+    store.connection.execute(pathways_table.update().where(pathways_table.c.id == pid).values(phase="evaluation"))
+    with pytest.raises(IntegrityError):
+        store.load(pid)
+    assert store.load(pid, checked=False) is not None
 
 
 def test_store_never_commits(engine: Engine) -> None:
