@@ -156,7 +156,7 @@ def split_facts(
             writes.append(SeriesWrite(name, 0, every, replace=True))
         if head.count:
             heads[name] = head
-    made = _members(facts, None if members is None else before, members)
+    made = _members(facts, before, members)
     text = (b"{" + b",".join(made) + b"}").decode()
     if heads:
         member = json.dumps({name: [h.count, h.head] for name, h in heads.items()}, separators=(",", ":"))

@@ -16,7 +16,7 @@ from states.errors import IntegrityError
 from states.facts import PathwayFacts
 from states.vocabulary import Phase
 from tests.helpers_core import reach
-from tests.walks import PHYS, WALKS
+from tests.walks import PHYS, WALKS, played
 from workflow.audit.verify import verify_log
 from workflow.clock import ManualClock
 from workflow.facts_cache import FactsCache
@@ -82,21 +82,20 @@ def test_an_entry_that_keeps_the_phase_does_not_assign_it(service: PathwayServic
         if statement.startswith("UPDATE pathways"):
             updates.append(statement)
 
-    walk = WALKS["autologous"]()
-    clock.set(walk.steps[0][0])
-    pathway_id = service.refer(walk.refer, actor=PHYS, at=walk.steps[0][0]).pathway_id
-    phase, seen = Phase.REFERRED, set()
+    phase, seen = None, set()
     event.listen(service.engine, "before_cursor_execute", record)
     try:
-        for at, actor, command, payload in walk.steps:
-            clock.set(at)
-            updates.clear()
-            moved = service.fire(pathway_id, command, payload, actor=actor, at=at).phase
-            [update] = updates
-            assigned, held = ("phase" in part for part in update.split(" WHERE "))
-            assert (assigned, held) == ((True, False) if moved is not phase else (False, True)), command
-            seen.add(moved is not phase)
+        for _, command, result in played(service, clock, WALKS["autologous"]()):
+            moved = result.phase
+            if command == "refer":
+                assert updates == []  # a new row
+            else:
+                [update] = updates
+                assigned, held = ("phase" in part for part in update.split(" WHERE "))
+                assert (assigned, held) == ((True, False) if moved is not phase else (False, True)), command
+                seen.add(moved is not phase)
             phase = moved
+            updates.clear()
     finally:
         event.remove(service.engine, "before_cursor_execute", record)
     assert seen == {True, False}

@@ -7,14 +7,14 @@ guard sees data a transplant program would record. Tests use them to reach any p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from states.vocabulary import Phase
 from workflow.clock import ManualClock
-from workflow.service import PathwayService
+from workflow.service import PathwayService, Result
 
 PATIENT = "PT-8F3A21"
 
@@ -315,13 +315,25 @@ WALK_PHASES: dict[str, list[Phase]] = {
 }
 
 
-def run_walk(service: PathwayService, clock: ManualClock, walk: Walk, *, until: Phase | None = None) -> str:
-    """Refer and play the walk's steps (clock following them); stop on reaching `until`."""
+def played(service: PathwayService, clock: ManualClock, walk: Walk) -> Iterator[tuple[str, str, Result]]:
+    """Refer and play the walk's steps (clock following them), yielding (pathway id, command,
+    result) after the referral and after each step."""
     start = t(d("2026-01-05"))
     clock.set(start)
-    pathway_id = service.refer(walk.refer, actor=PHYS, at=start).pathway_id
-    if until is Phase.REFERRED:
-        return pathway_id
+    referred = service.refer(walk.refer, actor=PHYS, at=start)
+    yield referred.pathway_id, "refer", referred
+    for at, actor, command, payload in walk.steps:
+        clock.set(at)
+        yield referred.pathway_id, command, service.fire(referred.pathway_id, command, payload, actor=actor, at=at)
+
+
+def run_walk(service: PathwayService, clock: ManualClock, walk: Walk, *, until: Phase | None = None) -> str:
+    """Refer and play the walk's steps (clock following them); stop on reaching `until`."""
+    for pathway_id, _, result in played(service, clock, walk):
+        if until is not None and result.phase is until:
+            return pathway_id
+    assert until is None or until is Phase.DAY100_COMPLETE, f"{walk.name} never reached {until}"
+    return pathway_id
     for at, actor, command, payload in walk.steps:
         clock.set(at)
         result = service.fire(pathway_id, command, payload, actor=actor, at=at)

@@ -25,7 +25,7 @@ from tests.audit.conftest import privileged
 from tests.audit.seeding import clone
 from tests.invariants import assert_invariants
 from tests.states.guard_attempt import snapshot
-from tests.walks import LAB, WALKS, run_walk
+from tests.walks import LAB, WALKS, played, run_walk
 from workflow.audit import verify_log
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
@@ -113,12 +113,7 @@ def test_every_snapshot_a_walk_stores_is_the_whole_fold_of_its_log(
     what serialising those facts as a whole gives, and they are the fold of the log, at every
     step of every route. (The fold is compared as an object: a replay reads payloads back from
     canonical JSON, whose sorted keys can order a dict unlike the payload as it was sent.)"""
-    walk = WALKS[route]()
-    clock.set(walk.steps[0][0])
-    pathway_id = service.refer(walk.refer, actor=walk.steps[0][1], at=walk.steps[0][0]).pathway_id
-    for at, actor, command, payload in walk.steps:
-        clock.set(at)
-        service.fire(pathway_id, command, payload, actor=actor, at=at)
+    for pathway_id, _, _ in played(service, clock, WALKS[route]()):
         text = without_series(_stored_text(service, pathway_id))
         stored = PathwayFacts.model_validate_json(text)
         assert text == _whole(stored)
