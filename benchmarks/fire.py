@@ -192,9 +192,11 @@ class RawFloor:
         sync = self.conn.execute("PRAGMA synchronous").fetchone()[0]
         return f"journal_mode={mode} synchronous={sync}"
 
-    def _write(
-        self, pid: str, version: int, head: str, phase: str, facts: str, updated: str, schedule: str | None = None
-    ) -> None:
+    def binds(self, pid: str) -> dict[str, Any]:
+        """What a subclass's UPDATE names beyond the floor's own."""
+        return {}
+
+    def _write(self, pid: str, version: int, head: str, phase: str, facts: str, updated: str) -> None:
         new_head = f"{next(self.counter):064x}"
         cur = self.conn.execute(
             self.update,
@@ -204,10 +206,10 @@ class RawFloor:
                 "phase": phase,
                 "now": updated,
                 "facts": facts,
-                "schedule": schedule,  # named by SameStatements' UPDATE only
                 "id": pid,
                 "expected": version,
                 "old_head": head,
+                **self.binds(pid),
             },
         )
         if cur.rowcount != 1:

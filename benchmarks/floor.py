@@ -6,8 +6,9 @@ and p90 in microseconds of:
 
 - library: `PathwayService.fire` of a repeatable event, in its own transaction;
 - floor: raw sqlite3 BEGIN IMMEDIATE; UPDATE pathways; INSERT entries; COMMIT;
-- floor, same statements: the library's own statement list done raw (the SELECT of the
-  pathway row with its head entry, the UPDATE, the INSERT of the entry and of its outbox row).
+- floor, same statements: the library's own statement list done raw (on a pathway whose last
+  entry the service wrote: the UPDATE that also proves the stored facts and the head entry, the
+  INSERT of the entry and of its outbox row).
 
 At OFF, library minus "same statements" is the library's own Python per command. Prints figures
 and ratios only; nothing asserts on a time. See README.md.
@@ -48,32 +49,48 @@ MODES = ("FULL", "OFF")
 
 
 class SameStatements(RawFloor):
-    """The floor plus what the library's statements also do: the load, the stored schedule
-    beside the facts, and (`announce`) the outbox row."""
+    """The floor plus what the library's statements also do on a pathway whose last entry it
+    wrote itself (a held row, docs/decisions.md): no load, but the UPDATE's WHERE also proves the
+    stored facts and the head entry (digest, form, phase) as a load would; the stored schedule
+    beside the facts; and (`announce`) the outbox row."""
 
     announce = True
     update = (
         "UPDATE pathways SET version = :version, head_hash = :head, updated_at = :now, facts = :facts,"
         " schedule = :schedule WHERE id = :id AND version = :expected AND head_hash = :old_head AND phase = :phase"
-    )
-
-    load = (
-        "SELECT p.*, e.facts_digest, e.form FROM pathways p LEFT JOIN entries e ON e.pathway_id = p.id"
-        " AND e.sequence = p.version AND e.hash = p.head_hash WHERE p.id = ?"
+        " AND facts = :facts AND EXISTS (SELECT id FROM entries WHERE pathway_id = pathways.id"
+        " AND sequence = :expected AND hash = :old_head AND facts_digest = :digest AND form = :form"
+        " AND to_phase = :phase)"
     )
     outbox = (
         "INSERT INTO outbox (pathway_id, sequence, entry_hash, topic, created_at, attempts) VALUES (?, ?, ?, ?, ?, 0)"
     )
 
+    def __init__(self, path: Path, targets: Sequence[str], command: str, busy_timeout_ms: int) -> None:
+        super().__init__(path, targets, command, busy_timeout_ms)
+        self.schedules = {
+            pid: self.conn.execute("SELECT schedule FROM pathways WHERE id = ?", (pid,)).fetchone()[0]
+            for pid in targets
+        }
+        # The head entries' digests: the library's own at first, then the copied row's.
+        self.digests = {
+            pid: self.conn.execute(
+                "SELECT facts_digest FROM entries WHERE pathway_id = ? AND sequence = ?", (pid, self.heads[pid][0])
+            ).fetchone()[0]
+            for pid in targets
+        }
+
+    def binds(self, pid: str) -> dict[str, Any]:
+        return {"schedule": self.schedules[pid], "digest": self.digests[pid], "form": self.template["form"]}
+
     def once(self) -> None:
         pid = next(self.cycle)
         self.conn.execute("BEGIN IMMEDIATE")
-        row = self.conn.execute(self.load, (pid,)).fetchall()[0]
-        r = dict(zip(self.pathway_columns, row, strict=False))
-        self._write(pid, r["version"], r["head_hash"], r["phase"], r["facts"], r["updated_at"], r["schedule"])
+        self._write(pid, *self.heads[pid])
+        self.digests[pid] = self.template["facts_digest"]
         if self.announce:
-            version, head, *_ = self.heads[pid]
-            self.conn.execute(self.outbox, (pid, version, head, "event.x", r["updated_at"]))
+            version, head, _, _, updated = self.heads[pid]
+            self.conn.execute(self.outbox, (pid, version, head, "event.x", updated))
         self.conn.execute("COMMIT")
 
 

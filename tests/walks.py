@@ -334,10 +334,3 @@ def run_walk(service: PathwayService, clock: ManualClock, walk: Walk, *, until: 
             return pathway_id
     assert until is None or until is Phase.DAY100_COMPLETE, f"{walk.name} never reached {until}"
     return pathway_id
-    for at, actor, command, payload in walk.steps:
-        clock.set(at)
-        result = service.fire(pathway_id, command, payload, actor=actor, at=at)
-        if until is not None and result.phase is until:
-            return pathway_id
-    assert until is None or until is Phase.DAY100_COMPLETE, f"{walk.name} never reached {until}"
-    return pathway_id

@@ -17,11 +17,18 @@ which changes nothing the schedule reads stores the same plan without making it 
 (`schedule_of`), and the members their snapshot text was made of, so that the next snapshot
 serialises only the fields a command changed (`members_of`, persistence/series.py). Only what
 this process made is reused, never the stored columns.
+
+And with them the pathway row as that write left it (`held`): on SQLite, where the service's
+transaction holds the write lock from its start, a command judges that record instead of
+loading the row, and its UPDATE proves the record is still the stored row and head entry, as
+the load would have (`Store.append(held=...)`). A record that is not (another writer, a
+rolled-back commit, an edited row) is dropped, and the command loads and judges again.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 from persistence.series import Members
 from persistence.store import PathwayRecord, Store
@@ -30,31 +37,44 @@ from states.facts import PathwayFacts
 __all__ = ["FactsCache"]
 
 
+class _Item(NamedTuple):
+    digest: str
+    facts: PathwayFacts
+    schedule: str | None
+    members: Members | None
+    record: PathwayRecord | None  # the row as the write left it, None when not kept
+
+
 class FactsCache:
     """At most `size` pathways' last written facts, by the digest of their stored JSON."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._items: dict[str, tuple[str, PathwayFacts, str | None, Members | None]] = {}
+        self._items: dict[str, _Item] = {}
         self._lock = threading.Lock()
 
     def parsed(self, record: PathwayRecord, store: Store) -> PathwayFacts:
         """The record's facts: the cached object when its digest matches, else read from the
         store (the snapshot text with its series rows)."""
         hit = self._items.get(record.id)
-        if hit is not None and hit[0] == record.facts_digest:
-            return hit[1]
+        if hit is not None and hit.digest == record.facts_digest:
+            return hit.facts
         return store.facts(record)
+
+    def held(self, pathway_id: str) -> PathwayRecord | None:
+        """The pathway row as this process's last write left it, when that write kept it."""
+        hit = self._items.get(pathway_id)
+        return None if hit is None else hit.record
 
     def schedule_of(self, pathway_id: str, facts: PathwayFacts) -> str | None:
         """The schedule stored with `facts` when they are the cached object itself, else None."""
         hit = self._items.get(pathway_id)
-        return hit[2] if hit is not None and hit[1] is facts else None
+        return hit.schedule if hit is not None and hit.facts is facts else None
 
     def members_of(self, pathway_id: str, facts: PathwayFacts) -> Members | None:
         """The snapshot members of `facts` when they are the cached object itself, else None."""
         hit = self._items.get(pathway_id)
-        return hit[3] if hit is not None and hit[1] is facts else None
+        return hit.members if hit is not None and hit.facts is facts else None
 
     def wrote(
         self,
@@ -63,13 +83,27 @@ class FactsCache:
         facts: PathwayFacts,
         schedule: str | None = None,
         members: Members | None = None,
+        record: PathwayRecord | None = None,
     ) -> None:
         """`facts` were stored for the pathway as JSON with SHA-256 `digest` (None: unknown),
-        with the milestone schedule `schedule` planned from them, made of `members`."""
+        with the milestone schedule `schedule` planned from them, made of `members`, leaving
+        the row as `record` (None: not kept, the next command loads it)."""
         if digest is None or self._size <= 0:
             return
         with self._lock:
             self._items.pop(pathway_id, None)
-            self._items[pathway_id] = (digest, facts, schedule, members)
+            self._items[pathway_id] = _Item(digest, facts, schedule, members, record)
             if len(self._items) > self._size:
                 del self._items[next(iter(self._items))]
+
+    def moved(self, record: PathwayRecord) -> None:
+        """An entry that left the facts as they were (a refusal) moved the row on to `record`."""
+        with self._lock:
+            hit = self._items.get(record.id)
+            if hit is not None and hit.digest == record.facts_digest:
+                self._items[record.id] = hit._replace(record=record)
+
+    def drop(self, pathway_id: str) -> None:
+        """Forget the pathway (its held record was not the stored row)."""
+        with self._lock:
+            self._items.pop(pathway_id, None)

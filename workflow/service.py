@@ -204,6 +204,9 @@ class PathwayService:
         self.roles = roles
         self._machine = PathwayEngine()
         self._facts = FactsCache()  # facts this process wrote, reused by digest (workflow/facts_cache.py)
+        # SQLite: the service's own transactions hold the write lock from BEGIN IMMEDIATE, so a
+        # command may judge the row its last write left and let the UPDATE prove it (`fire`).
+        self._holds_lock = self.engine.dialect.name == "sqlite"
         self._connections = KeptConnection(self.engine)  # the service's own transactions (SQLite)
         if auto_upgrade is None:
             auto_upgrade = self.engine.dialect.name == "sqlite"
@@ -353,9 +356,20 @@ class PathwayService:
         def replay(store: Store) -> Result | None:
             return None if sent is None else self._replayed(store, idempotency_key, command, pathway_id, sent, who)
 
+        # Only in a transaction of the service's own: a host's may hold writes of its own, and
+        # a linked opening writes another pathway before this one's row is checked.
+        holding = self._holds_lock and session is None and type(pathway_id) is str and not isinstance(body, LINKED)
+
         def work(store: Store) -> _Outcome:
             # A replay of a committed command is answered without waiting for the pathway.
             outcome = _Outcome(replay(store))
+            held = self._facts.held(pathway_id) if holding and outcome.result is None else None
+            if held is not None:
+                try:
+                    self._attempt(store, held, spec, body, who, at, idempotency_key, outcome, held=True)
+                    return outcome
+                except ConcurrencyConflict:  # not the stored row any more; nothing was written
+                    self._facts.drop(pathway_id)
             if outcome.result is None:
                 # Locked from here to commit (PostgreSQL): the judged facts are the committed ones.
                 record = self._load(store, pathway_id, for_update=True)
@@ -440,7 +454,11 @@ class PathwayService:
         at: datetime,
         key: str | None,
         outcome: _Outcome,
+        *,
+        held: bool = False,
     ) -> None:
+        """Judge `body` on `record` (`held`: the record of this process's last write, not
+        loaded: the append proves it stored) and append the entry, or the refusal."""
         facts = self._facts.parsed(record, store)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
@@ -482,7 +500,10 @@ class PathwayService:
                 facts_json=None,
                 now=now,
                 unchanged_digest=record.facts_digest,
+                held=record if held else None,
             )
+            if self._holds_lock:
+                self._facts.moved(record.advanced(entry, now))
             logger.info("refused %s on pathway %s: %s", spec.name, record.id, ",".join(reasons))
             outcome.refusal = Refused(record.id, spec.name, reasons, entry.sequence)
             return
@@ -521,8 +542,11 @@ class PathwayService:
             facts_json=split,
             now=now,
             schedule=planned,
+            held=record if held else None,
         )
-        self._facts.wrote(record.id, entry.facts_digest, new_facts, planned, split.members)
+        # A linked opening set the row's successor: the next command loads it.
+        kept = record.advanced(entry, now, split.text) if self._holds_lock and not isinstance(body, LINKED) else None
+        self._facts.wrote(record.id, entry.facts_digest, new_facts, planned, split.members, kept)
         self._sealed(entry, new_facts)
         logger.info("%s %s on pathway %s (seq %d)", kind, spec.name, record.id, entry.sequence)
         outcome.result = Result(record.id, new_facts.phase, entry, _label(new_facts, entry.effective_at))
