@@ -5,6 +5,7 @@ have refused or seen newer is refused or seen newer all the same."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from states.errors import IntegrityError, Refused
 from states.facts import PathwayFacts
 from states.vocabulary import Phase
 from tests.audit.conftest import privileged
-from tests.helpers_core import reach
+from tests.helpers_core import fire, reach, refused
 from tests.walks import PHYS, WALKS, played
 from workflow.audit.verify import verify_log
 from workflow.clock import ManualClock
@@ -175,3 +176,23 @@ def test_an_edit_under_a_held_row_is_refused_as_a_load_refuses_it(
     with pytest.raises(IntegrityError):
         sqlite_service.fire(pathway_id, "record_adverse_event", EVENT, actor=PHYS, at=clock.now())
     assert _entries(sqlite_service, pathway_id) == before
+
+
+def test_a_linked_opening_keeps_no_row_and_the_next_command_loads_it(
+    sqlite_service: PathwayService, clock: ManualClock, statements: list[str]
+) -> None:
+    """`reinstate` sets the old row's successor before its entry: the service keeps no record of
+    that row, so the next command on it loads the row (with its successor), and holds it again."""
+    old = reach(sqlite_service, clock, "matched_unrelated", Phase.READY_FOR_CONDITIONING)
+    at = clock.now() + timedelta(hours=1)
+    fire(sqlite_service, clock, old, at, PHYS, "report_relapse", {"method": "bone_marrow_biopsy"})
+    fire(sqlite_service, clock, old, at + timedelta(hours=1), PHYS, "withdraw", {"reason": "patient withdrew consent"})
+    fire(sqlite_service, clock, old, at + timedelta(days=1), PHYS, "reinstate", {"reason": "patient asks to go ahead"})
+    assert sqlite_service._facts.held(old) is None
+    statements.clear()
+    assert refused(sqlite_service, clock, old, at + timedelta(days=1), PHYS, "reinstate", {"reason": "twice"})
+    assert [s for s in statements if _LOAD in s]
+    held = sqlite_service._facts.held(old)
+    assert held is not None
+    assert held.successor is not None
+    assert held == _loaded(sqlite_service, old)
