@@ -7,8 +7,8 @@ and p90 in microseconds of:
 - library: `PathwayService.fire` of a repeatable event, in its own transaction;
 - floor: raw sqlite3 BEGIN IMMEDIATE; UPDATE pathways; INSERT entries; COMMIT;
 - floor, same statements: the library's own statement list done raw (on a pathway whose last
-  entry the service wrote: the UPDATE that also proves the stored facts and the head entry, the
-  INSERT of the entry and of its outbox row).
+  entry the service wrote: the probe that the row and its head entry are still that write's,
+  the UPDATE, the INSERT of the entry and of its outbox row).
 
 At OFF, library minus "same statements" is the library's own Python per command. Prints figures
 and ratios only; nothing asserts on a time. See README.md.
@@ -50,17 +50,19 @@ MODES = ("FULL", "OFF")
 
 class SameStatements(RawFloor):
     """The floor plus what the library's statements also do on a pathway whose last entry it
-    wrote itself (a held row, docs/decisions.md): no load, but the UPDATE's WHERE also proves the
-    stored facts and the head entry (digest, form, phase) as a load would; the stored schedule
-    beside the facts; and (`announce`) the outbox row."""
+    wrote itself (a held row, docs/decisions.md): instead of the load, one probe that the row
+    and its head entry (digest, form, phase) are still what that write left; the stored
+    schedule beside the facts; and (`announce`) the outbox row."""
 
     announce = True
     update = (
         "UPDATE pathways SET version = :version, head_hash = :head, updated_at = :now, facts = :facts,"
         " schedule = :schedule WHERE id = :id AND version = :expected AND head_hash = :old_head AND phase = :phase"
-        " AND facts = :facts AND EXISTS (SELECT id FROM entries WHERE pathway_id = pathways.id"
-        " AND sequence = :expected AND hash = :old_head AND facts_digest = :digest AND form = :form"
-        " AND to_phase = :phase)"
+    )
+    probe = (
+        "SELECT id FROM pathways WHERE id = ? AND version = ? AND head_hash = ? AND phase = ? AND facts = ?"
+        " AND EXISTS (SELECT id FROM entries WHERE pathway_id = pathways.id AND sequence = ? AND hash = ?"
+        " AND facts_digest = ? AND form = ? AND to_phase = ?)"
     )
     outbox = (
         "INSERT INTO outbox (pathway_id, sequence, entry_hash, topic, created_at, attempts) VALUES (?, ?, ?, ?, ?, 0)"
@@ -81,11 +83,16 @@ class SameStatements(RawFloor):
         }
 
     def binds(self, pid: str) -> dict[str, Any]:
-        return {"schedule": self.schedules[pid], "digest": self.digests[pid], "form": self.template["form"]}
+        return {"schedule": self.schedules[pid]}
 
     def once(self) -> None:
         pid = next(self.cycle)
         self.conn.execute("BEGIN IMMEDIATE")
+        version, head, phase, facts, _ = self.heads[pid]
+        form = self.template["form"]
+        args = (pid, version, head, phase, facts, version, head, self.digests[pid], form, phase)
+        if not self.conn.execute(self.probe, args).fetchall():
+            raise RuntimeError("raw floor lost its own head")
         self._write(pid, *self.heads[pid])
         self.digests[pid] = self.template["facts_digest"]
         if self.announce:

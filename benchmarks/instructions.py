@@ -11,9 +11,10 @@ cancel out), for:
 
 - library: `PathwayService.fire` of a repeatable event at synchronous=OFF, in its own transaction;
 - floor, same statements: raw sqlite3 running the library's statements (floor.py's
-  `SameStatements`: the UPDATE that also proves the stored facts and head entry, the INSERTs of
-  the entry and its outbox row, BEGIN IMMEDIATE and COMMIT; no load, as the library on a pathway
-  whose last entry it wrote) on a copy of the same database.
+  `SameStatements`: the probe that the row and its head entry are still what the last write
+  left (instead of the load, as the library on a pathway whose last entry it wrote), the UPDATE,
+  the INSERTs of the entry and its outbox row, BEGIN IMMEDIATE and COMMIT) on a copy of the same
+  database.
 
 The difference of the two is the library's own work in instructions; their ratio is what the
 time ratio at synchronous=OFF would be if every instruction cost the same. Instructions are

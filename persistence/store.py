@@ -172,7 +172,7 @@ class PathwayRecord:
     def advanced(self, entry: Entry, now: datetime, facts: str | None = None) -> PathwayRecord:
         """The row as appending `entry` at `now` leaves it (`facts`: the snapshot text written
         with it; None: unchanged), which is what the next load would read: a command may judge
-        it instead of loading again, and `Store.append(held=...)` proves it still stored."""
+        it instead of loading again once `Store.holds` finds it still stored."""
         if entry.facts_digest is None:
             raise ValueError("only an entry that commits to its facts (form 2) says what the row holds")
         # Every field named (not `dataclasses.replace`, which costs twice as much on every command).
@@ -314,7 +314,7 @@ _ADVANCE_WHERE = (
 )
 
 
-def _advance(*, facts: bool, moves: bool, held: bool) -> Any:
+def _advance(*, facts: bool, moves: bool) -> Any:
     """The pathway row moved to the new head; with `facts`, the snapshot and the schedule that
     goes with it (NULL: read it from the facts).
 
@@ -322,11 +322,6 @@ def _advance(*, facts: bool, moves: bool, held: bool) -> Any:
     index entries of every indexed column an UPDATE assigns, even to the value it holds, which
     for the phase is two of a command's dozen WAL pages (its index and the open-patient one).
     The WHERE holds it instead, so the row still ends in the entry's phase either way.
-
-    `held`: the caller judged a record it holds from its own last write, not one loaded in this
-    transaction, so the WHERE also proves what a load checks (`PathwayRecord.consistent`): the
-    stored facts are the held text, and the head entry is there with the held digest, form and
-    phase. A row that fails any of them is not updated, as a stale one is not.
     """
     values: dict[str, Any] = {
         "version": bindparam("b_version"),
@@ -337,20 +332,30 @@ def _advance(*, facts: bool, moves: bool, held: bool) -> Any:
         values["phase"] = bindparam("b_phase")
     if facts:
         values.update(facts=bindparam("b_facts"), schedule=bindparam("b_schedule"))
-    where = list(_ADVANCE_WHERE)
-    if held or not moves:
-        where.append(P.c.phase == bindparam("b_from"))
-    if held:
-        head = select(E.c.id).where(
-            E.c.pathway_id == P.c.id,
-            E.c.sequence == bindparam("b_expected"),
-            E.c.hash == bindparam("b_head"),
-            E.c.facts_digest == bindparam("b_held_digest"),
-            E.c.form == bindparam("b_held_form"),
-            E.c.to_phase == bindparam("b_from"),
-        )
-        where += [P.c.facts == bindparam("b_held_facts"), exists(head)]
+    where = _ADVANCE_WHERE if moves else (*_ADVANCE_WHERE, P.c.phase == bindparam("b_phase"))
     return update(P).where(*where).values(**values)
+
+
+# Is the row still what a record says, as a load would read and check it (`Store.holds`)? The
+# row's version, head hash, phase and facts text, and its head entry there with the record's
+# facts digest, form and phase: what `PathwayRecord.consistent` compares, in one probe.
+_STILL_HELD = select(P.c.id).where(
+    P.c.id == bindparam("b_id"),
+    P.c.version == bindparam("b_version"),
+    P.c.head_hash == bindparam("b_head"),
+    P.c.phase == bindparam("b_phase"),
+    P.c.facts == bindparam("b_facts"),
+    exists(
+        select(E.c.id).where(
+            E.c.pathway_id == P.c.id,
+            E.c.sequence == bindparam("b_version"),
+            E.c.hash == bindparam("b_head"),
+            E.c.facts_digest == bindparam("b_digest"),
+            E.c.form == bindparam("b_form"),
+            E.c.to_phase == bindparam("b_phase"),
+        )
+    ),
+)
 
 
 _HEAD_FIELDS = ("head_digest", "head_form", "head_phase")
@@ -558,7 +563,8 @@ class _Hot(NamedTuple):
     pysqlite: bool
     select_pathway: _Sql
     select_pathway_for_update: _Sql
-    advances: Mapping[tuple[bool, bool, bool], _Sql]  # by (with the facts, the phase moves, held)
+    advances: Mapping[tuple[bool, bool], _Sql]  # by (with the facts, the phase moves)
+    still_held: _Sql
     insert_entry: _Sql
     insert_outbox: _Sql
     insert_series: _Sql
@@ -597,11 +603,11 @@ def _hot(connection: Connection) -> _Hot:
             _render(_SELECT_PATHWAY, dialect, translate),
             _render(_SELECT_PATHWAY_FOR_UPDATE, dialect, translate),
             {
-                (facts, moves, held): _render(_advance(facts=facts, moves=moves, held=held), dialect, translate)
+                (facts, moves): _render(_advance(facts=facts, moves=moves), dialect, translate)
                 for facts in (False, True)
                 for moves in (False, True)
-                for held in (False, True)
             },
+            _render(_STILL_HELD, dialect, translate),
             _render(_INSERT_ENTRY, dialect, translate, _ENTRY_KEYS),
             _render(_INSERT_OUTBOX, dialect, translate, _OUTBOX_KEYS),
             _render(_INSERT_SERIES, dialect, translate, _SERIES_KEYS),
@@ -924,7 +930,6 @@ class Store:
         now: datetime,
         unchanged_digest: str | None = None,
         schedule: str | None = None,
-        held: PathwayRecord | None = None,
     ) -> Entry:
         """Seal `draft` after the head the caller loaded, move the pathway row forward, and
         add the entry's outbox row.
@@ -940,19 +945,9 @@ class Store:
         `facts_digest`; read from the row when not given). A `Split` also writes the series
         rows that changed (persistence.series.split_facts). New facts replace the stored
         milestone schedule with `schedule` (theirs, `Schedule.dumps`; None: none stored).
-
-        `held`: the caller did not load the row in this transaction but judged the record its
-        own last write left (`PathwayRecord.advanced`); the UPDATE then also checks the row and
-        its head entry as a load does, and ConcurrencyConflict, nothing written, says the
-        record is not the stored one any more (another writer, a rolled-back commit, an edit):
-        load it and judge again.
         """
         if draft.pathway_id != pathway_id:
             raise ValueError("the entry belongs to another pathway")
-        if held is not None and (held.id, held.version, held.head_hash, held.phase) != (
-            pathway_id, expected_version, head_hash, draft.from_phase
-        ):  # fmt: skip
-            raise ValueError("the held record is not the head the entry follows")
         if _PHASE(phase) is not draft.to_phase:  # the load checks the row against its head by it
             raise ValueError("the pathway's phase must be the one the entry leaves it in (to_phase)")
         _aware(now, "now")
@@ -978,20 +973,17 @@ class Store:
                 "b_version": entry.sequence,
                 "b_new_head": entry.hash,
                 "b_phase": str(_PHASE(phase)),
-                "b_from": None if draft.from_phase is None else str(draft.from_phase),
                 # The service stamps the entry with the same `now`: reuse its formatted time.
                 "b_now": entry_params["recorded_at"] if now == entry.recorded_at else bind_value(now, hot.dialect),
             }
             if text is not None:
                 params["b_facts"] = text
                 params["b_schedule"] = schedule
-            if held is not None:
-                params.update(b_held_facts=held.facts, b_held_digest=held.facts_digest, b_held_form=held.head_form)
             moves = draft.to_phase is not draft.from_phase
-            advance = hot.advances[text is not None, moves, held is not None]
+            advance = hot.advances[text is not None, moves]
             if _run(connection, direct, advance, params).rowcount != 1:
-                stale = f"expected version {expected_version}" + ("" if moves else f" in phase {params['b_from']}")
-                raise ConcurrencyConflict(pathway_id, f"{stale}{' (held)' if held else ''} is stale")
+                stale = f"expected version {expected_version}" + ("" if moves else f" in phase {params['b_phase']}")
+                raise ConcurrencyConflict(pathway_id, f"{stale} is stale")
             _write_entry(connection, hot, direct, entry, entry_params, announce=self._announce)
             _write_series(connection, hot, direct, pathway_id, series)
         except DBAPIError as exc:
@@ -1020,6 +1012,29 @@ class Store:
             return list(rows.scalars().all())
         except DBAPIError as exc:
             _reraise(exc)
+
+    def holds(self, record: PathwayRecord) -> bool:
+        """Is `record` (a row as this process's own write left it, `PathwayRecord.advanced`)
+        still the stored row, with its head entry as a load checks it (`consistent`)? One probe
+        instead of a load: nothing read back, nothing hashed. False for another writer's row, a
+        rolled-back write or an edited row or head entry: load it then, which says which."""
+        if record.head_form is None or record.head_digest != record.facts_digest:
+            return False
+        params = {
+            "b_id": record.id,
+            "b_version": record.version,
+            "b_head": record.head_hash,
+            "b_phase": str(record.phase),
+            "b_facts": record.facts,
+            "b_digest": record.facts_digest,
+            "b_form": record.head_form,
+        }
+        try:
+            connection = self._connection()
+            hot = _hot(connection)
+            return bool(_run(connection, _direct(connection, hot), hot.still_held, params).fetchall())
+        except DBAPIError as exc:
+            _reraise(exc, record.id)
 
     def load(self, pathway_id: str, *, for_update: bool = False, checked: bool = True) -> PathwayRecord | None:
         """The pathway row; `for_update` locks it until the transaction ends (PostgreSQL).

@@ -92,8 +92,7 @@ def test_an_entry_that_keeps_the_phase_does_not_assign_it(service: PathwayServic
             else:
                 [update] = updates
                 assigned, held = ("phase" in part for part in update.split(" WHERE "))
-                assert assigned is (moved is not phase), command
-                assert held or moved is not phase, command
+                assert (assigned, held) == ((True, False) if moved is not phase else (False, True)), command
                 seen.add(moved is not phase)
             phase = moved
             updates.clear()

@@ -20,9 +20,9 @@ this process made is reused, never the stored columns.
 
 And with them the pathway row as that write left it (`held`): on SQLite, where the service's
 transaction holds the write lock from its start, a command judges that record instead of
-loading the row, and its UPDATE proves the record is still the stored row and head entry, as
-the load would have (`Store.append(held=...)`). A record that is not (another writer, a
-rolled-back commit, an edited row) is dropped, and the command loads and judges again.
+loading the row once one probe has found it still the stored row with its head entry, as the
+load would check them (`Store.holds`). A record that is not (another writer, a rolled-back
+commit, an edited row) is not judged: the command loads the row, and its write replaces it.
 """
 
 from __future__ import annotations
@@ -102,8 +102,3 @@ class FactsCache:
             hit = self._items.get(record.id)
             if hit is not None and hit.digest == record.facts_digest:
                 self._items[record.id] = hit._replace(record=record)
-
-    def drop(self, pathway_id: str) -> None:
-        """Forget the pathway (its held record was not the stored row)."""
-        with self._lock:
-            self._items.pop(pathway_id, None)

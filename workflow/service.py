@@ -205,7 +205,7 @@ class PathwayService:
         self._machine = PathwayEngine()
         self._facts = FactsCache()  # facts this process wrote, reused by digest (workflow/facts_cache.py)
         # SQLite: the service's own transactions hold the write lock from BEGIN IMMEDIATE, so a
-        # command may judge the row its last write left and let the UPDATE prove it (`fire`).
+        # command may judge the row its last write left once one probe finds it stored (`fire`).
         self._holds_lock = self.engine.dialect.name == "sqlite"
         self._connections = KeptConnection(self.engine)  # the service's own transactions (SQLite)
         if auto_upgrade is None:
@@ -356,26 +356,23 @@ class PathwayService:
         def replay(store: Store) -> Result | None:
             return None if sent is None else self._replayed(store, idempotency_key, command, pathway_id, sent, who)
 
-        # Only in a transaction of the service's own: a host's may hold writes of its own, and
-        # a linked opening writes another pathway before this one's row is checked.
-        holding = self._holds_lock and session is None and type(pathway_id) is str and not isinstance(body, LINKED)
+        # Only in a transaction of the service's own, whose BEGIN IMMEDIATE (SQLite) has locked
+        # every other writer out since before the key was looked up.
+        holding = self._holds_lock and session is None and type(pathway_id) is str
 
         def work(store: Store) -> _Outcome:
             # A replay of a committed command is answered without waiting for the pathway.
             outcome = _Outcome(replay(store))
-            held = self._facts.held(pathway_id) if holding and outcome.result is None else None
-            if held is not None:
-                try:
-                    self._attempt(store, held, spec, body, who, at, idempotency_key, outcome, held=True)
-                    return outcome
-                except ConcurrencyConflict:  # not the stored row any more; nothing was written
-                    self._facts.drop(pathway_id)
             if outcome.result is None:
-                # Locked from here to commit (PostgreSQL): the judged facts are the committed ones.
-                record = self._load(store, pathway_id, for_update=True)
-                # Looked up again: a first send still running when we looked has now committed
-                # (we waited for its lock), or rolled back and left the command to us.
-                outcome.result = replay(store)
+                held = self._facts.held(pathway_id) if holding else None
+                if held is not None and store.holds(held):
+                    record = held  # the row this service's last write left, still the stored one
+                else:
+                    # Locked from here to commit (PostgreSQL): the judged facts are the committed ones.
+                    record = self._load(store, pathway_id, for_update=True)
+                    # Looked up again: a first send still running when we looked has now committed
+                    # (we waited for its lock), or rolled back and left the command to us.
+                    outcome.result = replay(store)
                 if outcome.result is None:
                     self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
             return outcome
@@ -454,11 +451,7 @@ class PathwayService:
         at: datetime,
         key: str | None,
         outcome: _Outcome,
-        *,
-        held: bool = False,
     ) -> None:
-        """Judge `body` on `record` (`held`: the record of this process's last write, not
-        loaded: the append proves it stored) and append the entry, or the refusal."""
         facts = self._facts.parsed(record, store)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
@@ -500,7 +493,6 @@ class PathwayService:
                 facts_json=None,
                 now=now,
                 unchanged_digest=record.facts_digest,
-                held=record if held else None,
             )
             if self._holds_lock:
                 self._facts.moved(record.advanced(entry, now))
@@ -542,7 +534,6 @@ class PathwayService:
             facts_json=split,
             now=now,
             schedule=planned,
-            held=record if held else None,
         )
         # A linked opening set the row's successor: the next command loads it.
         kept = record.advanced(entry, now, split.text) if self._holds_lock and not isinstance(body, LINKED) else None
