@@ -336,9 +336,11 @@ def _advance(*, facts: bool, moves: bool) -> Any:
     return update(P).where(*where).values(**values)
 
 
+# The head entry a pathway row names: the entry at sequence = version whose hash is head_hash.
+_HEAD_OF_ROW = and_(E.c.pathway_id == P.c.id, E.c.sequence == P.c.version, E.c.hash == P.c.head_hash)
 # Is the row still what a record says, as a load would read and check it (`Store.holds`)? The
-# row's version, head hash, phase and facts text, and its head entry there with the record's
-# facts digest, form and phase: what `PathwayRecord.consistent` compares, in one probe.
+# row's version, head hash, phase and facts text, and its head entry with the record's facts
+# digest, form and phase: what `PathwayRecord.consistent` compares, in one probe.
 _STILL_HELD = select(P.c.id).where(
     P.c.id == bindparam("b_id"),
     P.c.version == bindparam("b_version"),
@@ -347,9 +349,7 @@ _STILL_HELD = select(P.c.id).where(
     P.c.facts == bindparam("b_facts"),
     exists(
         select(E.c.id).where(
-            E.c.pathway_id == P.c.id,
-            E.c.sequence == bindparam("b_version"),
-            E.c.hash == bindparam("b_head"),
+            _HEAD_OF_ROW,
             E.c.facts_digest == bindparam("b_digest"),
             E.c.form == bindparam("b_form"),
             E.c.to_phase == bindparam("b_phase"),
@@ -360,14 +360,14 @@ _STILL_HELD = select(P.c.id).where(
 
 _HEAD_FIELDS = ("head_digest", "head_form", "head_phase")
 _PATHWAY_FIELDS = tuple(f.name for f in fields(PathwayRecord) if f.name not in (*_HEAD_FIELDS, "facts_digest"))
-# The pathway row with its head entry's state commitment, in one query: the entry at
-# sequence = version whose hash is head_hash (none when the row and the log disagree).
+# The pathway row with its head entry's state commitment, in one query (no entry when the row
+# and the log disagree).
 _PATHWAYS_WITH_HEAD = select(
     *(P.c[name] for name in _PATHWAY_FIELDS),
     E.c.facts_digest.label("head_digest"),
     E.c.form.label("head_form"),
     E.c.to_phase.label("head_phase"),
-).select_from(P.outerjoin(E, and_(E.c.pathway_id == P.c.id, E.c.sequence == P.c.version, E.c.hash == P.c.head_hash)))
+).select_from(P.outerjoin(E, _HEAD_OF_ROW))
 _SELECT_PATHWAY = _PATHWAYS_WITH_HEAD.where(P.c.id == bindparam("b_id"))
 # PostgreSQL: writers of one pathway queue on its row from the load on, so a command judges
 # the facts it will commit after and a busy pathway costs waiting, not redone work. SQLite
@@ -1018,7 +1018,7 @@ class Store:
         still the stored row, with its head entry as a load checks it (`consistent`)? One probe
         instead of a load: nothing read back, nothing hashed. False for another writer's row, a
         rolled-back write or an edited row or head entry: load it then, which says which."""
-        if record.head_form is None or record.head_digest != record.facts_digest:
+        if record.consistent is not True:  # one a load would not take as it is
             return False
         params = {
             "b_id": record.id,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from persistence.store import PathwayRecord, Store
 from states.errors import InvalidCommand, Refused
 from states.policy import Policy
 from states.vocabulary import CLOSED_PHASES, EntryKind, Phase
@@ -327,3 +328,11 @@ __all__ = [
     "t",
     "walk_phases",
 ]
+
+
+def stored_record(service: PathwayService, pathway_id: str) -> PathwayRecord:
+    """The pathway row as a load in a transaction of its own reads it (checked against its head)."""
+    with service.engine.connect() as connection, connection.begin():
+        record = Store(connection).load(pathway_id)
+    assert record is not None
+    return record

@@ -15,19 +15,12 @@ from persistence.store import PathwayRecord, Store
 from states.errors import IntegrityError
 from states.facts import PathwayFacts
 from states.vocabulary import Phase
-from tests.helpers_core import reach
+from tests.helpers_core import reach, stored_record
 from tests.walks import PHYS, WALKS, played
 from workflow.audit.verify import verify_log
 from workflow.clock import ManualClock
 from workflow.facts_cache import FactsCache
 from workflow.service import PathwayService
-
-
-def _record(service: PathwayService, pathway_id: str) -> PathwayRecord:
-    with service.engine.connect() as connection, connection.begin():
-        record = Store(connection).load(pathway_id)
-    assert record is not None
-    return record
 
 
 def _parsed(service: PathwayService, cache: FactsCache, record: PathwayRecord) -> PathwayFacts:
@@ -36,7 +29,7 @@ def _parsed(service: PathwayService, cache: FactsCache, record: PathwayRecord) -
 
 
 def test_a_hit_needs_the_digest_of_the_stored_text(service: PathwayService, clock: ManualClock) -> None:
-    record = _record(service, reach(service, clock, "autologous", Phase.EVALUATION))
+    record = stored_record(service, reach(service, clock, "autologous", Phase.EVALUATION))
     stored = PathwayFacts.model_validate_json(record.facts)
     cache = FactsCache()
     cache.wrote(record.id, record.facts_digest, stored)
@@ -49,7 +42,7 @@ def test_a_hit_needs_the_digest_of_the_stored_text(service: PathwayService, cloc
 
 def test_the_service_reuses_what_it_wrote_and_stays_bounded(service: PathwayService, clock: ManualClock) -> None:
     pathway_id = reach(service, clock, "autologous", Phase.EVALUATION)
-    record = _record(service, pathway_id)
+    record = stored_record(service, pathway_id)
     first = _parsed(service, service._facts, record)
     assert first is _parsed(service, service._facts, record)  # the object the last fire wrote
     small = FactsCache(size=1)

@@ -13,13 +13,12 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from persistence.models import entries_table
-from persistence.store import PathwayRecord, Store
 from states.entry import Entry
 from states.errors import IntegrityError, Refused
 from states.facts import PathwayFacts
 from states.vocabulary import Phase
 from tests.audit.conftest import privileged
-from tests.helpers_core import fire, reach, refused
+from tests.helpers_core import fire, reach, refused, stored_record
 from tests.walks import PHYS, WALKS, played
 from workflow.audit.verify import verify_log
 from workflow.clock import ManualClock
@@ -52,13 +51,6 @@ def statements(sqlite_service: PathwayService) -> Iterator[list[str]]:
     event.remove(sqlite_service.engine, "before_cursor_execute", record)
 
 
-def _loaded(service: PathwayService, pathway_id: str) -> PathwayRecord:
-    with service.engine.connect() as connection, connection.begin():
-        record = Store(connection).load(pathway_id)
-    assert record is not None
-    return record
-
-
 def _entries(service: PathwayService, pathway_id: str) -> int:
     counted = select(func.count()).select_from(entries_table).where(entries_table.c.pathway_id == pathway_id)
     with service.engine.connect() as connection:
@@ -86,7 +78,8 @@ def test_along_a_walk_each_command_judges_the_held_row_which_is_what_a_load_read
             assert loads, command
             judged.add(result.pathway_id)
         if command != "refer":
-            assert sqlite_service._facts.held(result.pathway_id) == _loaded(sqlite_service, result.pathway_id), command
+            held = sqlite_service._facts.held(result.pathway_id)
+            assert held == stored_record(sqlite_service, result.pathway_id), command
         statements.clear()
     assert len(judged) == 1
     assert verify_log(sqlite_service).ok
@@ -98,7 +91,7 @@ def test_a_refusal_moves_the_held_row_on(
     pathway_id = reach(sqlite_service, clock, "autologous", Phase.EVALUATION)
     with pytest.raises(Refused):  # no collection yet
         sqlite_service.fire(pathway_id, "complete_collection", {}, actor=PHYS, at=clock.now())
-    assert sqlite_service._facts.held(pathway_id) == _loaded(sqlite_service, pathway_id)
+    assert sqlite_service._facts.held(pathway_id) == stored_record(sqlite_service, pathway_id)
     statements.clear()
     sqlite_service.fire(pathway_id, "record_adverse_event", EVENT, actor=PHYS, at=clock.now())
     assert not [s for s in statements if _LOAD in s]
@@ -122,7 +115,7 @@ def test_another_writers_command_is_seen_before_judging(
     assert [s for s in statements if _LOAD in s]  # judged again on a load
     assert result.entry.sequence == _entries(sqlite_service, pathway_id)
     assert _adverse_events(sqlite_service, pathway_id) == 3
-    assert sqlite_service._facts.held(pathway_id) == _loaded(sqlite_service, pathway_id)
+    assert sqlite_service._facts.held(pathway_id) == stored_record(sqlite_service, pathway_id)
     assert verify_log(sqlite_service).ok
 
 
@@ -196,7 +189,7 @@ def test_a_linked_opening_keeps_no_row_and_the_next_command_loads_it(
     held = sqlite_service._facts.held(old)
     assert held is not None
     assert held.successor is not None
-    assert held == _loaded(sqlite_service, old)
+    assert held == stored_record(sqlite_service, old)
 
 
 def test_a_write_the_host_rolled_back_is_not_judged_on(sqlite_service: PathwayService, clock: ManualClock) -> None:
@@ -213,5 +206,5 @@ def test_a_write_the_host_rolled_back_is_not_judged_on(sqlite_service: PathwaySe
         actor=PHYS, at=clock.now(),
     )  # fmt: skip
     assert (result.phase, result.entry.sequence) == (Phase.REFERRED, 2)
-    assert sqlite_service._facts.held(pathway_id) == _loaded(sqlite_service, pathway_id)
+    assert sqlite_service._facts.held(pathway_id) == stored_record(sqlite_service, pathway_id)
     assert verify_log(sqlite_service).ok
