@@ -14,7 +14,10 @@ cancel out), for:
   `SameStatements`: the probe that the row and its head entry are still what the last write
   left (instead of the load, as the library on a pathway whose last entry it wrote), the UPDATE,
   the INSERTs of the entry and its outbox row, BEGIN IMMEDIATE and COMMIT) on a copy of the same
-  database.
+  database;
+- journeys (`--kinds journeys`, not run by default): whole journeys of journeys.py (every route
+  and donor type, referral to Day +100) at synchronous=OFF on a fresh database, per command:
+  the mixed work the 10,000-journey target measures, where a repeatable event is only one kind.
 
 The difference of the two is the library's own work in instructions; their ratio is what the
 time ratio at synchronous=OFF would be if every instruction cost the same. Instructions are
@@ -23,6 +26,7 @@ replace it. Needs valgrind (on this machine kind: `apt-get install valgrind`); a
 minutes. To compare two trees, run the script from each (a `git worktree` of the other).
 
     .venv/bin/python benchmarks/instructions.py [--low 100] [--high 600]
+    .venv/bin/python benchmarks/instructions.py --kinds journeys [--journeys 12 48]
 """
 
 from __future__ import annotations
@@ -43,17 +47,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fire import COMMANDS, Database, build, copy_database, library_op
 from floor import SameStatements, set_synchronous
+from journeys import ROUTES, WALK_START, journey
 
 from tests.walks import WALKS
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
 
 KINDS = ("library", "floor")
+JOURNEYS = "journeys"
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 def child(kind: str, folder: Path, fires: int, command: str) -> None:
     """Inside valgrind: open the seeded database and fire `fires` times (after a short warm-up)."""
+    if kind == JOURNEYS:
+        clock = ManualClock(WALK_START)
+        svc = PathwayService(f"sqlite:///{folder / f'journeys-{fires}.db'}", clock=clock, auto_upgrade=True)
+        set_synchronous(svc, [], "OFF")
+        for number in range(len(ROUTES) + fires):  # one of each route first: every code path warm
+            journey(svc, clock, number)
+        return
     seeded = json.loads((folder / "targets.json").read_text())
     if kind == "library":
         clock = ManualClock(datetime.fromisoformat(seeded["at"]))
@@ -86,6 +99,19 @@ def counted(kind: str, folder: Path, fires: int, command: str) -> int:
     return int(found.group(1))
 
 
+def journeys_per_command(folder: Path, low: int, high: int) -> str:
+    """Instructions per command of whole journeys: the difference of a `low`- and a
+    `high`-journey run over the commands (referral included) the extra journeys hold."""
+    if low % len(ROUTES) or high % len(ROUTES) or not 0 <= low < high:
+        raise SystemExit(f"--journeys takes two multiples of {len(ROUTES)}, the lower first")
+    extra = high - low
+    commands = extra // len(ROUTES) * sum(1 + len(WALKS[route]().steps) for route in ROUTES)
+    counts = [counted(JOURNEYS, folder, n, "record_adverse_event") for n in (low, high)]  # no command: whole walks
+    per_command = (counts[1] - counts[0]) / commands
+    return (f"journeys {per_command:12,.0f} instructions per command ({low} and {high} journeys: "
+            f"{counts[0]:,} and {counts[1]:,}; {commands:,} commands between them)")  # fmt: skip
+
+
 def seed(folder: Path, command: str) -> None:
     """Ten pathways walked to awaiting engraftment through the service, and a copy for the floor."""
     db = build(folder / "library.db", "library", targets=10, total=10, walk=WALKS["autologous"](), command=command,
@@ -100,7 +126,21 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--low", type=int, default=100, help="fires in the shorter run")
     p.add_argument("--high", type=int, default=600, help="fires in the longer run")
     p.add_argument("--command", choices=sorted(COMMANDS), default="record_adverse_event")
-    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="library alone: an A/B of two trees")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=(*KINDS, JOURNEYS),
+        default=list(KINDS),
+        help="library alone: an A/B of two trees; journeys: mixed commands",
+    )
+    p.add_argument(
+        "--journeys",
+        nargs=2,
+        type=int,
+        default=(12, 48),
+        metavar=("LOW", "HIGH"),
+        help="journeys in the two runs of --kinds journeys (multiples of the routes: every route alike)",
+    )
     p.add_argument("--child", nargs=3, metavar=("KIND", "FOLDER", "FIRES"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -117,14 +157,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("--low must be at least 0 and below --high")
     folder = Path(tempfile.mkdtemp(prefix="hsct-instructions-"))
     try:
-        seed(folder, args.command)
+        if JOURNEYS in args.kinds:
+            print(journeys_per_command(folder, *args.journeys))
+        fired = [kind for kind in args.kinds if kind != JOURNEYS]
+        if fired:
+            seed(folder, args.command)
         per_fire = {}
-        for kind in args.kinds:
+        for kind in fired:
             low, high = counted(kind, folder, args.low, args.command), counted(kind, folder, args.high, args.command)
             per_fire[kind] = (high - low) / (args.high - args.low)
             print(f"{kind:8s} {per_fire[kind]:12,.0f} instructions per fire "
                   f"({args.low} and {args.high} fires: {low:,} and {high:,})")  # fmt: skip
-        if len(per_fire) < len(KINDS):
+        if len(per_fire) < len(KINDS):  # one kind alone
             return
         own = per_fire["library"] - per_fire["floor"]
         print(f"library's own work {own:,.0f} instructions per fire; ratio library / floor "

@@ -23,9 +23,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from itertools import compress
 from operator import is_not, itemgetter
+from types import MappingProxyType
 from typing import Annotated, Any, Final, NamedTuple
 
 from pydantic import TypeAdapter
@@ -114,14 +115,29 @@ def has_series(text: str) -> bool:
     return text.startswith(_PREFIX)
 
 
-def heads_in(text: str) -> dict[str, SeriesHead]:
-    """The series heads a snapshot text commits to ({} for a text with none: no series values,
-    or a snapshot from before the rows, with its series inline). ValueError if unreadable."""
+def heads_in(text: str) -> Mapping[str, SeriesHead]:
+    """The series heads a snapshot text commits to (empty for a text with none: no series
+    values, or a snapshot from before the rows, with its series inline). ValueError if unreadable."""
     if not has_series(text):
-        return {}
-    end = text.index("}", len(_PREFIX)) + 1
-    raw = json.loads(text[len(_PREFIX) : end])
-    return {name: SeriesHead(int(count), str(head)) for name, (count, head) in raw.items()}
+        return _NO_HEADS
+    return _parsed_heads(text[len(_PREFIX) : text.index("}", len(_PREFIX)) + 1])
+
+
+_NO_HEADS: Final[Mapping[str, SeriesHead]] = MappingProxyType({})
+
+
+@lru_cache(maxsize=1024)
+def _parsed_heads(member: str) -> Mapping[str, SeriesHead]:
+    """The heads member parsed, read-only: most commands leave the heads as the last one wrote
+    them (no value added), so the same member text comes back and is parsed once."""
+    raw = json.loads(member)
+    return MappingProxyType({name: SeriesHead(int(count), str(head)) for name, (count, head) in raw.items()})
+
+
+def _heads_member(heads: Mapping[str, SeriesHead]) -> str:
+    """The heads as the JSON member `heads_in` reads (names are field names, heads hexadecimal:
+    nothing to escape), spelled as json.dumps with separators (",", ":") would."""
+    return "{" + ",".join(f'"{name}":[{head.count},"{head.head}"]' for name, head in heads.items()) + "}"
 
 
 def _unchanged_prefix(before: tuple[object, ...], after: tuple[object, ...]) -> bool:
@@ -159,8 +175,7 @@ def split_facts(
     made = _members(facts, before, members)
     text = (b"{" + b",".join(made) + b"}").decode()
     if heads:
-        member = json.dumps({name: [h.count, h.head] for name, h in heads.items()}, separators=(",", ":"))
-        text = f"{_PREFIX}{member},{text[1:]}"
+        text = f"{_PREFIX}{_heads_member(heads)},{text[1:]}"
     return Split(text, tuple(writes), made)
 
 
@@ -215,7 +230,7 @@ def without_series(text: str) -> str:
     return "{" + text[text.index("}", len(_PREFIX)) + 2 :]
 
 
-def check_rows(text: str, rows: Mapping[str, Sequence[str]]) -> dict[str, SeriesHead]:
+def check_rows(text: str, rows: Mapping[str, Sequence[str]]) -> Mapping[str, SeriesHead]:
     """The heads of a snapshot text, once `rows` (values per field, in position order) are
     found to be what they commit to; SeriesMismatch otherwise."""
     heads = heads_in(text)

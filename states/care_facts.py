@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from states.frozen import Frozen
 
 ProphylaxisAgent = Literal["ptcy", "tacrolimus", "cyclosporine", "mmf", "methotrexate", "atg", "sirolimus"]
 """GVHD prophylaxis agents: post-transplant cyclophosphamide, the calcineurin inhibitors,
@@ -32,11 +32,7 @@ InfectionSite = Literal[
 Blood = Literal["platelets", "red_cells"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PlannedAgent(_Frozen):
+class PlannedAgent(Frozen):
     """One agent of the prophylaxis plan: the Days it is given on (fixed-day agents) or the Day
     it starts from and continues (calcineurin inhibitors, MMF, sirolimus)."""
 
@@ -45,7 +41,7 @@ class PlannedAgent(_Frozen):
     from_day: int | None = None
 
 
-class AgentCourse(_Frozen):
+class AgentCourse(Frozen):
     """The doses of one agent given so far. `days` lists the Days given for fixed-day agents
     only (bounded by the plan); a continuous agent keeps its count and first and last dates."""
 
@@ -56,7 +52,7 @@ class AgentCourse(_Frozen):
     days: tuple[int, ...] = ()
 
 
-class Stay(_Frozen):
+class Stay(Frozen):
     """One inpatient stay. `admitted_on` is None for a discharge recorded without an admission
     (entries written before `admit` existed); `discharged_on` is None while the patient is in."""
 
@@ -64,12 +60,12 @@ class Stay(_Frozen):
     discharged_on: date | None = None
 
 
-class GrowthFactorStart(_Frozen):
+class GrowthFactorStart(Frozen):
     agent: GrowthFactorAgent
     started_on: date
 
 
-class Infection(_Frozen):
+class Infection(Frozen):
     """One documented infection: onset date, organism as reported, site."""
 
     on: date
@@ -77,7 +73,7 @@ class Infection(_Frozen):
     site: InfectionSite
 
 
-class MucositisCourse(_Frozen):
+class MucositisCourse(Frozen):
     """WHO oral mucositis grades (0-4): the worst so far and the latest, with their dates."""
 
     peak_grade: int

@@ -21,16 +21,11 @@ from states.care_facts import (
     PlannedAgent,
     Stay,
 )
+from states.frozen import Frozen
 from states.vocabulary import DonorType, GraftSource, Locus, Phase, Route
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
 """A short label typed by a person (regimen, drug, dose): bounded, no NUL."""
-
-
-class Frozen(BaseModel):
-    """Base of every fact: immutable and closed."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class LabMethod(StrEnum):

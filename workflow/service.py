@@ -81,7 +81,7 @@ from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COM
 from workflow.host_session import when_ended
 from workflow.listing import Listed, listed
 from workflow.retry import RetryPolicy, own_transaction, transient
-from workflow.validation import PAYLOAD, aware, bounded, check_size, plausible_id, subsequent_key, validated
+from workflow.validation import PAYLOAD, aware, bounded, plausible_id, stored_payload, subsequent_key, validated
 from workflow.validation import idempotency_key as checked_key
 
 OPEN_PATHWAY = "patient_has_open_pathway"
@@ -292,12 +292,11 @@ class PathwayService:
         no pathway yet whose log could hold it (docs/decisions.md)."""
         bounded(payload, command="refer", policy=self.policy)
         refer = validated(Refer, payload, command="refer")
-        check_size(refer, command="refer", policy=self.policy)
+        sent = stored_payload(refer, command="refer", policy=self.policy)
         who = validated(Actor, actor, command="refer", prefix="actor")
         at = aware(at, command="refer")
         idempotency_key = checked_key(idempotency_key, command="refer")
         opening = Opening(**refer.model_dump(), timezone=self.policy.timezone)
-        sent = refer.model_dump(mode="json", exclude_none=True)
 
         def work(store: Store) -> Result:
             replay_hit = self._replayed(store, idempotency_key, "refer", None, sent, who)
@@ -345,13 +344,12 @@ class PathwayService:
         spec = self._command(command)
         bounded(payload, command=command, policy=self.policy)
         body = validated(spec.payload, payload, command=command)
-        check_size(body, command=command, policy=self.policy)
+        dumped = stored_payload(body, command=command, policy=self.policy)
         self._reject_derived(spec, payload, command)
         who = validated(Actor, actor, command=command, prefix="actor")
         at = aware(at, command=command)
         idempotency_key = checked_key(idempotency_key, command=command)
-        # the payload is dumped for the idempotency comparison only
-        sent = None if idempotency_key is None else body.model_dump(mode="json", exclude_none=True)
+        sent = None if idempotency_key is None else dumped  # what an idempotent resend is compared by
 
         def replay(store: Store) -> Result | None:
             return None if sent is None else self._replayed(store, idempotency_key, command, pathway_id, sent, who)
@@ -374,7 +372,7 @@ class PathwayService:
                     # (we waited for its lock), or rolled back and left the command to us.
                     outcome.result = replay(store)
                 if outcome.result is None:
-                    self._attempt(store, record, spec, body, who, at, idempotency_key, outcome)
+                    self._attempt(store, record, spec, body, dumped, who, at, idempotency_key, outcome)
             return outcome
 
         if session is not None and self.durable_refusals:
@@ -447,11 +445,14 @@ class PathwayService:
         record: PathwayRecord,
         spec: Command,
         body: Payload,
+        dumped: dict[str, Any],
         who: Actor,
         at: datetime,
         key: str | None,
         outcome: _Outcome,
     ) -> None:
+        """Judge `body` (`dumped`: its stored form, `stored_payload`) on `record`, and append
+        the refusal or the entry with its facts."""
         facts = self._facts.parsed(record, store)
         now = self.clock.now()
         version, policy = self._policy_for(store, facts)
@@ -486,6 +487,7 @@ class PathwayService:
                     key,
                     reasons=reasons,
                     policy_version=version,
+                    dumped=dumped,
                 ),
                 expected_version=record.version,
                 head_hash=record.head_hash,
@@ -503,6 +505,8 @@ class PathwayService:
             body = body.model_copy(update=dict(judgement.verdict.derived))
         if isinstance(body, LINKED):
             body = self._open_linked(store, record, facts, body, spec.name, who, at, key)
+        if judgement.verdict.derived or isinstance(body, LINKED):
+            dumped = body.model_dump(mode="json", exclude_none=True)  # the body changed: its new form
         phase = facts.phase
         if spec.changes_phase:
             phase = self._machine.fire(facts.phase, spec.name, facts, policy)
@@ -516,8 +520,9 @@ class PathwayService:
             else EntryKind.EVENT
         )
         draft = self._draft(
-            record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key, policy_version=version
-        )
+            record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key,
+            policy_version=version, dumped=dumped,
+        )  # fmt: skip
         sequence = record.version + 1
         if kind is EntryKind.CORRECTION:
             new_facts = replay([*log, _provisional(draft, sequence)])
@@ -619,7 +624,10 @@ class PathwayService:
         *,
         reasons: tuple[str, ...] = (),
         policy_version: str | None = None,
+        dumped: dict[str, Any] | None = None,
     ) -> Draft:
+        """The entry the service decided on; `dumped`: the body's stored form when the caller
+        has it (`stored_payload`), else dumped here."""
         return Draft(
             pathway_id=pathway_id,
             kind=kind,
@@ -631,7 +639,7 @@ class PathwayService:
             actor_id=who.id,
             actor_role=who.role,
             reason=_reason_of(body),
-            payload=body.model_dump(mode="json", exclude_none=True),
+            payload=body.model_dump(mode="json", exclude_none=True) if dumped is None else dumped,
             reasons=reasons,
             policy_version=policy_version or self.policy.version_id,
             idempotency_key=key,

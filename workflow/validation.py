@@ -160,7 +160,7 @@ def bounded(data: Any, *, command: str, policy: Policy, prefix: str = PAYLOAD) -
     Walked without recursion and stopped once over the budget: shared sub-objects (what a YAML
     alias builds) count every time they are reached, so a small "bomb" is refused at once
     instead of expanding. Each value costs no more than its canonical JSON would, so nothing
-    the exact check (`check_size`) accepts is refused here.
+    the exact check (`stored_payload`) accepts is refused here.
     """
     budget = policy.max_payload_bytes
     # (value, depth, where): `where` is the key path, joined only when a problem is reported,
@@ -226,11 +226,14 @@ def _path(prefix: str, where: tuple[Any, ...]) -> str:
     return ".".join([prefix, *(str(part)[:64] for part in where)])
 
 
-def check_size(body: BaseModel, *, command: str, policy: Policy, prefix: str = PAYLOAD) -> None:
-    """The validated payload's canonical JSON (what an entry stores) within the policy's bytes."""
-    size = len(canonical_json(body.model_dump(mode="json", exclude_none=True)))
-    if size > policy.max_payload_bytes:
+def stored_payload(body: BaseModel, *, command: str, policy: Policy, prefix: str = PAYLOAD) -> dict[str, Any]:
+    """The validated payload as an entry stores it (its JSON values, no None), once its
+    canonical JSON is found within the policy's bytes. Dumped here once for the command: the
+    draft and an idempotency comparison take this dump."""
+    dumped = body.model_dump(mode="json", exclude_none=True)
+    if len(canonical_json(dumped)) > policy.max_payload_bytes:
         _refuse(command, prefix, "payload_too_large", f"larger than {policy.max_payload_bytes} bytes as JSON")
+    return dumped
 
 
 def _refuse(command: str, path: str, rule: str, message: str) -> NoReturn:

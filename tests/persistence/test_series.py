@@ -8,6 +8,7 @@ load and reported by verification (tests/audit/test_tamper.py covers the latter)
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from persistence.models import fact_series_table, pathways_table
 from persistence.series import SERIES_FIELDS, SeriesMismatch, assemble, heads_in, split_facts, without_series
 from persistence.store import Store
 from states.errors import IntegrityError
-from states.facts import LabValue, PathwayFacts
+from states.facts import LabValue, PathwayFacts, Transfusion
 from states.fold import replay
 from states.vocabulary import Phase
 from tests.audit.conftest import privileged
@@ -65,6 +66,20 @@ def test_recording_a_value_writes_one_row_and_leaves_the_rest_of_the_snapshot() 
     assert second.text.split("},", 1)[1] == first.text.split("},", 1)[1]
     rows = {"labs": _rows(first.writes)["labs"] + list(write.values)}
     assert PathwayFacts.model_validate_json(assemble(second.text, rows)) == after
+
+
+def test_the_heads_member_is_the_json_a_reader_parses() -> None:
+    """The heads are spelled by hand (no encoder per command): the same text json.dumps
+    writes, and read back (through a cache of parsed members) as the heads written."""
+    given = (Transfusion(at=AT, product="platelets"),)
+    text = split_facts(_facts(3).model_copy(update={"transfusions": given}), None, None).text
+    member = text[len('{"series_heads":') : text.index("}") + 1]
+    heads = heads_in(text)
+    assert member == json.dumps({k: [h.count, h.head] for k, h in heads.items()}, separators=(",", ":"))
+    assert {name: head.count for name, head in heads.items()} == {"labs": 3, "transfusions": 1}
+    assert heads_in(text) is heads  # parsed once
+    with pytest.raises(TypeError):
+        heads["labs"] = heads["labs"]  # type: ignore[index]  # shared between readers: read-only
 
 
 def test_a_replayed_series_is_rewritten_only_when_a_value_changed() -> None:
