@@ -6,7 +6,10 @@ of its own, every command through `PathwayService` in its own transaction, on a 
 database (SQLite: WAL, synchronous=FULL, as the library configures it). With
 HSCT_TEST_POSTGRES_URL set, the same journeys run on PostgreSQL (a fresh schema per run) with
 1, 2 and 4 worker processes. A rich progress bar counts journeys; the chain is verified after
-every run. Prints figures only. See README.md.
+every run. Each run also prints the CPU time its workers used (user and system, from the
+operating system's accounts of the finished processes) per entry: next to the wall time it says
+whether the journeys waited for the disk or for the library's Python. Prints figures only. See
+README.md.
 
     .venv/bin/python benchmarks/journeys.py                 # 10,000 journeys
     .venv/bin/python benchmarks/journeys.py --journeys 300  # a quick run
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 import sys
 import time
 import uuid
@@ -82,6 +86,7 @@ def run(url: str, journeys: int, workers: int, label: str) -> None:
         TimeRemainingColumn(),
     )
     started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers', once they are joined
     with Progress(*columns) as progress:
         task = progress.add_task("journeys", total=journeys)
         for process in processes:
@@ -93,6 +98,7 @@ def run(url: str, journeys: int, workers: int, label: str) -> None:
         for process in processes:
             process.join()
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if any(process.exitcode for process in processes):
         raise SystemExit(f"{label}: a worker failed")
     svc = PathwayService(url)
@@ -104,6 +110,13 @@ def run(url: str, journeys: int, workers: int, label: str) -> None:
         f"{label}, {workers} worker(s): {journeys:,} journeys, {verification.entries:,} entries in {elapsed:.1f} s"
         f" ({journeys / elapsed:,.1f} journeys/s, {verification.entries / elapsed:,.0f} entries/s);"
         f" chain {'verifies' if verification.ok else 'DOES NOT VERIFY'}"
+    )
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    per_entry = 1e6 / max(verification.entries, 1)
+    print(
+        f"{label}, {workers} worker(s): workers' CPU {user:.1f} s user, {system:.1f} s system"
+        f" ({user * per_entry:,.0f} and {system * per_entry:,.0f} us an entry; wall {elapsed * per_entry:,.0f} us"
+        f" an entry{'' if workers == 1 else ' across the workers'})"
     )
 
 
