@@ -81,7 +81,16 @@ from workflow.faults import AFTER_COMMIT_BEFORE_DISPATCH, AFTER_FLUSH_BEFORE_COM
 from workflow.host_session import when_ended
 from workflow.listing import Listed, listed
 from workflow.retry import RetryPolicy, own_transaction, transient
-from workflow.validation import PAYLOAD, aware, bounded, plausible_id, stored_payload, subsequent_key, validated
+from workflow.validation import (
+    PAYLOAD,
+    aware,
+    bounded,
+    plausible_id,
+    stored_form,
+    stored_payload,
+    subsequent_key,
+    validated,
+)
 from workflow.validation import idempotency_key as checked_key
 
 OPEN_PATHWAY = "patient_has_open_pathway"
@@ -484,10 +493,10 @@ class PathwayService:
                     now,
                     who,
                     body,
+                    dumped,
                     key,
                     reasons=reasons,
                     policy_version=version,
-                    dumped=dumped,
                 ),
                 expected_version=record.version,
                 head_hash=record.head_hash,
@@ -501,12 +510,13 @@ class PathwayService:
             logger.info("refused %s on pathway %s: %s", spec.name, record.id, ",".join(reasons))
             outcome.refusal = Refused(record.id, spec.name, reasons, entry.sequence)
             return
+        judged = body
         if judgement.verdict.derived:
             body = body.model_copy(update=dict(judgement.verdict.derived))
         if isinstance(body, LINKED):
             body = self._open_linked(store, record, facts, body, spec.name, who, at, key)
-        if judgement.verdict.derived or isinstance(body, LINKED):
-            dumped = body.model_dump(mode="json", exclude_none=True)  # the body changed: its new form
+        if body is not judged:  # derived values or a linked pathway's id: the entry stores those
+            dumped = stored_form(body)
         phase = facts.phase
         if spec.changes_phase:
             phase = self._machine.fire(facts.phase, spec.name, facts, policy)
@@ -520,9 +530,8 @@ class PathwayService:
             else EntryKind.EVENT
         )
         draft = self._draft(
-            record.id, kind, spec.name, facts.phase, phase, at, now, who, body, key,
-            policy_version=version, dumped=dumped,
-        )  # fmt: skip
+            record.id, kind, spec.name, facts.phase, phase, at, now, who, body, dumped, key, policy_version=version
+        )
         sequence = record.version + 1
         if kind is EntryKind.CORRECTION:
             new_facts = replay([*log, _provisional(draft, sequence)])
@@ -560,7 +569,9 @@ class PathwayService:
         pathway_id = str(uuid.uuid4())
         now = self.clock.now()
         self._register(store)
-        draft = self._draft(pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, key)
+        draft = self._draft(
+            pathway_id, EntryKind.TRANSITION, trigger, None, phase, at, now, who, opening, stored_form(opening), key
+        )
         facts = apply_entry(None, draft, 1)
         crash_point(BEFORE_FLUSH)
         if opening.previous_pathway is not None:  # the earlier pathway is no longer the open one
@@ -620,14 +631,13 @@ class PathwayService:
         now: datetime,
         who: Actor,
         body: Payload,
+        stored: dict[str, Any],
         key: str | None,
         *,
         reasons: tuple[str, ...] = (),
         policy_version: str | None = None,
-        dumped: dict[str, Any] | None = None,
     ) -> Draft:
-        """The entry the service decided on; `dumped`: the body's stored form when the caller
-        has it (`stored_payload`), else dumped here."""
+        """The entry the service decided on, storing `stored` (the body's `stored_form`)."""
         return Draft(
             pathway_id=pathway_id,
             kind=kind,
@@ -639,7 +649,7 @@ class PathwayService:
             actor_id=who.id,
             actor_role=who.role,
             reason=_reason_of(body),
-            payload=body.model_dump(mode="json", exclude_none=True) if dumped is None else dumped,
+            payload=stored,
             reasons=reasons,
             policy_version=policy_version or self.policy.version_id,
             idempotency_key=key,

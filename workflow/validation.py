@@ -226,11 +226,16 @@ def _path(prefix: str, where: tuple[Any, ...]) -> str:
     return ".".join([prefix, *(str(part)[:64] for part in where)])
 
 
+def stored_form(body: BaseModel) -> dict[str, Any]:
+    """What an entry stores of a payload: its JSON values, None left out."""
+    return body.model_dump(mode="json", exclude_none=True)
+
+
 def stored_payload(body: BaseModel, *, command: str, policy: Policy, prefix: str = PAYLOAD) -> dict[str, Any]:
-    """The validated payload as an entry stores it (its JSON values, no None), once its
-    canonical JSON is found within the policy's bytes. Dumped here once for the command: the
-    draft and an idempotency comparison take this dump."""
-    dumped = body.model_dump(mode="json", exclude_none=True)
+    """The validated payload's `stored_form`, once its canonical JSON is found within the
+    policy's bytes. Made here once for the command: the draft and an idempotency comparison
+    take it."""
+    dumped = stored_form(body)
     if len(canonical_json(dumped)) > policy.max_payload_bytes:
         _refuse(command, prefix, "payload_too_large", f"larger than {policy.max_payload_bytes} bytes as JSON")
     return dumped
