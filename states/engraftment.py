@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from states.anc_course import Rules, recovered
 from states.days import clinical_date
 from states.facts import LabValue, PathwayFacts
 from states.policy import Policy
@@ -81,6 +82,26 @@ def engrafted_from_start(facts: PathwayFacts, policy: Policy, until: datetime | 
     first_fall = min(falls, default=None)
     before = [lab for lab in labs if first_fall is None or lab.at < first_fall]
     return _followed_never_below(facts, policy, start, before)
+
+
+def recovered_by_labs(facts: PathwayFacts, policy: Policy) -> bool:
+    """`neutrophil_recovery_of(facts, policy) is not None or engrafted_from_start(facts, policy)`,
+    answered in constant time as labs are appended (`states.anc_course`): the milestone plan of
+    a pathway waiting for engraftment asks it after every lab value."""
+    if facts.day0 is None:
+        return False
+    start = count_start(facts)
+    start_day = facts.day0 if start is None else clinical_date(start, facts.timezone)
+    rules = Rules(
+        facts.timezone,
+        start,
+        start_day,
+        recovery=policy.anc_recovery_x10e9_per_l,
+        nadir=policy.anc_nadir_x10e9_per_l,
+        consecutive=policy.recovery_consecutive_values,
+        observed_to=start_day + timedelta(days=policy.anc_never_below_observed_to_day),
+    )
+    return recovered(facts.labs, rules)
 
 
 def recorded_recovery(facts: PathwayFacts) -> date | None:

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from operator import itemgetter
 from typing import Literal, NamedTuple, TypeGuard
 
-from states.engraftment import engrafted_from_start, neutrophil_recovery_of, recorded_recovery
+from states.engraftment import recorded_recovery, recovered_by_labs
 from states.facts import PathwayFacts
 from states.policy import Policy
 from states.vocabulary import FINAL_PHASES, DonorType, Phase
@@ -207,11 +207,7 @@ def _after_infusion(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
 
 def _recovered(facts: PathwayFacts, policy: Policy) -> bool:
     """Neutrophil recovery confirmed or in the labs, or ANC never below 0.5 (engraftment-rules.md)."""
-    return (
-        recorded_recovery(facts) is not None
-        or neutrophil_recovery_of(facts, policy) is not None
-        or engrafted_from_start(facts, policy)
-    )
+    return recorded_recovery(facts) is not None or recovered_by_labs(facts, policy)
 
 
 def _long_term(facts: PathwayFacts, policy: Policy) -> Iterator[Planned]:
