@@ -79,8 +79,10 @@ def recovered(labs: Sequence[LabValue], rules: Rules) -> bool:
     labs = tuple(labs)
     course = _remembered(labs, rules)
     if course is None:
-        known = _MEMO.get((rules, len(labs) - 1, id(labs[-2]))) if len(labs) > 1 else None
-        if known is not None and known[0] == labs[:-1]:
+        before = (rules, len(labs) - 1, id(labs[-2])) if len(labs) > 1 else None
+        known = None if before is None else _MEMO.get(before)
+        if before is not None and known is not None and known[0] == labs[:-1]:
+            _MEMO.pop(before, None)  # superseded: one entry per course, not one per lab
             course = _advanced(known[1], labs[-1], rules)
         if course is None:
             course = _folded(labs, rules)
@@ -93,7 +95,7 @@ def recovered(labs: Sequence[LabValue], rules: Rules) -> bool:
 # Keyed by the rules, the number of labs and the identity of the last: the entry holds its
 # tuple, so that identity is not reused while it is kept; equality decides.
 _MEMO: dict[tuple[Rules, int, int], tuple[tuple[LabValue, ...], _Course]] = {}
-_MEMO_LIMIT: Final = 4_096
+_MEMO_LIMIT: Final = 1_024  # pathways a process works on at once, about
 
 
 def _remembered(labs: tuple[LabValue, ...], rules: Rules) -> _Course | None:

@@ -126,6 +126,17 @@ def test_a_lab_in_time_order_is_folded_alone(monkeypatch: pytest.MonkeyPatch) ->
     assert dated == [later[-1].at]
 
 
+def test_the_memo_keeps_one_entry_per_course(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Advanced lab by lab, a course is remembered once, not once per lab (each entry holds
+    its labs: one per lab would keep the square of a long course's labs)."""
+    monkeypatch.setattr(anc_course, "_MEMO", {})
+    so_far: tuple[LabValue, ...] = ()
+    for day in range(1, 61):
+        so_far = (*so_far, LabValue(at=instant(day, 6), anc_x10e9_per_l=0.05 * day, sequence=day))
+        recovered_by_labs(facts(so_far, "UTC", None), Policy())
+    assert [labs for labs, _ in anc_course._MEMO.values()] == [so_far]
+
+
 def test_a_backdated_lab_folds_the_course_again() -> None:
     """Three counting days recover; a lab below the threshold drawn between them, recorded
     last, restarts the run: the answer changes, as the rules over the whole list say."""
