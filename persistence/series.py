@@ -50,8 +50,13 @@ __all__ = [
     "without_series",
 ]
 
-SERIES_FIELDS: Final = ("labs", "transfusions")
-"""PathwayFacts fields stored as rows: they grow with every value recorded, without bound."""
+SERIES_FIELDS: Final = ("labs", "transfusions", "chimerism", "gvhd", "chronic_gvhd", "vod", "infections")
+"""PathwayFacts fields stored as rows: each command recording one appends a value, and a
+pathway records them for as long as it is followed (labs daily, GVHD and VOD assessments weekly
+or daily, chimerism and chronic GVHD at every visit, infections), so the snapshot a command
+rewrites would grow with each. None is read by the milestone plan outside SERIES_PLANNED_IN
+(tests/states/test_schedule.py). A snapshot written before a field was listed here holds it
+inline; its next write moves it to rows."""
 
 _PREFIX: Final = '{"series_heads":'
 
