@@ -135,6 +135,18 @@ COMMANDS: dict[str, tuple[Mapping[str, str], dict[str, Any]]] = {
     "adopt_policy": (QM, {"version": Policy().version_id, "reason": "programme policy review"}),
 }
 
+# The command recording one value of each series (persistence.series.SERIES_FIELDS), and the
+# phase a matched-sibling walk stops in to record it.
+SERIES_RECORDING: dict[str, tuple[str, Phase]] = {
+    "labs": ("record_lab", Phase.AWAITING_ENGRAFTMENT),
+    "transfusions": ("record_transfusion", Phase.AWAITING_ENGRAFTMENT),
+    "chimerism": ("record_chimerism", Phase.AWAITING_ENGRAFTMENT),
+    "gvhd": ("record_gvhd_assessment", Phase.AWAITING_ENGRAFTMENT),
+    "vod": ("record_vod_assessment", Phase.AWAITING_ENGRAFTMENT),
+    "infections": ("record_infection", Phase.AWAITING_ENGRAFTMENT),
+    "chronic_gvhd": ("record_chronic_gvhd", Phase.DAY100_COMPLETE),
+}
+
 
 def fire(
     service: PathwayService,

@@ -24,7 +24,7 @@ from states.fold import replay
 from states.vocabulary import Phase
 from tests.audit.conftest import privileged
 from tests.audit.seeding import clone
-from tests.helpers_core import COMMANDS
+from tests.helpers_core import COMMANDS, SERIES_RECORDING
 from tests.invariants import assert_invariants
 from tests.states.guard_attempt import snapshot
 from tests.walks import LAB, WALKS, played, run_walk
@@ -174,27 +174,15 @@ def _labs_on(service: PathwayService, clock: ManualClock, pathway_id: str, count
     return _stored_text(service, pathway_id)
 
 
-# A command recording one value of each series, and where a matched-sibling walk stops to record it.
-RECORDING = {
-    "labs": ("record_lab", Phase.AWAITING_ENGRAFTMENT),
-    "transfusions": ("record_transfusion", Phase.AWAITING_ENGRAFTMENT),
-    "chimerism": ("record_chimerism", Phase.AWAITING_ENGRAFTMENT),
-    "gvhd": ("record_gvhd_assessment", Phase.AWAITING_ENGRAFTMENT),
-    "vod": ("record_vod_assessment", Phase.AWAITING_ENGRAFTMENT),
-    "infections": ("record_infection", Phase.AWAITING_ENGRAFTMENT),
-    "chronic_gvhd": ("record_chronic_gvhd", Phase.DAY100_COMPLETE),
-}
-
-
 def test_every_series_has_a_command_recording_it() -> None:
-    assert set(RECORDING) == set(SERIES_FIELDS)
+    assert set(SERIES_RECORDING) == set(SERIES_FIELDS)
 
 
-@pytest.mark.parametrize("field", sorted(RECORDING))
+@pytest.mark.parametrize("field", sorted(SERIES_RECORDING))
 def test_the_snapshot_does_not_grow_with_a_series(service: PathwayService, clock: ManualClock, field: str) -> None:
     """Forty more values of a series add forty rows and leave the snapshot a command rewrites
     as long as it was (only the count's digits, and the running hash, change)."""
-    command, phase = RECORDING[field]
+    command, phase = SERIES_RECORDING[field]
     actor, payload = COMMANDS[command]
     pathway_id = run_walk(service, clock, WALKS["matched_sibling"](), until=phase)
 
