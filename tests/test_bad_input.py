@@ -26,7 +26,7 @@ from tests.helpers_core import COMMANDS, PATIENT, PHYS, QM, Written, fire, probl
 from tests.walks import WALKS, run_walk
 from workflow.clock import ManualClock
 from workflow.service import PathwayService
-from workflow.validation import MAX_KEY_LENGTH, SUBSEQUENT_KEY_SUFFIX
+from workflow.validation import MAX_KEY_LENGTH, SUBSEQUENT_KEY_SUFFIX, bounded
 
 NAIVE = datetime(2026, 2, 5, 8, 30)
 REGIMEN = COMMANDS["start_conditioning"][1]
@@ -535,3 +535,43 @@ def test_reprs_show_no_free_text_or_patient(service: PathwayService, clock: Manu
     shown = repr(result) + repr(result.entry) + str(result.entry) + repr(service.history(pathway_id))
     assert secret not in shown
     assert PATIENT not in shown
+
+
+# --- the size and depth walk itself (workflow.validation.bounded) -------------------------------
+
+
+def _bounds_problem(data: Any, policy: Policy | None = None) -> tuple[str, str] | None:
+    try:
+        bounded(data, command="record_lab", policy=policy or Policy())
+    except InvalidCommand as error:
+        [found] = problems(error)
+        return found
+    return None
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        ({"a": [1, {"b": "x" * 40_000}]}, ("payload.a.1.b", "payload_too_large")),
+        ({"a": [{}, {"b\ud800": 1}]}, ("payload.a.1", "string_unicode")),  # a key's problem is its mapping's
+        ({"n": [0, 2**64]}, ("payload.n.1", "number_out_of_range")),
+        ({"a": [None] * 40_000}, ("payload.a", "payload_too_large")),  # the list alone is over
+        # the twelfth list, at depth 12
+        ({"d": [[[[[[[[[[[["deep"]]]]]]]]]]]]}, ("payload.d" + ".0" * 11, "payload_too_deep")),
+        ({"a": [1, {"b": "x" * 1_000}], "c": True}, None),
+    ],
+    ids=["large-text", "surrogate-key", "huge-int", "wide-list", "deep", "within"],
+)
+def test_the_walk_names_the_field_and_the_rule(data: Any, found: tuple[str, str] | None) -> None:
+    assert _bounds_problem(data) == found
+
+
+def test_nesting_deeper_than_the_stack_is_too_deep_under_any_policy() -> None:
+    """A policy may allow more nesting than Python's stack can walk: such input is refused as
+    too deep, never a raw RecursionError."""
+    deep: Any = "x"
+    for _ in range(5_000):
+        deep = [deep]
+    lenient = Policy(max_payload_depth=100_000, max_payload_bytes=1_000_000)
+    assert _bounds_problem({"d": deep}, lenient) == ("payload", "payload_too_deep")
+    assert _bounds_problem({"d": deep}) == ("payload.d" + ".0" * 11, "payload_too_deep")

@@ -148,7 +148,6 @@ def _has_surrogate(text: str) -> bool:
 # --- size and depth of a payload ----------------------------------------------------------------
 
 # Lower bounds of a value's canonical JSON size, enough to stop a walk early.
-_SCALAR_BYTES = 4  # null, true, a short number or date
 _DIGITS_PER_BIT = 0.30103
 _INT_LIMIT = 2**63  # the range every backend and JSON reader keeps exactly
 
@@ -157,45 +156,71 @@ def bounded(data: Any, *, command: str, policy: Policy, prefix: str = PAYLOAD) -
     """Refuse input nested deeper than `policy.max_payload_depth` or larger than about
     `policy.max_payload_bytes`, before it is validated or copied.
 
-    Walked without recursion and stopped once over the budget: shared sub-objects (what a YAML
+    Walked depth first and stopped once over the budget: shared sub-objects (what a YAML
     alias builds) count every time they are reached, so a small "bomb" is refused at once
     instead of expanding. Each value costs no more than its canonical JSON would, so nothing
-    the exact check (`stored_payload`) accepts is refused here.
+    the exact check (`stored_payload`) accepts is refused here. The walk recurses no deeper
+    than the depth limit; under a policy whose limit is deeper than Python's stack, input
+    nested that deep is refused as too deep.
     """
-    budget = policy.max_payload_bytes
-    # (value, depth, where): `where` is the key path, joined only when a problem is reported,
-    # so the error names the field whose value broke the limit.
-    pending: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 0, ())]
-    while pending:
-        item, depth, where = pending.pop()
-        kind = _KINDS.get(type(item)) or _kind_of(item)
-        if kind == _MODEL:
+    try:
+        _spend(data, 0, policy.max_payload_bytes, policy.max_payload_depth)
+    except _Broken as broken:
+        messages = {
+            "payload_too_deep": f"nested more than {policy.max_payload_depth} deep",
+            "payload_too_large": f"larger than {policy.max_payload_bytes} bytes as JSON",
+            "string_unicode": "text must be valid UTF-8 (no lone surrogates)",
+            "number_out_of_range": "integers must lie within 64 bits",
+        }
+        _refuse(command, _path(prefix, tuple(reversed(broken.where))), broken.rule, messages[broken.rule])
+    except RecursionError:
+        _refuse(command, prefix, "payload_too_deep", "nested deeper than this process can follow")
+
+
+class _Broken(Exception):
+    """A limit `rule` broken; `where` gathers the keys from the value out to the root."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+        self.where: list[Any] = []
+
+
+def _spend(item: Any, depth: int, budget: int, deepest: int) -> int:
+    """`budget` less what `item` (at `depth`) costs at least as canonical JSON; `_Broken` when
+    it breaks a limit. A key's problem is its mapping's; a value's names its key or index."""
+    kind = _KINDS.get(type(item)) or _kind_of(item)
+    if kind is _TEXT:
+        budget -= len(item) + 2
+        if budget >= 0 and _has_surrogate(item):
+            raise _Broken("string_unicode")
+    elif kind is _OTHER:
+        budget -= 1
+    elif kind is _INTEGER:
+        if not -_INT_LIMIT <= item < _INT_LIMIT:
+            raise _Broken("number_out_of_range")
+        budget -= 1 + int(item.bit_length() * _DIGITS_PER_BIT)
+    else:
+        if depth >= deepest:
+            raise _Broken("payload_too_deep")
+        if kind is _MODEL:
             item, kind = item.__dict__, _MAPPING
-        if kind in (_MAPPING, _SEQUENCE):
-            if depth >= policy.max_payload_depth:
-                _refuse(command, _path(prefix, where), "payload_too_deep",
-                        f"nested more than {policy.max_payload_depth} deep")
-            if kind == _MAPPING:
-                budget -= 2 + 2 * len(item)
-                pending += [(key, depth + 1, where) for key in item]
-                pending += [(value, depth + 1, (*where, key)) for key, value in item.items()]
-            else:
-                budget -= 2 + len(item)
-                pending += [(value, depth + 1, (*where, index)) for index, value in enumerate(item)]
-        elif kind == _TEXT:
-            budget -= len(item) + 2
-            if budget >= 0 and _has_surrogate(item):
-                _refuse(command, _path(prefix, where), "string_unicode",
-                        "text must be valid UTF-8 (no lone surrogates)")
-        elif kind == _INTEGER:
-            if not -_INT_LIMIT <= item < _INT_LIMIT:
-                _refuse(command, _path(prefix, where), "number_out_of_range", "integers must lie within 64 bits")
-            budget -= 1 + int(item.bit_length() * _DIGITS_PER_BIT)
-        else:
-            budget -= 1
-        if budget < 0:
-            _refuse(command, _path(prefix, where), "payload_too_large",
-                    f"larger than {policy.max_payload_bytes} bytes as JSON")
+        pairs = item.items() if kind is _MAPPING else enumerate(item)
+        budget -= 2 + (2 * len(item) if kind is _MAPPING else len(item))
+        depth += 1
+        for key, value in pairs:
+            if budget < 0:
+                break
+            if kind is _MAPPING:
+                budget = _spend(key, depth, budget, deepest)
+            try:
+                budget = _spend(value, depth, budget, deepest)
+            except _Broken as broken:
+                broken.where.append(key)
+                raise
+    if budget < 0:
+        raise _Broken("payload_too_large")
+    return budget
 
 
 # What `bounded` does with a value: by exact type for the JSON types (a dict lookup; isinstance
