@@ -21,7 +21,8 @@ from datetime import date, datetime
 from typing import Final, NamedTuple
 
 from states.days import clinical_date
-from states.facts import LabMethod, LabValue
+from states.facts import LabValue
+from states.recovery import anc_of, indeterminate
 
 __all__ = ["Rules", "recovered"]
 
@@ -114,7 +115,7 @@ def _advanced(course: _Course, lab: LabValue, rules: Rules) -> _Course | None:
     key, day = (lab.at, lab.sequence), clinical_date(lab.at, rules.tz)
     if course.last is not None and (key <= course.last or course.day is None or day < course.day):
         return None
-    anc, fall = _anc(lab), _fall(course.fall, lab, day, rules)
+    anc, fall = anc_of(lab), _fall(course.fall, lab, day, rules)
     if day == course.day:
         determinate = course.determinate or _determinate(lab, rules)
         return _Course(key, course.days, day, min(course.low, anc), determinate, fall)
@@ -141,21 +142,13 @@ def _folded(labs: Sequence[LabValue], rules: Rules) -> _Course:
     return _Course((last.at, last.sequence), days, latest, *_summary(by_day[latest], rules), fall)
 
 
-def _anc(lab: LabValue) -> float:
-    value = lab.anc_x10e9_per_l
-    if value is None:  # pragma: no cover - only counted labs are folded
-        raise ValueError("lab value without an ANC")
-    return value
-
-
 def _determinate(lab: LabValue, rules: Rules) -> bool:
-    """Not an automated ANC exactly at the threshold, which the manual differential decides."""
-    return lab.method is not LabMethod.AUTOMATED or lab.anc_x10e9_per_l != rules.recovery
+    return not indeterminate(lab, rules.recovery)
 
 
 def _summary(values: Sequence[LabValue], rules: Rules) -> tuple[float, bool]:
     """What a day's verdict reads of its values: the lowest ANC, and whether one is determinate."""
-    return min(_anc(lab) for lab in values), any(_determinate(lab, rules) for lab in values)
+    return min(anc_of(lab) for lab in values), any(_determinate(lab, rules) for lab in values)
 
 
 def _closed(course: _Course, rules: Rules) -> _Days:
@@ -168,11 +161,12 @@ def _day(days: _Days, day: date, low: float, determinate: bool, rules: Rules) ->
     `days` (`recovery._nadir`, `_never_below`, `_first_run`)."""
     if day < rules.start_day:  # before the count starts: neither nadir nor recovery
         return days
-    lowest = low if days.lowest is None or low < days.lowest else days.lowest
+    new_lowest = days.lowest is None or low < days.lowest
+    lowest = low if new_lowest else days.lowest
     if days.first_below is None and low < rules.nadir:  # the nadir for good: a run starts after it
         return _Days(lowest, day, day, (), None)
-    if days.first_below is None and lowest < (days.lowest if days.lowest is not None else float("inf")):
-        return _Days(lowest, None, day, (), None)  # a new lowest day, the nadir until a lower one
+    if days.first_below is None and new_lowest:  # a new lowest day, the nadir until a lower one
+        return _Days(lowest, None, day, (), None)
     if days.found is not None:
         return days._replace(lowest=lowest)
     if low < rules.recovery:
@@ -188,28 +182,25 @@ def _fall(fall: _Fall, lab: LabValue, day: date, rules: Rules) -> _Fall:
     if fall.fell:
         return fall
     if fall.at is not None and lab.at > fall.at:  # the current instant is over: its day is before
-        fall = _Fall(False, _later(fall.latest, fall.day), fall.on_start or _on_start(fall.day, rules))
+        fall = _settled(fall, rules)
     anc = lab.anc_x10e9_per_l
     if anc is not None and anc < rules.recovery:  # labs at the instant of the fall are not before it
         return _Fall(True, fall.latest, fall.on_start)
     return fall._replace(at=lab.at, day=day)
 
 
-def _later(first: date | None, second: date | None) -> date | None:
-    return second if first is None or (second is not None and second > first) else first
-
-
-def _on_start(day: date | None, rules: Rules) -> bool:
-    return day is not None and day >= rules.start_day
+def _settled(fall: _Fall, rules: Rules) -> _Fall:
+    """`fall` with its current instant counted among the labs before (no fall at it)."""
+    if fall.day is None:
+        return fall
+    latest = fall.day if fall.latest is None or fall.day > fall.latest else fall.latest
+    return _Fall(False, latest, fall.on_start or fall.day >= rules.start_day)
 
 
 def _answer(course: _Course, rules: Rules) -> bool:
     days = _closed(course, rules)
     never_below = days.lowest is not None and days.lowest >= rules.recovery
-    if days.bottom is not None and not never_below and days.found is not None:
+    if days.found is not None and not never_below:  # a run is found only after a nadir
         return True
-    fall = course.fall
-    latest, on_start = fall.latest, fall.on_start
-    if not fall.fell:
-        latest, on_start = _later(latest, fall.day), on_start or _on_start(fall.day, rules)
-    return on_start and latest is not None and latest >= rules.observed_to
+    before = course.fall if course.fall.fell else _settled(course.fall, rules)
+    return before.on_start and before.latest is not None and before.latest >= rules.observed_to

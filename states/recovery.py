@@ -15,7 +15,15 @@ from datetime import date, timedelta
 from states.days import clinical_date
 from states.facts import LabMethod, LabValue, Transfusion
 
-__all__ = ["anc_never_below", "nadir", "neutrophil_recovery", "platelet_recovery", "secondary_graft_failure"]
+__all__ = [
+    "anc_never_below",
+    "anc_of",
+    "indeterminate",
+    "nadir",
+    "neutrophil_recovery",
+    "platelet_recovery",
+    "secondary_graft_failure",
+]
 
 
 def _anc_by_day(labs: Iterable[LabValue], tz: str) -> dict[date, list[LabValue]]:
@@ -27,20 +35,21 @@ def _anc_by_day(labs: Iterable[LabValue], tz: str) -> dict[date, list[LabValue]]
     return days
 
 
-def _anc(lab: LabValue) -> float:
+def anc_of(lab: LabValue) -> float:
+    """The ANC of a lab known to carry one (the fold and the rules filter the others out first)."""
     value = lab.anc_x10e9_per_l
-    if value is None:  # pragma: no cover - filtered out by _anc_by_day
+    if value is None:  # pragma: no cover - labs without an ANC are filtered out first
         raise ValueError("lab value without an ANC")
     return value
 
 
-def _indeterminate(lab: LabValue, threshold: float) -> bool:
+def indeterminate(lab: LabValue, threshold: float) -> bool:
     """An automated ANC reading exactly at the threshold: the manual differential decides.
 
     [F:CIBMTR-ANC]: "If an automated ANC reads exactly 0.5, calculate it from the manual
     differential." Such a value neither counts towards recovery nor restarts the count.
     """
-    return lab.method is LabMethod.AUTOMATED and _anc(lab) == threshold
+    return lab.method is LabMethod.AUTOMATED and anc_of(lab) == threshold
 
 
 def nadir(labs: Iterable[LabValue], day0: date, tz: str, *, nadir_anc_x10e9_per_l: float) -> date | None:
@@ -59,10 +68,10 @@ def _nadir(by_day: dict[date, list[LabValue]], day0: date, threshold: float) -> 
         return None
     ordered = sorted(days)
     for d in ordered:
-        if any(_anc(v) < threshold for v in days[d]):
+        if any(anc_of(v) < threshold for v in days[d]):
             return d
-    lowest = min(_anc(v) for d in ordered for v in days[d])
-    return next(d for d in ordered if any(_anc(v) == lowest for v in days[d]))
+    lowest = min(anc_of(v) for d in ordered for v in days[d])
+    return next(d for d in ordered if any(anc_of(v) == lowest for v in days[d]))
 
 
 def anc_never_below(labs: Iterable[LabValue], day0: date, tz: str, *, anc_x10e9_per_l: float) -> bool:
@@ -75,7 +84,7 @@ def anc_never_below(labs: Iterable[LabValue], day0: date, tz: str, *, anc_x10e9_
 
 
 def _never_below(by_day: dict[date, list[LabValue]], day0: date, threshold: float) -> bool:
-    values = [_anc(v) for d, day in by_day.items() if d >= day0 for v in day]
+    values = [anc_of(v) for d, day in by_day.items() if d >= day0 for v in day]
     return bool(values) and min(values) >= threshold
 
 
@@ -135,9 +144,9 @@ def neutrophil_recovery(
         return None
 
     def recovered(values: list[LabValue]) -> bool | None:
-        if any(_anc(v) < anc_x10e9_per_l for v in values):
+        if any(anc_of(v) < anc_x10e9_per_l for v in values):
             return False
-        return True if any(not _indeterminate(v, anc_x10e9_per_l) for v in values) else None
+        return True if any(not indeterminate(v, anc_x10e9_per_l) for v in values) else None
 
     return _first_run(by_day, bottom, consecutive_values, recovered)
 
@@ -215,8 +224,8 @@ def secondary_graft_failure(
         raise ValueError("consecutive_days must be at least 1")
 
     def failed(values: list[LabValue]) -> bool | None:
-        determinate = [v for v in values if not _indeterminate(v, anc_x10e9_per_l)]
-        if any(_anc(v) >= anc_x10e9_per_l for v in determinate):
+        determinate = [v for v in values if not indeterminate(v, anc_x10e9_per_l)]
+        if any(anc_of(v) >= anc_x10e9_per_l for v in determinate):
             return False
         return True if determinate else None
 
