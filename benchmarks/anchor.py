@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fire import build, copy_database, library_op, timed, us, workdir
+from fire import Database, build, copy_database, library_op, timed, us, workdir
 from floor import SameStatements, describe, interleaved, interleaving_options, set_synchronous
 
 from tests.walks import WALKS
@@ -102,6 +102,17 @@ class EventsourcingOps:
         self.app.close()
 
 
+def anchored(where: Path, command: str) -> tuple[Database, SameStatements, EventsourcingOps]:
+    """In `where`, at synchronous=OFF: ten pathways walked to `command`'s phase (the library's
+    database), raw sqlite3 running the library's statements on a copy, and eventsourcing."""
+    db = build(where / "library.sqlite", "small", targets=10, total=10, walk=WALKS["autologous"](),
+               command=command, seed="store", batch=1000)  # fmt: skip
+    copy_database(db, where / "same.sqlite")
+    same = SameStatements(where / "same.sqlite", db.targets, command, busy_timeout_ms=5000)
+    set_synchronous(db.svc, [same], "OFF")
+    return db, same, EventsourcingOps(where)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = interleaving_options(__doc__, warmup=100)
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
@@ -110,12 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = "record_adverse_event"
 
     with workdir(args.dir, args.keep) as where:
-        db = build(where / "library.sqlite", "small", targets=10, total=10, walk=WALKS["autologous"](),
-                   command=command, seed="store", batch=1000)  # fmt: skip
-        copy_database(db, where / "same.sqlite")
-        same = SameStatements(where / "same.sqlite", db.targets, command, busy_timeout_ms=5000)
-        set_synchronous(db.svc, [same], "OFF")
-        anchor = EventsourcingOps(where)
+        db, same, anchor = anchored(where, command)
         ops: dict[str, Callable[[], object]] = {
             "library fire": library_op(db, command),
             "library's statements, raw": same.once,

@@ -15,6 +15,8 @@ cancel out), for:
   left (instead of the load, as the library on a pathway whose last entry it wrote), the UPDATE,
   the INSERTs of the entry and its outbox row, BEGIN IMMEDIATE and COMMIT) on a copy of the same
   database;
+- steps, transaction, store (`--kinds`, not run by default): layers.py's variants, the same
+  command with every check and none, one or two of the layers around its steps;
 - journeys (`--kinds journeys`, not run by default): whole journeys of journeys.py (every route
   and donor type, referral to Day +100) at synchronous=OFF on a fresh database, per command:
   the mixed work the 10,000-journey target measures, where a repeatable event is only one kind.
@@ -27,6 +29,7 @@ minutes. To compare two trees, run the script from each (a `git worktree` of the
 
     .venv/bin/python benchmarks/instructions.py [--low 100] [--high 600]
     .venv/bin/python benchmarks/instructions.py --kinds journeys [--journeys 12 48]
+    .venv/bin/python benchmarks/instructions.py --kinds library steps transaction store
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fire import COMMANDS, Database, build, copy_database, library_op
 from floor import SameStatements, set_synchronous
 from journeys import ROUTES, WALK_START, journey
+from layers import COMMAND as LAYERED_COMMAND
+from layers import LAYERS, Layers
 
 from tests.walks import WALKS
 from workflow.clock import ManualClock
@@ -68,11 +73,16 @@ def child(kind: str, folder: Path, fires: int, command: str) -> None:
             journey(svc, clock, number)
         return
     seeded = json.loads((folder / "targets.json").read_text())
-    if kind == "library":
+    if kind == "library" or kind in LAYERS:
         clock = ManualClock(datetime.fromisoformat(seeded["at"]))
         svc = PathwayService(f"sqlite:///{folder / 'library.db'}", clock=clock)
         set_synchronous(svc, [], "OFF")
-        op = library_op(Database("library", folder / "library.db", svc, clock, seeded["targets"]), command)
+        db = Database("library", folder / "library.db", svc, clock, seeded["targets"])
+        op = library_op(db, command)
+        if kind in LAYERS:  # the library's fires first: each target's row held, as the layers expect
+            for _ in db.targets:
+                op()
+            op = Layers(db).ops()[kind]
     else:
         floor = SameStatements(folder / "floor.db", seeded["targets"], command, 5000)
         floor.conn.execute("PRAGMA synchronous = OFF").fetchall()
@@ -129,9 +139,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--kinds",
         nargs="+",
-        choices=(*KINDS, JOURNEYS),
+        choices=(*KINDS, *LAYERS, JOURNEYS),
         default=list(KINDS),
-        help="library alone: an A/B of two trees; journeys: mixed commands",
+        help="library alone: an A/B of two trees; steps, transaction, store: layers.py's variants; "
+        "journeys: mixed commands",
     )
     p.add_argument(
         "--journeys",
@@ -155,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     if not 0 <= args.low < args.high:
         raise SystemExit("--low must be at least 0 and below --high")
+    if set(LAYERS) & set(args.kinds) and args.command != LAYERED_COMMAND:
+        raise SystemExit(f"the layers' variants fire {LAYERED_COMMAND} only")
     folder = Path(tempfile.mkdtemp(prefix="hsct-instructions-"))
     try:
         if JOURNEYS in args.kinds:
@@ -166,9 +179,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         for kind in fired:
             low, high = counted(kind, folder, args.low, args.command), counted(kind, folder, args.high, args.command)
             per_fire[kind] = (high - low) / (args.high - args.low)
-            print(f"{kind:8s} {per_fire[kind]:12,.0f} instructions per fire "
+            print(f"{kind:11s} {per_fire[kind]:12,.0f} instructions per fire "
                   f"({args.low} and {args.high} fires: {low:,} and {high:,})")  # fmt: skip
-        if len(per_fire) < len(KINDS):  # one kind alone
+        if not set(KINDS) <= per_fire.keys():  # not both the library and its floor
             return
         own = per_fire["library"] - per_fire["floor"]
         print(f"library's own work {own:,.0f} instructions per fire; ratio library / floor "
