@@ -109,14 +109,13 @@ class Layers:
         idempotency_key(None, command=command)
         pathway_id = next(self.targets)
         record = svc._facts.held(pathway_id)
+        if record is None:
+            raise SystemExit(f"no held row for {pathway_id}: fire the library on it first")
         if store is not None:
             held = store.holds(record)
         else:
             assert execute is not None
-            probe = {"b_id": record.id, "b_version": record.version, "b_head": record.head_hash,
-                     "b_phase": str(record.phase), "b_facts": record.facts, "b_digest": record.facts_digest,
-                     "b_form": record.head_form}  # fmt: skip
-            held = bool(execute(hot.still_held.text, hot.still_held.args(probe)).fetchall())
+            held = bool(execute(hot.still_held.text, hot.still_held.args(store_module._held_params(record))).fetchall())
         if not held:
             raise SystemExit(f"the held row of {pathway_id} is no longer the stored one")
         facts = svc._facts.parsed(record, store)  # a hit: the facts this service wrote

@@ -728,6 +728,19 @@ def _outbox_params(entry: Entry, entry_params: Mapping[str, Any]) -> dict[str, A
     }
 
 
+def _held_params(record: PathwayRecord) -> dict[str, Any]:
+    """The values of `_STILL_HELD` for `record`: the row and head entry as its write left them."""
+    return {
+        "b_id": record.id,
+        "b_version": record.version,
+        "b_head": record.head_hash,
+        "b_phase": str(record.phase),
+        "b_facts": record.facts,
+        "b_digest": record.facts_digest,
+        "b_form": record.head_form,
+    }
+
+
 def _write_entry(
     connection: Connection, hot: _Hot, direct: bool, entry: Entry, params: Mapping[str, Any], *, announce: bool
 ) -> None:
@@ -1020,19 +1033,10 @@ class Store:
         rolled-back write or an edited row or head entry: load it then, which says which."""
         if record.consistent is not True:  # one a load would not take as it is
             return False
-        params = {
-            "b_id": record.id,
-            "b_version": record.version,
-            "b_head": record.head_hash,
-            "b_phase": str(record.phase),
-            "b_facts": record.facts,
-            "b_digest": record.facts_digest,
-            "b_form": record.head_form,
-        }
         try:
             connection = self._connection()
             hot = _hot(connection)
-            return bool(_run(connection, _direct(connection, hot), hot.still_held, params).fetchall())
+            return bool(_run(connection, _direct(connection, hot), hot.still_held, _held_params(record)).fetchall())
         except DBAPIError as exc:
             _reraise(exc, record.id)
 
