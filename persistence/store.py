@@ -52,9 +52,9 @@ from persistence.types import UTCDateTime, bind_value, result_value
 from states.entry import GENESIS_HASH, Draft, Entry
 from states.errors import ConcurrencyConflict, HsctError, IntegrityError, PatientHasOpenPathway, UnknownPathway
 from states.facts import PathwayFacts
-from states.field_sets import share_field_sets
 from states.fold import replay
 from states.milestones import NO_SCHEDULE
+from states.sharing import shared
 from states.vocabulary import CLOSED_PHASES, DonorType, GraftSource, Phase, Route
 
 __all__ = [
@@ -1226,8 +1226,9 @@ class Store:
 
     def facts(self, record: PathwayRecord) -> PathwayFacts:
         """The record's facts, series included (see `facts_text`), their models sharing one set
-        of given field names per class (states/field_sets.py: half of a held snapshot's memory)."""
-        return share_field_sets(PathwayFacts.model_validate_json(self.facts_text(record)))
+        of given field names per class and equal small values one instance (states/sharing.py:
+        most of a held snapshot's memory beyond its data)."""
+        return shared(PathwayFacts.model_validate_json(self.facts_text(record)))
 
     @staticmethod
     def _assembled(pathway_id: str, text: str, rows: Mapping[str, Sequence[str]]) -> str:
