@@ -10,8 +10,9 @@ model); the conditional UPDATE, the entry's and its outbox row's INSERTs; the he
 kept for the next command. The variants differ only in what wraps those steps:
 
 - steps: BEGIN IMMEDIATE and COMMIT, and the statements, on a sqlite3 connection of its own;
-- + transaction: the same statements on the driver, inside SQLAlchemy's transaction on the
-  service's kept connection (`Connection.begin`, the listener that issues BEGIN IMMEDIATE, commit);
+- + transaction: the same statements on the driver, inside the service's own transaction on its
+  kept connection (`KeptConnection.begin`: the lease, BEGIN IMMEDIATE and COMMIT on the driver;
+  before the thirteenth pass, SQLAlchemy's `Connection.begin` with its BEGIN listener);
 - + store: `Store.holds` and `Store.append` in that transaction (their per-call checks);
 - library: `PathwayService.fire` (the retry loop, the unit of work, the policy lookup, the
   idempotency and role hooks, the result with its Day label, logging).
@@ -89,12 +90,12 @@ class Layers:
         self._kept(*done)
 
     def in_transaction(self) -> None:
-        with self.svc._connections.connect() as connection, connection.begin():
+        with self.svc._connections.begin() as connection:
             done = self._command(connection.connection.driver_connection.execute, None)
         self._kept(*done)
 
     def in_store(self) -> None:
-        with self.svc._connections.connect() as connection, connection.begin():
+        with self.svc._connections.begin() as connection:
             done = self._command(None, Store(connection, announce=self.svc.outbox))
         self._kept(*done)
 

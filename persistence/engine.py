@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from persistence.extras import missing_extra
@@ -151,14 +151,33 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, file_db: bool) ->
         # full SQLAlchemy execution path would cost more than the statement. Errors are still
         # wrapped as SQLAlchemy's, so the store translates them like any other.
         pooled = connection.connection
+        driver = pooled.driver_connection
+        if driver.in_transaction:  # type: ignore[union-attr]  # begun on the driver (KeptConnection.begin): joined
+            return
         try:
             if not pooled.info.get(_PREPARED):  # opened before a host's engine was configured
-                prepare(pooled.driver_connection, pooled.info)
-            pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                prepare(driver, pooled.info)
+            driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
         except sqlite3.Error as exc:
-            raise DBAPIError.instance(
-                "BEGIN IMMEDIATE", (), exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
-            ) from exc
+            raise driver_error(connection, "BEGIN IMMEDIATE", (), exc) from exc
+
+
+def driver_error(connection: Connection, statement: str, params: Any, exc: sqlite3.Error) -> StatementError:
+    """A sqlite3 error from a statement sent straight to the driver, as SQLAlchemy would have
+    raised it (parameters hidden), the connection invalidated if the error says it is lost."""
+    driver = connection.connection.driver_connection
+    invalidated = connection.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
+    if invalidated:
+        connection.invalidate(exc)
+    return DBAPIError.instance(
+        statement,
+        params,
+        exc,
+        sqlite3.Error,
+        hide_parameters=True,
+        connection_invalidated=invalidated,
+        dialect=connection.dialect,
+    )
 
 
 @contextmanager
@@ -180,15 +199,16 @@ def no_wait(connection: Connection) -> Iterator[None]:
 
 
 class KeptConnection:
-    """The connection of a service's last transaction, kept for its next one (SQLite).
+    """The service's own transactions, on the connection of its last one, kept (SQLite).
 
     Checking a connection out of SQLAlchemy's pool and back in (a Connection object, the
     pool's bookkeeping and events, the reset on return) costs more on SQLite than a command's
     own statements; keeping one connection between transactions saves it (benchmarks/README.md).
     At most one is kept: another thread meanwhile takes one from the pool. A connection is not
-    kept after an error, and not used again once the engine has been disposed (its pool is
-    replaced) or in a forked process. Other backends get the pool as it is: its pre-ping guards
-    a connection against a server restart. The kept connection is closed with this object.
+    kept after an error, nor with a transaction left open, and not used again once the engine
+    has been disposed (its pool is replaced) or in a forked process. Other backends get the pool
+    as it is: its pre-ping guards a connection against a server restart. The kept connection is
+    closed with this object.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -200,9 +220,18 @@ class KeptConnection:
         self._box: list[tuple[Connection, Pool, int]] = []
         weakref.finalize(self, _close_kept, self._box, self._lock)
 
-    def connect(self) -> _Lease:
-        """A connection for one transaction, kept afterwards if the block ends without error."""
-        return _Lease(self)
+    def begin(self) -> _Transaction:
+        """A connection in a transaction of its own for the block, committed at its end and
+        rolled back on an error (what `Engine.begin` gives).
+
+        On SQLite, BEGIN IMMEDIATE and COMMIT (or ROLLBACK) go straight to the driver: through
+        SQLAlchemy's transaction they cost about as much as a command's statements. A statement
+        the block runs through SQLAlchemy makes it begin its own bookkeeping, which joins the
+        driver's transaction (the BEGIN listener sees one open) and then ends it in its place.
+        A connection the library has not prepared yet (a host's engine, configured after the
+        pool opened it) takes SQLAlchemy's transaction, whose listener prepares it.
+        """
+        return _Transaction(self)
 
     def _take(self) -> tuple[Connection, Pool]:
         with self._lock:
@@ -217,7 +246,12 @@ class KeptConnection:
         return self._engine.connect(), pool
 
     def _give(self, connection: Connection, pool: Pool) -> None:
-        if self._keeps and not connection.invalidated and not connection.in_transaction():
+        if (
+            self._keeps
+            and not connection.invalidated
+            and not connection.in_transaction()
+            and not connection.connection.driver_connection.in_transaction  # type: ignore[union-attr]
+        ):
             with self._lock:
                 if not self._box:
                     self._box.append((connection, pool, os.getpid()))
@@ -225,23 +259,52 @@ class KeptConnection:
         connection.close()
 
 
-class _Lease:
-    """`KeptConnection.connect`'s block (a class, not a generator: it runs on every command)."""
+class _Transaction:
+    """`KeptConnection.begin`'s block (a class, not a generator: it runs on every command)."""
 
-    __slots__ = ("_connection", "_kept", "_pool")
+    __slots__ = ("_connection", "_kept", "_pool", "_root")
 
     def __init__(self, kept: KeptConnection) -> None:
         self._kept = kept
 
     def __enter__(self) -> Connection:
-        self._connection, self._pool = self._kept._take()
-        return self._connection
+        connection, self._pool = self._kept._take()
+        self._connection = connection
+        try:
+            pooled = connection.connection
+            if self._kept._keeps and pooled.info.get(_PREPARED):
+                self._root: RootTransaction | None = None
+                try:
+                    pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                except sqlite3.Error as exc:
+                    raise driver_error(connection, "BEGIN IMMEDIATE", (), exc) from exc
+            else:
+                self._root = connection.begin()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        connection = self._connection
+        try:
+            if self._root is not None:
+                self._root.__exit__(kind, error, trace)
+            elif connection.in_transaction():  # SQLAlchemy joined the driver's transaction: it ends it
+                (connection.commit if kind is None else connection.rollback)()
+            elif not connection.invalidated:
+                driver = connection.connection.driver_connection
+                try:
+                    (driver.commit if kind is None else driver.rollback)()  # type: ignore[union-attr]
+                except sqlite3.Error as exc:
+                    raise driver_error(connection, "COMMIT" if kind is None else "ROLLBACK", (), exc) from exc
+        except BaseException:
+            connection.close()
+            raise
         if kind is None:
-            self._kept._give(self._connection, self._pool)
+            self._kept._give(connection, self._pool)
         else:
-            self._connection.close()
+            connection.close()
 
 
 def _close_kept(box: list[tuple[Connection, Pool, int]], lock: threading.Lock) -> None:

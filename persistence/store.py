@@ -42,6 +42,7 @@ from persistence.chain import (
     hash_body,
     seal_with_body,
 )
+from persistence.engine import driver_error
 from persistence.models import ERROR_NAME_LENGTH
 from persistence.models import entries_table as E
 from persistence.models import fact_series_table as S
@@ -627,15 +628,19 @@ class _Cursor(Protocol):
 def _direct(connection: Connection, hot: _Hot) -> bool:
     """May this store call's statements skip SQLAlchemy's execution path unnoticed?
 
-    Only on pysqlite, inside an active transaction (autobegin, and the errors for a
-    transaction that must be rolled back first, are left to SQLAlchemy), with no statement
-    logging and no cursor, error or do_execute listeners. Checked on every store call:
-    listeners, logging and the transaction can change between calls.
+    Only on pysqlite, inside an active transaction, SQLAlchemy's or one begun on the driver
+    (`KeptConnection.begin`), with no statement logging and no cursor, error or do_execute
+    listeners. Outside a transaction, autobegin (and the errors for a transaction that must be
+    rolled back first) are left to SQLAlchemy. Checked on every store call: listeners, logging
+    and the transaction can change between calls.
     """
-    if not hot.pysqlite or not connection.in_transaction():
+    if not hot.pysqlite:
         return False
-    nested = connection.get_nested_transaction()
-    if nested is not None and not nested.is_active:
+    if connection.in_transaction():
+        nested = connection.get_nested_transaction()
+        if nested is not None and not nested.is_active:
+            return False
+    elif connection.invalidated or not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
         return False
     events = connection.dispatch
     dialect_events = connection.dialect.dispatch
@@ -652,22 +657,10 @@ def _run(connection: Connection, direct: bool, sql: _Sql, params: Mapping[str, A
     args = sql.args(params)
     if not direct:
         return connection.exec_driver_sql(sql.text, args)
-    driver = connection.connection.driver_connection
     try:
-        cursor: _Cursor = driver.execute(sql.text, args)  # type: ignore[union-attr]
+        cursor: _Cursor = connection.connection.driver_connection.execute(sql.text, args)  # type: ignore[union-attr]
     except sqlite3.Error as exc:
-        invalidated = connection.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
-        if invalidated:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            sql.text,
-            args,
-            exc,
-            sqlite3.Error,
-            hide_parameters=True,
-            connection_invalidated=invalidated,
-            dialect=connection.dialect,
-        ) from exc
+        raise driver_error(connection, sql.text, args, exc) from exc
     return cursor
 
 
@@ -861,8 +854,17 @@ class Store:
 
     @property
     def connection(self) -> Connection:
-        """The connection of the caller's transaction (for host lookups inside it)."""
+        """The connection of the caller's transaction (for the library's own look-ups in it)."""
         return self._connection()
+
+    def connection_for_host(self) -> Connection:
+        """The connection of the caller's transaction, for host code called inside it (a role
+        directory): with SQLAlchemy's transaction begun, so that `in_transaction()` says what is
+        true in a transaction begun on the driver too (`KeptConnection.begin`, which it joins)."""
+        connection = self._connection()
+        if not connection.in_transaction():
+            connection.begin()
+        return connection
 
     def _connection(self) -> Connection:
         # Core on the session's own connection: same transaction, no flush, no identity map.

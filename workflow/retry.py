@@ -104,14 +104,14 @@ def transient(error: HsctError, *, resend_safe: bool) -> bool:
     return False
 
 
-class Connects(Protocol):
-    """What opens the connection of a transaction: an Engine, or a KeptConnection over one."""
+class Begins(Protocol):
+    """What opens a transaction and yields its connection: an Engine, or a KeptConnection over one."""
 
-    def connect(self) -> AbstractContextManager[Connection]: ...
+    def begin(self) -> AbstractContextManager[Connection]: ...
 
 
 def own_transaction(
-    engine: Connects,
+    engine: Begins,
     work: Callable[[Connection], T],
     *,
     before_commit: str | None = None,
@@ -125,7 +125,7 @@ def own_transaction(
     """
     committing = False
     try:
-        with engine.connect() as connection, connection.begin():
+        with engine.begin() as connection:
             done = work(connection)
             if before_commit is not None:
                 crash_point(before_commit)

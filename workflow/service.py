@@ -283,7 +283,7 @@ class PathwayService:
             if session is not None:
                 yield Store(session)
                 return
-            with self._connections.connect() as own, own.begin():
+            with self._connections.begin() as own:
                 yield Store(own)
 
     # --- commands ----------------------------------------------------------------------
@@ -683,10 +683,11 @@ class PathwayService:
         if self.roles is None:
             return ()
         reasons = []
-        if who.role not in set(self.roles(store.connection, who.id)):
+        connection = store.connection_for_host()
+        if who.role not in set(self.roles(connection, who.id)):
             reasons.append("role_not_held")
         verifiers = body.verifiers if isinstance(body, BedsideCheck) else ()
-        if any(v.role not in set(self.roles(store.connection, v.id)) for v in verifiers):
+        if any(v.role not in set(self.roles(connection, v.id)) for v in verifiers):
             reasons.append("verifier_role_not_held")
         return tuple(reasons)
 

@@ -1,16 +1,20 @@
 """persistence.engine.KeptConnection: one SQLite connection kept between transactions, and given
-up whenever reusing it could be wrong (an error, a disposed engine, another process)."""
+up whenever reusing it could be wrong (an error, a disposed engine, another process); its
+transactions begun and ended on the driver, joined by what runs through SQLAlchemy."""
 
 from __future__ import annotations
 
 import gc
 import os
+import sqlite3
 import warnings
+from contextlib import nullcontext
 
 import pytest
+import sqlalchemy
 from sqlalchemy import Connection, text
 
-from persistence.engine import KeptConnection
+from persistence.engine import KeptConnection, configure_engine
 from tests.persistence.conftest import Backend
 
 
@@ -26,7 +30,7 @@ class _Failed(Exception):
 
 
 def _fail_inside(kept: KeptConnection, first: Connection) -> None:
-    with kept.connect() as connection, connection.begin():
+    with kept.begin() as connection:
         assert connection is first
         connection.execute(text("SELECT 1"))
         raise _Failed
@@ -34,7 +38,7 @@ def _fail_inside(kept: KeptConnection, first: Connection) -> None:
 
 def _used(kept: KeptConnection) -> Connection:
     """The connection one transaction ran on."""
-    with kept.connect() as connection, connection.begin():
+    with kept.begin() as connection:
         connection.execute(text("SELECT 1"))
         return connection
 
@@ -84,3 +88,61 @@ def test_the_kept_connection_closes_with_its_keeper(backend: Backend) -> None:
         gc.collect()
     assert first.closed
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def _driver(connection: Connection) -> sqlite3.Connection:
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
+def _rows(backend: Backend) -> list[tuple[str, ...]]:
+    with backend.engine().connect() as reader:
+        return [tuple(row) for row in reader.execute(text("SELECT what FROM t ORDER BY what"))]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_statements_on_the_driver_and_through_sqlalchemy_commit_or_roll_back_together(
+    kept: KeptConnection, backend: Backend, fails: bool
+) -> None:
+    with kept.begin() as connection:
+        connection.execute(text("CREATE TABLE t (what TEXT)"))
+    with pytest.raises(_Failed) if fails else nullcontext(), kept.begin() as connection:
+        assert _driver(connection).in_transaction
+        assert not connection.in_transaction()
+        _driver(connection).execute("INSERT INTO t VALUES ('driver')")
+        connection.execute(text("INSERT INTO t VALUES ('sqlalchemy')"))  # SQLAlchemy joins the transaction
+        assert connection.in_transaction()
+        if fails:
+            raise _Failed
+    assert _rows(backend) == ([] if fails else [("driver",), ("sqlalchemy",)])
+    again = _used(kept)
+    assert not _driver(again).in_transaction
+    assert not again.in_transaction()
+
+
+def test_the_write_lock_is_held_from_the_start(kept: KeptConnection, backend: Backend) -> None:
+    """BEGIN IMMEDIATE: another writer cannot begin while the block is open, though it wrote nothing yet."""
+    other = backend.engine(busy_timeout_ms=0)
+    with kept.begin(), other.connect() as second, pytest.raises(sqlalchemy.exc.OperationalError, match="locked"):
+        second.begin()
+    with other.begin() as free:  # and it is released at the end of the block
+        free.execute(text("SELECT 1"))
+
+
+def test_a_connection_opened_before_the_engine_was_configured_is_prepared_first(backend: Backend) -> None:
+    """A host's engine: its pool opened a connection before the library configured it. The
+    first transaction takes SQLAlchemy's path, whose listener sets the connection up."""
+    if backend.name != "sqlite":
+        pytest.skip("SQLite only")
+    engine = sqlalchemy.create_engine(backend.url)
+    backend.engines.append(engine)
+    with engine.connect() as early:
+        early.execute(text("SELECT 1"))  # opened and pooled, unconfigured
+    keeper = KeptConnection(configure_engine(engine))
+    with keeper.begin() as connection:
+        assert connection.in_transaction()  # SQLAlchemy's transaction, its listener ran
+        assert _driver(connection).execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    with keeper.begin() as connection:
+        assert not connection.in_transaction()
+        assert _driver(connection).in_transaction
