@@ -46,17 +46,22 @@ def _models(model: BaseModel) -> Iterator[BaseModel]:
                 yield from _models(item)
 
 
-def test_every_model_of_two_snapshots_read_from_storage_shares_its_classs_set(
-    service: PathwayService, clock: ManualClock
-) -> None:
-    """A pathway with a donor's typing, products and doses: its models of every class."""
+def _read_twice(service: PathwayService, clock: ManualClock) -> tuple[PathwayFacts, PathwayFacts, PathwayFacts]:
+    """A pathway with a donor's typing, products and doses, read from storage twice through
+    `Store.facts`, and once parsed without sharing."""
     pathway_id = run_walk(service, clock, WALKS["matched_unrelated"](), until=Phase.AWAITING_ENGRAFTMENT)
     with service.engine.connect() as connection:
         store = Store(connection)
         record = store.load(pathway_id)
         assert record is not None
-        first, second = store.facts(record), store.facts(record)
-        plain = PathwayFacts.model_validate_json(store.facts_text(record))
+        return store.facts(record), store.facts(record), PathwayFacts.model_validate_json(store.facts_text(record))
+
+
+def test_every_model_of_two_snapshots_read_from_storage_shares_its_classs_set(
+    service: PathwayService, clock: ManualClock
+) -> None:
+    """A pathway with a donor's typing, products and doses: its models of every class."""
+    first, second, plain = _read_twice(service, clock)
     assert first == second == plain
     triples = list(zip(_models(first), _models(second), _models(plain), strict=True))
     assert len({type(one) for one, _, _ in triples}) > 3
@@ -179,13 +184,7 @@ def test_the_table_of_shared_values_stays_bounded(monkeypatch: pytest.MonkeyPatc
 def test_a_snapshot_read_from_storage_shares_its_typing_and_doses_with_the_next_read(
     service: PathwayService, clock: ManualClock
 ) -> None:
-    pathway_id = run_walk(service, clock, WALKS["matched_unrelated"](), until=Phase.AWAITING_ENGRAFTMENT)
-    with service.engine.connect() as connection:
-        store = Store(connection)
-        record = store.load(pathway_id)
-        assert record is not None
-        first, second = store.facts(record), store.facts(record)
-        plain = PathwayFacts.model_validate_json(store.facts_text(record))
+    first, second, plain = _read_twice(service, clock)
     assert first.model_dump_json() == plain.model_dump_json()
     assert first.model_dump(exclude_unset=True) == plain.model_dump(exclude_unset=True)
     (donor,) = first.candidates.values()
