@@ -264,16 +264,18 @@ class _Transaction:
 
     __slots__ = ("_connection", "_kept", "_pool", "_root")
 
+    _root: RootTransaction | None  # SQLAlchemy's transaction, or None for one begun on the driver
+
     def __init__(self, kept: KeptConnection) -> None:
         self._kept = kept
 
     def __enter__(self) -> Connection:
         connection, self._pool = self._kept._take()
         self._connection = connection
+        self._root = None
         try:
             pooled = connection.connection
             if self._kept._keeps and pooled.info.get(_PREPARED):
-                self._root: RootTransaction | None = None
                 try:
                     pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
                 except sqlite3.Error as exc:
