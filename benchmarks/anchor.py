@@ -26,7 +26,8 @@ from __future__ import annotations
 import sqlite3
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,15 +103,29 @@ class EventsourcingOps:
         self.app.close()
 
 
-def anchored(where: Path, command: str) -> tuple[Database, SameStatements, EventsourcingOps]:
+LIBRARY, LIBRARY_RAW = "library fire", "library's statements, raw"
+EVENTSOURCING, EVENTSOURCING_RAW = "eventsourcing save", "eventsourcing's statements, raw"
+
+
+@contextmanager
+def anchored(where: Path, command: str) -> Iterator[tuple[Database, dict[str, Callable[[], object]]]]:
     """In `where`, at synchronous=OFF: ten pathways walked to `command`'s phase (the library's
-    database), raw sqlite3 running the library's statements on a copy, and eventsourcing."""
+    database) and the four operations timed against each other (the library's fire of
+    `command`, raw sqlite3 running its statements on a copy, eventsourcing's save and its
+    statements raw), by name; all of it closed after the block."""
     db = build(where / "library.sqlite", "small", targets=10, total=10, walk=WALKS["autologous"](),
                command=command, seed="store", batch=1000)  # fmt: skip
     copy_database(db, where / "same.sqlite")
     same = SameStatements(where / "same.sqlite", db.targets, command, busy_timeout_ms=5000)
     set_synchronous(db.svc, [same], "OFF")
-    return db, same, EventsourcingOps(where)
+    anchor = EventsourcingOps(where)
+    try:
+        yield db, {LIBRARY: library_op(db, command), LIBRARY_RAW: same.once,
+                   EVENTSOURCING: anchor.save, EVENTSOURCING_RAW: anchor.floor}  # fmt: skip
+    finally:
+        same.close()
+        anchor.close()
+        db.svc.engine.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -118,16 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
-    command = "record_adverse_event"
 
-    with workdir(args.dir, args.keep) as where:
-        db, same, anchor = anchored(where, command)
-        ops: dict[str, Callable[[], object]] = {
-            "library fire": library_op(db, command),
-            "library's statements, raw": same.once,
-            "eventsourcing save": anchor.save,
-            "eventsourcing's statements, raw": anchor.floor,
-        }
+    with workdir(args.dir, args.keep) as where, anchored(where, "record_adverse_event") as (_, ops):
         for op in ops.values():
             timed(op, args.warmup)
         print(f"synchronous=OFF, {args.repetitions} repetitions x {args.iterations} per figure, interleaved")
@@ -149,9 +156,6 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"the issue's target as a ratio: {ISSUE_TARGET_US / ISSUE_ANCHOR_US:.2f} "
               f"({ISSUE_TARGET_US:.0f} us when eventsourcing took {ISSUE_ANCHOR_US:.0f}); "
               f"on this machine that is {anchor_own * ISSUE_TARGET_US / ISSUE_ANCHOR_US:.0f} us")  # fmt: skip
-        same.close()
-        anchor.close()
-        db.svc.engine.dispose()
 
 
 if __name__ == "__main__":

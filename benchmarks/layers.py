@@ -40,8 +40,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anchor import anchored
-from fire import COMMANDS, Database, library_op, timed, us, workdir
+from anchor import EVENTSOURCING, EVENTSOURCING_RAW, LIBRARY, LIBRARY_RAW, anchored
+from fire import COMMANDS, Database, timed, us, workdir
 from floor import interleaved, interleaving_options
 
 from persistence import store as store_module
@@ -165,26 +165,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dir", help="where the databases go (default: a fresh temporary directory)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
-    with workdir(args.dir, args.keep) as where:
-        db, same, anchor = anchored(where, COMMAND)
+    with workdir(args.dir, args.keep) as where, anchored(where, COMMAND) as (db, reference):
         layers = Layers(db)
-        ops: dict[str, Callable[[], object]] = {
-            "library": library_op(db, COMMAND),
-            **layers.ops(),
-            "statements raw": same.once,
-            "eventsourcing save": anchor.save,
-            "eventsourcing raw": anchor.floor,
-        }
+        ops = {**reference, **layers.ops()}
         for op in ops.values():
             timed(op, args.warmup)
         print(f"synchronous=OFF, {args.repetitions} repetitions x {args.iterations} per figure, interleaved; "
               "own Python = median - the library's statements raw, and its ratio to eventsourcing's own")  # fmt: skip
-        ratios: dict[str, list[float]] = {name: [] for name in ("library", *LAYERS)}
+        ratios: dict[str, list[float]] = {name: [] for name in (LIBRARY, *LAYERS)}
         for rep in range(1, args.repetitions + 1):
             medians = {name: us(statistics.median(values)) for name, values in
                        interleaved(ops, args.iterations, args.rounds).items()}  # fmt: skip
-            floor = medians["statements raw"]
-            anchor_own = medians["eventsourcing save"] - medians["eventsourcing raw"]
+            floor = medians[LIBRARY_RAW]
+            anchor_own = medians[EVENTSOURCING] - medians[EVENTSOURCING_RAW]
             for name in ratios:
                 ratios[name].append((medians[name] - floor) / anchor_own)
             print(f"repetition {rep}: eventsourcing {anchor_own:.0f} us; " + ", ".join(
@@ -194,9 +187,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = verify_log(db.svc.engine)
         print(f"chain after the run: {'verifies' if result.ok else result.first}")
         layers.close()
-        same.close()
-        anchor.close()
-        db.svc.engine.dispose()
 
 
 if __name__ == "__main__":

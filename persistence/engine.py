@@ -205,10 +205,9 @@ class KeptConnection:
     pool's bookkeeping and events, the reset on return) costs more on SQLite than a command's
     own statements; keeping one connection between transactions saves it (benchmarks/README.md).
     At most one is kept: another thread meanwhile takes one from the pool. A connection is not
-    kept after an error, nor with a transaction left open, and not used again once the engine
-    has been disposed (its pool is replaced) or in a forked process. Other backends get the pool
-    as it is: its pre-ping guards a connection against a server restart. The kept connection is
-    closed with this object.
+    kept after an error, and not used again once the engine has been disposed (its pool is
+    replaced) or in a forked process. Other backends get the pool as it is: its pre-ping guards
+    a connection against a server restart. The kept connection is closed with this object.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -246,12 +245,7 @@ class KeptConnection:
         return self._engine.connect(), pool
 
     def _give(self, connection: Connection, pool: Pool) -> None:
-        if (
-            self._keeps
-            and not connection.invalidated
-            and not connection.in_transaction()
-            and not connection.connection.driver_connection.in_transaction  # type: ignore[union-attr]
-        ):
+        if self._keeps and not connection.invalidated and not connection.in_transaction():
             with self._lock:
                 if not self._box:
                     self._box.append((connection, pool, os.getpid()))
@@ -276,10 +270,7 @@ class _Transaction:
         try:
             pooled = connection.connection
             if self._kept._keeps and pooled.info.get(_PREPARED):
-                try:
-                    pooled.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-                except sqlite3.Error as exc:
-                    raise driver_error(connection, "BEGIN IMMEDIATE", (), exc) from exc
+                _on_driver(connection, "BEGIN IMMEDIATE")
             else:
                 self._root = connection.begin()
         except BaseException:
@@ -295,11 +286,7 @@ class _Transaction:
             elif connection.in_transaction():  # SQLAlchemy joined the driver's transaction: it ends it
                 (connection.commit if kind is None else connection.rollback)()
             elif not connection.invalidated:
-                driver = connection.connection.driver_connection
-                try:
-                    (driver.commit if kind is None else driver.rollback)()  # type: ignore[union-attr]
-                except sqlite3.Error as exc:
-                    raise driver_error(connection, "COMMIT" if kind is None else "ROLLBACK", (), exc) from exc
+                _on_driver(connection, "COMMIT" if kind is None else "ROLLBACK")
         except BaseException:
             connection.close()
             raise
@@ -307,6 +294,15 @@ class _Transaction:
             self._kept._give(connection, self._pool)
         else:
             connection.close()
+
+
+def _on_driver(connection: Connection, statement: str) -> None:
+    """BEGIN IMMEDIATE, COMMIT or ROLLBACK on the connection's sqlite3 connection; an error as
+    SQLAlchemy's (`driver_error`)."""
+    try:
+        connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise driver_error(connection, statement, (), exc) from exc
 
 
 def _close_kept(box: list[tuple[Connection, Pool, int]], lock: threading.Lock) -> None:
