@@ -3,7 +3,8 @@
 Each journey is one of the walks of tests/walks.py (autologous; matched sibling, matched
 unrelated, mismatched unrelated and haploidentical donors; cord blood), in turn, for a patient
 of its own, every command through `PathwayService` in its own transaction, on a durable
-database (SQLite: WAL, synchronous=FULL, as the library configures it). With
+database (SQLite: WAL, synchronous=FULL, as the library configures it; one worker process, or
+`--sqlite-workers`, which share SQLite's one write lock). With
 HSCT_TEST_POSTGRES_URL set, the same journeys run on PostgreSQL (a fresh schema per run) with
 1, 2 and 4 worker processes. A rich progress bar counts journeys; the chain is verified after
 every run. Each run also prints the CPU time its workers used (user and system, from the
@@ -13,6 +14,7 @@ README.md.
 
     .venv/bin/python benchmarks/journeys.py                 # 10,000 journeys
     .venv/bin/python benchmarks/journeys.py --journeys 300  # a quick run
+    .venv/bin/python benchmarks/journeys.py --journeys 1000 --sqlite-workers 1 2  # SQLite, 1 and 2 processes
 """
 
 from __future__ import annotations
@@ -141,14 +143,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--journeys", type=int, default=10_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="PostgreSQL worker counts")
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="SQLite worker processes (each count on a fresh database; they share SQLite's one write lock)",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--dir", help="where the SQLite database goes (default: a fresh temporary directory)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} CPU(s) for client and database server together; routes: {', '.join(ROUTES)}")
     if not args.skip_sqlite:
-        with workdir(args.dir, args.keep) as where:
-            run(f"sqlite:///{where / 'journeys.sqlite'}", args.journeys, 1, "SQLite")
+        for workers in args.sqlite_workers:
+            with workdir(args.dir, args.keep) as where:
+                run(f"sqlite:///{where / f'journeys-{workers}.sqlite'}", args.journeys, workers, "SQLite")
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         print(f"PostgreSQL skipped: {POSTGRES_ENV} is not set")

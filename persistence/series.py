@@ -145,6 +145,10 @@ def _heads_member(heads: Mapping[str, SeriesHead]) -> str:
     return "{" + ",".join(f'"{name}":[{head.count},"{head.head}"]' for name, head in heads.items()) + "}"
 
 
+_series_of: Final = itemgetter(*SERIES_FIELDS)  # the series fields' values from a model's __dict__
+_NO_SERIES: Final = ((),) * len(SERIES_FIELDS)  # a new pathway's "before"
+
+
 def _unchanged_prefix(before: tuple[object, ...], after: tuple[object, ...]) -> bool:
     """Does `after` start with the values of `before`? The fold appends to the tuple it was
     given, so this is a comparison of the same objects (tuple equality checks identity first,
@@ -161,14 +165,13 @@ def split_facts(
     stored = heads_in(before_text) if before_text is not None else {}
     heads: dict[str, SeriesHead] = {}
     writes: list[SeriesWrite] = []
-    for name in SERIES_FIELDS:
-        values = getattr(facts, name)
-        old_values = getattr(before, name) if before is not None else ()
+    olds = _series_of(before.__dict__) if before is not None else _NO_SERIES
+    for name, values, old_values in zip(SERIES_FIELDS, _series_of(facts.__dict__), olds, strict=True):
         old = stored.get(name, EMPTY)
         if old.count == len(old_values) and (values is old_values or _unchanged_prefix(old_values, values)):
-            added = tuple(value.model_dump_json() for value in values[old.count :])
             head = old
-            if added:
+            if len(values) > old.count:  # most commands add to no series: nothing to dump then
+                added = tuple(value.model_dump_json() for value in values[old.count :])
                 head = old.extended(added)
                 writes.append(SeriesWrite(name, old.count, added, replace=False))
         else:
@@ -178,9 +181,8 @@ def split_facts(
         if head.count:
             heads[name] = head
     made = _members(facts, before, members)
-    text = (b"{" + b",".join(made) + b"}").decode()
-    if heads:
-        text = f"{_PREFIX}{_heads_member(heads)},{text[1:]}"
+    body = b",".join(made).decode()
+    text = f"{_PREFIX}{_heads_member(heads)},{body}}}" if heads else f"{{{body}}}"
     return Split(text, tuple(writes), made)
 
 
