@@ -156,9 +156,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} CPU(s) for client and database server together; routes: {', '.join(ROUTES)}")
     if not args.skip_sqlite:
-        for workers in args.sqlite_workers:
+        for number, workers in enumerate(args.sqlite_workers, start=1):  # a file per run: `1 2 1 2` repeats
             with workdir(args.dir, args.keep) as where:
-                run(f"sqlite:///{where / f'journeys-{workers}.sqlite'}", args.journeys, workers, "SQLite")
+                run(f"sqlite:///{where / f'journeys-{number}.sqlite'}", args.journeys, workers, "SQLite")
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         print(f"PostgreSQL skipped: {POSTGRES_ENV} is not set")
